@@ -1,0 +1,36 @@
+# The two commands: `make run` brings everything up, `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export FLASK_APP := wsgi
+PYTEST_ARGS ?=
+
+.PHONY: run test bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/activate
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/activate
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime
+
+## Set up and run web, worker, scheduler, embedded Redis and demo traffic (Ctrl-C stops all).
+run: $(VENV)/.runtime
+	$(BIN)/flask db upgrade
+	$(BIN)/flask seed-demo --if-empty
+	DEMO_TRAFFIC=$${DEMO_TRAFFIC:-1} $(BIN)/flask run-all
+
+## Run the whole test suite (SQLite and embedded Redis unless TEST_DATABASE_URL / TEST_REDIS_URL are set).
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; if [ $$status -eq 5 ]; then echo "no tests selected"; exit 0; fi; exit $$status
+
+## Run every benchmark in tests/perf and print `name: value` lines.
+bench: $(VENV)/.dev
+	@for script in tests/perf/bench_*.py; do echo "# $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) instance

@@ -1,0 +1,73 @@
+"""`flask` commands for administrators and for running the whole stack."""
+from __future__ import annotations
+
+import click
+import sqlalchemy as sa
+from flask import Flask
+from flask.cli import AppGroup
+
+from dashboard.extensions import db
+from dashboard.models import Membership, Organization, User
+
+users_cli = AppGroup("users", help="Manage users.")
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--name", default="", help="Display name (defaults to the email).")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--org", "org_slugs", multiple=True, help="Slug of an organization to administer (repeatable).")
+@click.option("--global-admin", is_flag=True, help="Make the user a global administrator.")
+def create_user(email: str, name: str, password: str, org_slugs: tuple[str, ...], global_admin: bool) -> None:
+    """Create a user who administers the given organizations, or the platform."""
+    email = email.strip().lower()
+    if db.session.scalar(sa.select(User).where(User.email == email)):
+        raise click.ClickException(f"a user with email {email} exists already")
+    if len(password) < 10:
+        raise click.ClickException("the password must be at least 10 characters")
+    orgs = []
+    for slug in org_slugs:
+        org = db.session.scalar(sa.select(Organization).where(Organization.slug == slug))
+        if org is None:
+            raise click.ClickException(f"no organization with slug {slug!r}")
+        orgs.append(org)
+    if not orgs and not global_admin:
+        raise click.ClickException("give --org SLUG at least once, or --global-admin")
+    user = User(email=email, name=name or email, is_global_admin=global_admin)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.flush()
+    db.session.add_all(Membership(user_id=user.id, organization_id=o.id) for o in orgs)
+    db.session.commit()
+    click.echo(f"Created {email}" + (" (global admin)" if global_admin else f" for {', '.join(org_slugs)}"))
+
+
+@click.command("seed-demo")
+@click.option("--if-empty", is_flag=True, help="Do nothing when any organization exists.")
+def seed_demo_command(if_empty: bool) -> None:
+    """Create the demo organizations, admins and records (safe to run twice)."""
+    from dashboard.demo import seed_demo
+
+    if if_empty and db.session.scalar(sa.select(sa.func.count()).select_from(Organization)):
+        click.echo("Demo data: the database has organizations already; nothing seeded.")
+        return
+    logins = seed_demo()
+    click.echo("Demo logins (email / password):")
+    for email, password in logins:
+        click.echo(f"  {email} / {password}")
+
+
+@click.command("run-all")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+def run_all_command(host: str, port: int) -> None:
+    """Run web (gunicorn + gevent), an RQ worker and the RQ cron scheduler until Ctrl-C."""
+    from dashboard.supervisor import run_all
+
+    raise SystemExit(run_all(host, port))
+
+
+def register_commands(app: Flask) -> None:
+    app.cli.add_command(users_cli)
+    app.cli.add_command(seed_demo_command)
+    app.cli.add_command(run_all_command)

@@ -1,0 +1,59 @@
+"""Settings from environment variables, with safe defaults for a laptop."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_PATH = Path(os.environ.get("INSTANCE_PATH", PROJECT_ROOT / "instance"))
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return default if value in (None, "") else int(value)
+
+
+def embedded_redis_socket() -> Path:
+    """The fixed socket the embedded Redis listens on, shared by web, worker and cron."""
+    return INSTANCE_PATH / "redis.sock"
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{INSTANCE_PATH / 'dashboard.sqlite3'}"
+
+
+def default_redis_url() -> str:
+    return f"unix://{embedded_redis_socket()}"
+
+
+class Config:
+    """Read once per app; `create_app(config)` may override any key."""
+
+    def __init__(self) -> None:
+        self.SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-change-me")
+        self.SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or default_database_url()
+        self.REDIS_URL = os.environ.get("REDIS_URL") or default_redis_url()
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+        self.REMEMBER_COOKIE_HTTPONLY = True
+        self.WTF_CSRF_TIME_LIMIT = None
+        self.BABEL_DEFAULT_LOCALE = os.environ.get("BABEL_DEFAULT_LOCALE", "en")
+        self.LOGIN_MAX_FAILURES = _int("LOGIN_MAX_FAILURES", 5)
+        self.LOGIN_LOCKOUT_SECONDS = _int("LOGIN_LOCKOUT_SECONDS", 300)
+        self.SYNC_INTERVAL_SECONDS = _int("SYNC_INTERVAL_SECONDS", 300)
+        self.SYNC_BATCH_SIZE = _int("SYNC_BATCH_SIZE", 200)
+        self.SYNC_MAX_AUTO_ATTEMPTS = _int("SYNC_MAX_AUTO_ATTEMPTS", 5)
+        self.API_MAX_ATTEMPTS_PER_REQUEST = _int("API_MAX_ATTEMPTS_PER_REQUEST", 1000)
+        self.MAX_CONTENT_LENGTH = _int("API_MAX_BODY_BYTES", 1_048_576)
+        self.QUEUE_ALERTS = os.environ.get("QUEUE_ALERTS", "alerts")
+        self.QUEUE_SYNC = os.environ.get("QUEUE_SYNC", "sync")
+        self.DEMO_TRAFFIC = _bool("DEMO_TRAFFIC", False)

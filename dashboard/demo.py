@@ -1,0 +1,103 @@
+"""Demo data: three organizations, their admins, a global admin and a few hundred records each."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from dashboard.extensions import db
+from dashboard.models import Connector, Membership, Organization, PlatformSettings, SyncRecord, User, utcnow
+
+DEMO_PASSWORD = "demo-password"
+
+VOLUNTEERS = [
+    "Kari Nordmann", "Ola Hansen", "Ingrid Johansen", "Lars Olsen", "Sigrid Larsen", "Knut Andersen",
+    "Astrid Pedersen", "Per Nilsen", "Solveig Kristiansen", "Bjørn Jensen", "Liv Karlsen", "Erik Berg",
+    "Ragnhild Haugen", "Tor Hagen", "Marit Eriksen", "Nils Dahl", "Åse Solberg", "Jon Bakken",
+]
+RECORD_TYPES = {
+    "expense_claim": ("Utlegg", (150_00, 4_500_00)),
+    "mileage_claim": ("Kjøregodtgjørelse", (80_00, 2_400_00)),
+    "reimbursement_payment": ("Refusjon", (500_00, 12_000_00)),
+}
+
+
+@dataclass(frozen=True)
+class DemoOrg:
+    slug: str
+    name: str
+    admin_email: str
+    scenario: dict
+    records: int
+    stale_records: int
+
+
+DEMO_ORGS = [
+    DemoOrg("blindeforbundet", "Norges Blindeforbund", "admin@blindeforbundet.example",
+            {"scenario": "period_locked", "record_type": "mileage_claim"}, 320, 0),
+    DemoOrg("hlf", "Hørselshemmedes Landsforbund (HLF)", "admin@hlf.example",
+            {"scenario": "mapping_missing", "share": 0.2, "seed": 7}, 280, 12),
+    DemoOrg("folkehjelp", "Norsk Folkehjelp", "admin@folkehjelp.example",
+            {"scenario": "healthy"}, 240, 0),
+]
+GLOBAL_ADMIN = "global@platform.example"
+
+
+def seed_demo(now: datetime | None = None) -> list[tuple[str, str]]:
+    """Create the demo world unless it exists; return (login, password) pairs. Safe to run twice."""
+    now = now or utcnow()
+    rng = random.Random(2026)
+    if db.session.get(PlatformSettings, 1) is None:
+        db.session.add(PlatformSettings(id=1, incident_min_organizations=2, grouping_wait_seconds=60))
+    logins: list[tuple[str, str]] = []
+    for spec in DEMO_ORGS:
+        org = db.session.scalar(sa.select(Organization).where(Organization.slug == spec.slug))
+        if org is None:
+            org = Organization(slug=spec.slug, name=spec.name)
+            db.session.add(org)
+            db.session.flush()
+            connector = Connector(organization_id=org.id, name="Sandbox regnskap", provider="sandbox",
+                                  enabled=True, settings=dict(spec.scenario))
+            db.session.add(connector)
+            db.session.flush()
+            db.session.add_all(_records(org, connector, spec, rng, now))
+        _ensure_user(spec.admin_email, f"Admin {spec.name}", org=org)
+        logins.append((spec.admin_email, DEMO_PASSWORD))
+    _ensure_user(GLOBAL_ADMIN, "Global admin", global_admin=True)
+    logins.append((GLOBAL_ADMIN, DEMO_PASSWORD))
+    db.session.commit()
+    return logins
+
+
+def _ensure_user(email: str, name: str, org: Organization | None = None, global_admin: bool = False) -> User:
+    user = db.session.scalar(sa.select(User).where(User.email == email))
+    if user is None:
+        user = User(email=email, name=name, is_global_admin=global_admin)
+        user.set_password(DEMO_PASSWORD)
+        db.session.add(user)
+        db.session.flush()
+    if org is not None and org.id not in user.organization_ids():
+        db.session.add(Membership(user_id=user.id, organization_id=org.id, role="admin"))
+        db.session.flush()
+        db.session.refresh(user)
+    return user
+
+
+def _records(org: Organization, connector: Connector, spec: DemoOrg, rng: random.Random,
+             now: datetime) -> list[SyncRecord]:
+    records = []
+    types = list(RECORD_TYPES)
+    for i in range(spec.records):
+        record_type = types[i % len(types)]
+        label, (low, high) = RECORD_TYPES[record_type]
+        stale = i < spec.stale_records
+        approved = now - (timedelta(hours=rng.uniform(49, 96)) if stale else timedelta(minutes=rng.uniform(1, 600)))
+        records.append(SyncRecord(
+            organization_id=org.id, connector_id=connector.id, record_type=record_type,
+            source_ref=f"{spec.slug}-{i + 1:05d}", volunteer=rng.choice(VOLUNTEERS),
+            description=f"{label} {i + 1}", amount_minor=rng.randrange(low, high, 50), currency="NOK",
+            approved_at=approved, status="pending", next_attempt_at=None,
+        ))
+    return records

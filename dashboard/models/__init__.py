@@ -1,0 +1,31 @@
+"""Typed models by area; importing this module registers them all."""
+from dashboard.models.alerts import Alert, AlertEvent, AlertRecord, Notification
+from dashboard.models.base import utcnow
+from dashboard.models.sync_log import (
+    Connector,
+    HourlyAttemptCount,
+    RecordAction,
+    SyncAttempt,
+    SyncBatch,
+    SyncRecord,
+)
+from dashboard.models.tenancy import ApiToken, Membership, Organization, PlatformSettings, User
+
+__all__ = [
+    "Alert",
+    "AlertEvent",
+    "AlertRecord",
+    "ApiToken",
+    "Connector",
+    "HourlyAttemptCount",
+    "Membership",
+    "Notification",
+    "Organization",
+    "PlatformSettings",
+    "RecordAction",
+    "SyncAttempt",
+    "SyncBatch",
+    "SyncRecord",
+    "User",
+    "utcnow",
+]

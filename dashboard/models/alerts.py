@@ -1,0 +1,126 @@
+"""Alerts, their affected records, their events (the alert side of the sync log) and notifications."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from dashboard.extensions import db
+from dashboard.models.base import enum_check, utcnow
+
+RULES = ("consecutive_failures", "error_threshold", "stale_sync", "platform_incident")
+ALERT_STATUSES = ("open", "resolved")
+ALERT_EVENT_KINDS = ("raised", "joined", "notified", "resolved", "announced", "folded", "updated")
+NOTIFICATION_EVENTS = ("raised", "resolved")
+
+
+class Alert(db.Model):
+    """An open or resolved condition. Platform alerts have no organization."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        enum_check("rule", RULES, "rule"),
+        enum_check("status", ALERT_STATUSES, "status"),
+        sa.CheckConstraint(
+            "(status = 'open' AND resolved_at IS NULL) OR (status = 'resolved' AND resolved_at IS NOT NULL)",
+            name="resolved_at_iff_resolved",
+        ),
+        sa.CheckConstraint(
+            "(rule = 'platform_incident') = (organization_id IS NULL)", name="platform_has_no_org"
+        ),
+        sa.Index(
+            "uq_alerts_open_fingerprint",
+            "fingerprint",
+            unique=True,
+            sqlite_where=sa.text("status = 'open'"),
+            postgresql_where=sa.text("status = 'open'"),
+        ),
+        sa.Index("ix_alerts_org_status_opened", "organization_id", "status", "opened_at"),
+        sa.Index(
+            "ix_alerts_global_due",
+            "global_due_at",
+            sqlite_where=sa.text("global_due_at IS NOT NULL AND global_announced_at IS NULL"),
+            postgresql_where=sa.text("global_due_at IS NOT NULL AND global_announced_at IS NULL"),
+        ),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    organization_id: so.Mapped[Optional[int]] = so.mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    connector_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("connectors.id", ondelete="SET NULL"))
+    rule: so.Mapped[str] = so.mapped_column(sa.String(30))
+    fingerprint: so.Mapped[str] = so.mapped_column(sa.String(200))
+    status: so.Mapped[str] = so.mapped_column(sa.String(10), default="open")
+    record_type: so.Mapped[Optional[str]] = so.mapped_column(sa.String(40))
+    error_code: so.Mapped[Optional[str]] = so.mapped_column(sa.String(40))
+    error_message: so.Mapped[Optional[str]] = so.mapped_column(sa.String(1000))
+    title: so.Mapped[str] = so.mapped_column(sa.String(300))
+    body: so.Mapped[str] = so.mapped_column(sa.Text, default="")
+    details: so.Mapped[dict[str, Any]] = so.mapped_column(sa.JSON, default=dict)
+    affected_count: so.Mapped[int] = so.mapped_column(default=0)
+    opened_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    last_seen_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    resolved_at: so.Mapped[Optional[datetime]]
+    global_due_at: so.Mapped[Optional[datetime]]
+    global_announced_at: so.Mapped[Optional[datetime]]
+
+    organization: so.Mapped[Optional["Organization"]] = so.relationship()  # noqa: F821
+
+
+class AlertRecord(db.Model):
+    """A record affected by an alert; a record joins an alert once."""
+
+    __tablename__ = "alert_records"
+    __table_args__ = (sa.Index("ix_alert_records_record", "record_id"),)
+
+    alert_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True)
+    record_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("sync_records.id", ondelete="CASCADE"), primary_key=True
+    )
+    joined_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+
+
+class AlertEvent(db.Model):
+    """What happened to an alert and when: the alert side of the sync log."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (
+        enum_check("kind", ALERT_EVENT_KINDS, "kind"),
+        sa.Index("ix_alert_events_alert_time", "alert_id", "at"),
+        sa.Index("ix_alert_events_record_time", "record_id", "at"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    alert_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("alerts.id", ondelete="CASCADE"))
+    kind: so.Mapped[str] = so.mapped_column(sa.String(20))
+    at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    record_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("sync_records.id", ondelete="CASCADE"))
+    user_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    detail: so.Mapped[str] = so.mapped_column(sa.String(1000), default="")
+
+
+class Notification(db.Model):
+    """One alert event (raised or resolved) delivered to one user, at most once."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        sa.UniqueConstraint("alert_id", "user_id", "event"),
+        enum_check("event", NOTIFICATION_EVENTS, "event"),
+        sa.Index("ix_notifications_user_created", "user_id", "created_at"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    alert_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("alerts.id", ondelete="CASCADE"))
+    event: so.Mapped[str] = so.mapped_column(sa.String(10))
+    organization_id: so.Mapped[Optional[int]] = so.mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    title: so.Mapped[str] = so.mapped_column(sa.String(300))
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    read_at: so.Mapped[Optional[datetime]]
+
+    alert: so.Mapped[Alert] = so.relationship()

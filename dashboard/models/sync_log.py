@@ -1,0 +1,176 @@
+"""Connectors, the records they sync, and the sync log (batches and attempts)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from dashboard.extensions import db
+from dashboard.models.base import enum_check, utcnow
+
+PROVIDERS = ("sandbox", "http")
+RECORD_TYPES = ("expense_claim", "mileage_claim", "reimbursement_payment")
+RECORD_STATUSES = ("pending", "synced", "failed", "excluded")
+OUTCOMES = ("success", "failure")
+BATCH_SOURCES = ("orchestrator", "api")
+RECORD_ACTIONS = ("retry", "exclude", "include")
+
+
+class Connector(db.Model):
+    """An organization's link to its accounting system."""
+
+    __tablename__ = "connectors"
+    __table_args__ = (enum_check("provider", PROVIDERS, "provider"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    organization_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: so.Mapped[str] = so.mapped_column(sa.String(100))
+    provider: so.Mapped[str] = so.mapped_column(sa.String(20), default="sandbox")
+    enabled: so.Mapped[bool] = so.mapped_column(default=True)
+    settings: so.Mapped[dict[str, Any]] = so.mapped_column(sa.JSON, default=dict)
+    secret: so.Mapped[Optional[str]] = so.mapped_column(sa.String(500))
+    last_success_at: so.Mapped[Optional[datetime]]
+    last_batch_at: so.Mapped[Optional[datetime]]
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+
+    organization: so.Mapped["Organization"] = so.relationship(back_populates="connectors")  # noqa: F821
+
+
+
+class SyncRecord(db.Model):
+    """One approved record that must reach the accounting system."""
+
+    __tablename__ = "sync_records"
+    __table_args__ = (
+        sa.UniqueConstraint("connector_id", "source_ref"),
+        enum_check("record_type", RECORD_TYPES, "record_type"),
+        enum_check("status", RECORD_STATUSES, "status"),
+        sa.CheckConstraint("amount_minor >= 0", name="amount_nonnegative"),
+        sa.CheckConstraint("consecutive_failures >= 0", name="streak_nonnegative"),
+        sa.Index("ix_sync_records_org_status_approved", "organization_id", "status", "approved_at"),
+        sa.Index("ix_sync_records_connector_due", "connector_id", "status", "next_attempt_at"),
+        sa.Index("ix_sync_records_connector_status_approved", "connector_id", "status", "approved_at"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    organization_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("organizations.id", ondelete="CASCADE"))
+    connector_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("connectors.id", ondelete="CASCADE"))
+    record_type: so.Mapped[str] = so.mapped_column(sa.String(40))
+    source_ref: so.Mapped[str] = so.mapped_column(sa.String(100))
+    volunteer: so.Mapped[str] = so.mapped_column(sa.String(200), default="")
+    description: so.Mapped[str] = so.mapped_column(sa.String(500), default="")
+    amount_minor: so.Mapped[int] = so.mapped_column(sa.BigInteger)
+    currency: so.Mapped[str] = so.mapped_column(sa.String(3), default="NOK")
+    approved_at: so.Mapped[datetime]
+    status: so.Mapped[str] = so.mapped_column(sa.String(20), default="pending")
+    consecutive_failures: so.Mapped[int] = so.mapped_column(default=0)
+    auto_attempts: so.Mapped[int] = so.mapped_column(default=0)
+    next_attempt_at: so.Mapped[Optional[datetime]]
+    last_attempt_at: so.Mapped[Optional[datetime]]
+    last_error_code: so.Mapped[Optional[str]] = so.mapped_column(sa.String(40))
+    last_error_message: so.Mapped[Optional[str]] = so.mapped_column(sa.String(1000))
+    synced_at: so.Mapped[Optional[datetime]]
+    external_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(200))
+    excluded_reason: so.Mapped[Optional[str]] = so.mapped_column(sa.String(500))
+
+    connector: so.Mapped[Connector] = so.relationship()
+
+
+class SyncBatch(db.Model):
+    """One orchestrator run for one connector, or one ingested payload."""
+
+    __tablename__ = "sync_batches"
+    __table_args__ = (
+        enum_check("source", BATCH_SOURCES, "source"),
+        sa.UniqueConstraint("organization_id", "idempotency_key"),
+        sa.Index(
+            "ix_sync_batches_unevaluated",
+            "finished_at",
+            sqlite_where=sa.text("evaluated_at IS NULL"),
+            postgresql_where=sa.text("evaluated_at IS NULL"),
+        ),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    organization_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    connector_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("connectors.id", ondelete="CASCADE"))
+    source: so.Mapped[str] = so.mapped_column(sa.String(20), default="orchestrator")
+    started_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    finished_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    attempt_count: so.Mapped[int] = so.mapped_column(default=0)
+    failure_count: so.Mapped[int] = so.mapped_column(default=0)
+    stopped_reason: so.Mapped[Optional[str]] = so.mapped_column(sa.String(40))
+    evaluated_at: so.Mapped[Optional[datetime]]
+    idempotency_key: so.Mapped[Optional[str]] = so.mapped_column(sa.String(200))
+    response_body: so.Mapped[Optional[dict[str, Any]]] = so.mapped_column(sa.JSON)
+
+
+class SyncAttempt(db.Model):
+    """The sync log: one row per push attempt, never updated."""
+
+    __tablename__ = "sync_attempts"
+    __table_args__ = (
+        enum_check("outcome", OUTCOMES, "outcome"),
+        sa.CheckConstraint("failure_streak >= 0", name="streak_nonnegative"),
+        sa.CheckConstraint(
+            "(outcome = 'success' AND error_code IS NULL) OR (outcome = 'failure' AND error_code IS NOT NULL)",
+            name="error_code_iff_failure",
+        ),
+        sa.Index("ix_sync_attempts_record_time", "record_id", "attempted_at"),
+        sa.Index("ix_sync_attempts_batch", "batch_id"),
+        sa.Index(
+            "ix_sync_attempts_org_failures",
+            "organization_id",
+            "attempted_at",
+            "id",
+            sqlite_where=sa.text("outcome = 'failure'"),
+            postgresql_where=sa.text("outcome = 'failure'"),
+        ),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    organization_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("organizations.id", ondelete="CASCADE"))
+    batch_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("sync_batches.id", ondelete="CASCADE"))
+    record_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("sync_records.id", ondelete="CASCADE"))
+    attempted_at: so.Mapped[datetime]
+    outcome: so.Mapped[str] = so.mapped_column(sa.String(10))
+    error_code: so.Mapped[Optional[str]] = so.mapped_column(sa.String(40))
+    error_message: so.Mapped[Optional[str]] = so.mapped_column(sa.String(1000))
+    failure_streak: so.Mapped[int] = so.mapped_column(default=0)
+    triggered_by_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class RecordAction(db.Model):
+    """An administrator's action on a record: retry, exclude or include, with who and why."""
+
+    __tablename__ = "record_actions"
+    __table_args__ = (
+        enum_check("action", RECORD_ACTIONS, "action"),
+        sa.Index("ix_record_actions_record_time", "record_id", "created_at"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    record_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("sync_records.id", ondelete="CASCADE"))
+    user_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    action: so.Mapped[str] = so.mapped_column(sa.String(20))
+    reason: so.Mapped[Optional[str]] = so.mapped_column(sa.String(500))
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+
+
+class HourlyAttemptCount(db.Model):
+    """Attempts per organization and hour, kept as batches land, for display and charts."""
+
+    __tablename__ = "hourly_attempt_counts"
+
+    organization_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: so.Mapped[datetime] = so.mapped_column(primary_key=True)
+    successes: so.Mapped[int] = so.mapped_column(default=0)
+    failures: so.Mapped[int] = so.mapped_column(default=0)

@@ -1,0 +1,130 @@
+"""Organizations, their administrators and their API tokens."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from flask_login import UserMixin
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from dashboard.extensions import db
+from dashboard.models.base import utcnow
+
+
+class Organization(db.Model):
+    __tablename__ = "organizations"
+    __table_args__ = (
+        sa.CheckConstraint("consecutive_failure_threshold >= 1", name="consecutive_positive"),
+        sa.CheckConstraint("error_threshold >= 1", name="error_threshold_positive"),
+        sa.CheckConstraint("error_window_hours >= 1", name="error_window_positive"),
+        sa.CheckConstraint("stale_after_hours >= 1", name="stale_positive"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    slug: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    name: so.Mapped[str] = so.mapped_column(sa.String(200))
+    timezone: so.Mapped[str] = so.mapped_column(sa.String(64), default="Europe/Oslo")
+    consecutive_failure_threshold: so.Mapped[int] = so.mapped_column(default=3)
+    error_threshold: so.Mapped[int] = so.mapped_column(default=10)
+    error_window_hours: so.Mapped[int] = so.mapped_column(default=24)
+    stale_after_hours: so.Mapped[int] = so.mapped_column(default=48)
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+
+    connectors: so.Mapped[list["Connector"]] = so.relationship(  # noqa: F821
+        back_populates="organization", order_by="Connector.id"
+    )
+    memberships: so.Mapped[list["Membership"]] = so.relationship(back_populates="organization")
+
+    def __repr__(self) -> str:
+        return f"<Organization {self.slug}>"
+
+
+class PlatformSettings(db.Model):
+    """The single row of platform-wide settings that global admins edit."""
+
+    __tablename__ = "platform_settings"
+    __table_args__ = (
+        sa.CheckConstraint("id = 1", name="single_row"),
+        sa.CheckConstraint("incident_min_organizations >= 2", name="incident_min"),
+        sa.CheckConstraint("grouping_wait_seconds >= 0", name="grouping_wait_nonnegative"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True, default=1)
+    incident_min_organizations: so.Mapped[int] = so.mapped_column(default=2)
+    grouping_wait_seconds: so.Mapped[int] = so.mapped_column(default=60)
+
+    @classmethod
+    def load(cls) -> "PlatformSettings":
+        return db.session.get(cls, 1) or cls(id=1, incident_min_organizations=2, grouping_wait_seconds=60)
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    email: so.Mapped[str] = so.mapped_column(sa.String(254), unique=True)
+    name: so.Mapped[str] = so.mapped_column(sa.String(200))
+    password_hash: so.Mapped[str] = so.mapped_column(sa.String(256))
+    is_global_admin: so.Mapped[bool] = so.mapped_column(default=False)
+    failed_logins: so.Mapped[int] = so.mapped_column(default=0)
+    locked_until: so.Mapped[Optional[datetime]]
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+
+    memberships: so.Mapped[list["Membership"]] = so.relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    def organization_ids(self) -> set[int]:
+        return {m.organization_id for m in self.memberships}
+
+    def can_read(self, organization_id: int) -> bool:
+        return self.is_global_admin or organization_id in self.organization_ids()
+
+    def __repr__(self) -> str:
+        return f"<User {self.email}>"
+
+
+class Membership(db.Model):
+    """A user administering an organization."""
+
+    __tablename__ = "memberships"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    organization_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    role: so.Mapped[str] = so.mapped_column(sa.String(20), default="admin")
+
+    user: so.Mapped[User] = so.relationship(back_populates="memberships")
+    organization: so.Mapped[Organization] = so.relationship(back_populates="memberships")
+
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "organization_id"),
+        sa.CheckConstraint("role IN ('admin')", name="role"),
+    )
+
+
+class ApiToken(db.Model):
+    """A per-organization token for the ingestion API; only its hash is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    organization_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: so.Mapped[str] = so.mapped_column(sa.String(100))
+    token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    last_used_at: so.Mapped[Optional[datetime]]
+
+    organization: so.Mapped[Organization] = so.relationship()

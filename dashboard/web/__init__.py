@@ -1,0 +1,29 @@
+"""Web blueprints by area, and what every request shares."""
+from __future__ import annotations
+
+from flask import Flask, request
+
+from dashboard.database import mark_writer
+
+
+def register_blueprints(app: Flask) -> None:
+    from dashboard.web import auth, errors, formatting, health, orgs, platform
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(orgs.bp)
+    app.register_blueprint(platform.bp)
+    errors.register(app)
+    formatting.register(app)
+
+    @app.before_request
+    def _writes_begin_immediate() -> None:
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            mark_writer()
+
+    @app.after_request
+    def _security_headers(response):  # type: ignore[no-untyped-def]
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response

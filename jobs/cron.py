@@ -1,0 +1,1 @@
+"""The `rq cron` configuration: periodic scans, registered by name."""
