@@ -68,6 +68,9 @@ def run_all_command(host: str, port: int) -> None:
 
 
 def register_commands(app: Flask) -> None:
+    from dashboard.tokens import tokens_cli
+
+    app.cli.add_command(tokens_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(run_all_command)

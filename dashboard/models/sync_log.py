@@ -10,7 +10,8 @@ import sqlalchemy.orm as so
 from dashboard.extensions import db
 from dashboard.models.base import enum_check, utcnow
 
-PROVIDERS = ("sandbox", "http")
+PROVIDERS = ("sandbox", "http", "external")
+"""`external`: an orchestrator outside this service reports its attempts through the ingestion API."""
 RECORD_TYPES = ("expense_claim", "mileage_claim", "reimbursement_payment")
 RECORD_STATUSES = ("pending", "synced", "failed", "excluded")
 OUTCOMES = ("success", "failure")

@@ -7,12 +7,16 @@ from dashboard.database import mark_writer
 
 
 def register_blueprints(app: Flask) -> None:
-    from dashboard.web import auth, errors, formatting, health, orgs, platform
+    from dashboard.extensions import csrf
+    from dashboard.web import api, auth, errors, formatting, health, orgs, platform, status
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(orgs.bp)
     app.register_blueprint(platform.bp)
+    app.register_blueprint(status.bp)
+    csrf.exempt(api.bp)
+    app.register_blueprint(api.bp)
     errors.register(app)
     formatting.register(app)
 

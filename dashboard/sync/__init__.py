@@ -1,0 +1,1 @@
+"""The accounting sync: connectors, the orchestrator, the sync log and ingestion."""

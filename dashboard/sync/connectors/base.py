@@ -1,0 +1,46 @@
+"""The one small interface every accounting-system adapter implements."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class OutgoingRecord:
+    """What an adapter needs to book one approved record."""
+
+    source_ref: str
+    record_type: str
+    amount_minor: int
+    currency: str
+    approved_at: datetime
+    volunteer: str = ""
+    description: str = ""
+    attempt_number: int = 1
+    """1 for the record's first push since its last success; lets simulations be reproducible."""
+
+
+@dataclass(frozen=True)
+class PushResult:
+    ok: bool
+    external_id: str | None = None
+    error_code: str | None = None
+    message: str | None = None
+    retryable: bool = False
+    retry_after: float | None = None
+    """Seconds the accounting system asked us to wait (HTTP Retry-After)."""
+
+    @classmethod
+    def success(cls, external_id: str) -> "PushResult":
+        return cls(ok=True, external_id=external_id)
+
+    @classmethod
+    def failure(cls, code: str, message: str, retryable: bool, retry_after: float | None = None) -> "PushResult":
+        return cls(ok=False, error_code=code, message=message[:1000], retryable=retryable, retry_after=retry_after)
+
+
+class Adapter(Protocol):
+    def push(self, record: OutgoingRecord) -> PushResult:
+        """Book one record in the accounting system; never raises for accounting-side errors."""
+        ...

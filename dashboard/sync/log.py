@@ -1,0 +1,155 @@
+"""The one place that writes the sync log.
+
+A batch's attempts, the records' new state, the hourly counters and the batch
+row are written together by :func:`record_batch`; the caller commits them in
+one transaction. Each attempt stores the record's failure streak as of that
+attempt, so the alert rules read crossings from the log.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from dashboard.extensions import db
+from dashboard.models import Connector, HourlyAttemptCount, SyncAttempt, SyncBatch, SyncRecord
+from dashboard.sync.errors import describe
+from dashboard.sync.retry import next_attempt_at
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one push of one record."""
+
+    record_id: int
+    attempted_at: datetime
+    ok: bool
+    external_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    retry_after: float | None = None
+    triggered_by_id: int | None = None
+
+
+@dataclass
+class _RecordState:
+    status: str
+    consecutive_failures: int
+    auto_attempts: int
+
+
+def record_batch(
+    connector: Connector,
+    outcomes: Iterable[Outcome],
+    *,
+    source: str,
+    started_at: datetime,
+    finished_at: datetime,
+    max_auto_attempts: int,
+    stopped_reason: str | None = None,
+    idempotency_key: str | None = None,
+) -> SyncBatch:
+    """Write a batch and its attempts, and move each record to its new state. Does not commit."""
+    outcomes = list(outcomes)
+    batch = SyncBatch(
+        organization_id=connector.organization_id, connector_id=connector.id, source=source,
+        started_at=started_at, finished_at=finished_at, attempt_count=len(outcomes),
+        failure_count=sum(1 for o in outcomes if not o.ok), stopped_reason=stopped_reason,
+        idempotency_key=idempotency_key,
+    )
+    db.session.add(batch)
+    db.session.flush()
+
+    states = _load_states({o.record_id for o in outcomes})
+    attempts: list[dict] = []
+    updates: dict[int, dict] = {}
+    hours: dict[datetime, list[int]] = {}
+    last_success: datetime | None = None
+    for o in outcomes:
+        state = states[o.record_id]
+        update = updates.setdefault(o.record_id, {"id": o.record_id})
+        if o.ok:
+            state.consecutive_failures = 0
+            state.auto_attempts = 0
+            update.update(status="synced" if state.status != "excluded" else "excluded",
+                          consecutive_failures=0, auto_attempts=0, next_attempt_at=None,
+                          synced_at=o.attempted_at, external_id=o.external_id, last_attempt_at=o.attempted_at,
+                          last_error_code=None, last_error_message=None)
+            last_success = max(last_success or o.attempted_at, o.attempted_at)
+        else:
+            state.consecutive_failures += 1
+            state.auto_attempts += 1
+            error = describe(o.error_code)
+            update.update(status="failed" if state.status != "excluded" else "excluded",
+                          consecutive_failures=state.consecutive_failures, auto_attempts=state.auto_attempts,
+                          next_attempt_at=next_attempt_at(o.attempted_at, error.transient, state.auto_attempts,
+                                                          max_auto_attempts, o.retry_after),
+                          last_attempt_at=o.attempted_at, last_error_code=error.code,
+                          last_error_message=o.error_message)
+        attempts.append({
+            "organization_id": connector.organization_id, "batch_id": batch.id, "record_id": o.record_id,
+            "attempted_at": o.attempted_at, "outcome": "success" if o.ok else "failure",
+            "error_code": None if o.ok else describe(o.error_code).code,
+            "error_message": None if o.ok else (o.error_message or "")[:1000],
+            "failure_streak": state.consecutive_failures, "triggered_by_id": o.triggered_by_id,
+        })
+        counter = hours.setdefault(o.attempted_at.replace(minute=0, second=0, microsecond=0), [0, 0])
+        counter[0 if o.ok else 1] += 1
+
+    if attempts:
+        db.session.execute(sa.insert(SyncAttempt), attempts)
+        _bulk_update_records(list(updates.values()))
+        _add_hourly_counts(connector.organization_id, hours)
+    connector.last_batch_at = finished_at
+    if last_success is not None and (connector.last_success_at is None or last_success > connector.last_success_at):
+        connector.last_success_at = last_success
+    return batch
+
+
+def _load_states(record_ids: set[int]) -> dict[int, _RecordState]:
+    rows = db.session.execute(
+        sa.select(SyncRecord.id, SyncRecord.status, SyncRecord.consecutive_failures, SyncRecord.auto_attempts)
+        .where(SyncRecord.id.in_(record_ids))
+    ).all()
+    return {r.id: _RecordState(r.status, r.consecutive_failures, r.auto_attempts) for r in rows}
+
+
+_UPDATE_COLUMNS = ("status", "consecutive_failures", "auto_attempts", "next_attempt_at", "synced_at",
+                   "external_id", "last_attempt_at", "last_error_code", "last_error_message")
+
+
+def _bulk_update_records(updates: list[dict]) -> None:
+    """One executemany per shape of update (success rows and failure rows set different columns)."""
+    by_shape: dict[tuple[str, ...], list[dict]] = {}
+    for row in updates:
+        by_shape.setdefault(tuple(sorted(row)), []).append(row)
+    table = SyncRecord.__table__
+    for shape, rows in by_shape.items():
+        columns = [c for c in shape if c != "id"]
+        statement = (
+            table.update()
+            .where(table.c.id == sa.bindparam("_id"))
+            .values({c: sa.bindparam(c) for c in columns})
+        )
+        db.session.execute(statement, [{**{c: r[c] for c in columns}, "_id": r["id"]} for r in rows])
+    updated = {r["id"] for r in updates}
+    for obj in list(db.session.identity_map.values()):
+        if isinstance(obj, SyncRecord) and obj.id in updated:
+            db.session.expire(obj)
+
+
+def _add_hourly_counts(organization_id: int, hours: dict[datetime, list[int]]) -> None:
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = HourlyAttemptCount.__table__
+    for hour, (successes, failures) in hours.items():
+        statement = insert(table).values(organization_id=organization_id, hour=hour,
+                                         successes=successes, failures=failures)
+        statement = statement.on_conflict_do_update(
+            index_elements=["organization_id", "hour"],
+            set_={"successes": table.c.successes + successes, "failures": table.c.failures + failures},
+        )
+        db.session.execute(statement)

@@ -1,0 +1,54 @@
+"""Alert jobs: evaluate a committed batch, re-check an organization, scan for time-driven rules."""
+from __future__ import annotations
+
+import logging
+
+from rq import Retry
+
+from jobs import in_app_context
+
+log = logging.getLogger(__name__)
+
+
+def enqueue_evaluation(batch_id: int) -> None:
+    """Queue a batch's evaluation; if Redis is down the sweep evaluates it later, so nothing is lost."""
+    from dashboard.queues import alerts_queue
+
+    try:
+        alerts_queue().enqueue("jobs.alerts.evaluate_batch", batch_id, retry=Retry(max=3, interval=[1, 5, 15]),
+                               job_id=f"evaluate-batch-{batch_id}")
+    except Exception:  # noqa: BLE001 - Redis outage: the sweep picks the batch up
+        log.warning("could not enqueue evaluation of batch %s; the sweep will evaluate it", batch_id)
+
+
+def enqueue_organization_check(organization_id: int) -> None:
+    """Queue a re-check of an organization's open alerts (after an exclusion, say)."""
+    from dashboard.queues import alerts_queue
+
+    try:
+        alerts_queue().enqueue("jobs.alerts.check_organization", organization_id,
+                               retry=Retry(max=3, interval=[1, 5, 15]))
+    except Exception:  # noqa: BLE001 - the periodic scan re-checks every organization anyway
+        log.warning("could not enqueue a check of organization %s", organization_id)
+
+
+@in_app_context
+def evaluate_batch(batch_id: int) -> None:
+    from dashboard.alerts.engine import evaluate_batch as evaluate
+
+    evaluate(batch_id)
+
+
+@in_app_context
+def check_organization(organization_id: int) -> None:
+    from dashboard.alerts.engine import check_organization as check
+
+    check(organization_id)
+
+
+@in_app_context
+def scan() -> None:
+    """Every minute: staleness, the grouping wait, and batches that were never evaluated."""
+    from dashboard.alerts.engine import scan as run_scan
+
+    run_scan()
