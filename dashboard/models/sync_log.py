@@ -77,6 +77,10 @@ class SyncRecord(db.Model):
     synced_at: so.Mapped[Optional[datetime]]
     external_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(200))
     excluded_reason: so.Mapped[Optional[str]] = so.mapped_column(sa.String(500))
+    retry_requested_by_id: so.Mapped[Optional[int]] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
+    """The administrator whose manual retry the next attempt carries out."""
 
     connector: so.Mapped[Connector] = so.relationship()
 

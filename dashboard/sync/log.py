@@ -70,7 +70,7 @@ def record_batch(
     last_success: datetime | None = None
     for o in outcomes:
         state = states[o.record_id]
-        update = updates.setdefault(o.record_id, {"id": o.record_id})
+        update = updates.setdefault(o.record_id, {"id": o.record_id, "retry_requested_by_id": None})
         if o.ok:
             state.consecutive_failures = 0
             state.auto_attempts = 0
@@ -115,10 +115,6 @@ def _load_states(record_ids: set[int]) -> dict[int, _RecordState]:
         .where(SyncRecord.id.in_(record_ids))
     ).all()
     return {r.id: _RecordState(r.status, r.consecutive_failures, r.auto_attempts) for r in rows}
-
-
-_UPDATE_COLUMNS = ("status", "consecutive_failures", "auto_attempts", "next_attempt_at", "synced_at",
-                   "external_id", "last_attempt_at", "last_error_code", "last_error_message")
 
 
 def _bulk_update_records(updates: list[dict]) -> None:

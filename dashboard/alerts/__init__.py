@@ -1,0 +1,1 @@
+"""Alert rules (pure), the engine that applies them, recipients and the platform incident."""

@@ -1,0 +1,111 @@
+"""What an alert says: title, text and figures, computed from its affected records."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+from flask_babel import ngettext
+
+from dashboard.alerts import rules
+from dashboard.extensions import db
+from dashboard.models import Alert, AlertRecord, Connector, Organization, SyncRecord
+from dashboard.sync.errors import describe as describe_error
+from dashboard.web.formatting import age, money
+
+RECORD_TYPE_NAMES = {
+    "expense_claim": ("expense claim", "expense claims"),
+    "mileage_claim": ("mileage claim", "mileage claims"),
+    "reimbursement_payment": ("reimbursement payment", "reimbursement payments"),
+}
+
+
+@dataclass(frozen=True)
+class Content:
+    title: str
+    body: str
+    details: dict[str, Any]
+
+
+def alert_link(alert: Alert) -> str:
+    """The deep link: the status screen filtered to the alert's records, or the platform page."""
+    if alert.organization_id is None:
+        return "/platform"
+    slug = db.session.scalar(sa.select(Organization.slug).where(Organization.id == alert.organization_id))
+    return f"/orgs/{slug}/integration?alert={alert.id}"
+
+
+def record_type_name(record_type: str | None, count: int) -> str:
+    singular, plural = RECORD_TYPE_NAMES.get(record_type or "", ("record", "records"))
+    return _(singular) if count == 1 else _(plural)
+
+
+def describe(alert: Alert) -> Content:
+    if alert.rule == rules.PLATFORM:
+        return _platform(alert)
+    org = db.session.get(Organization, alert.organization_id)
+    figures = _figures(alert.id)
+    n = figures["affected_count"]
+    stake = ", ".join(money(amount, currency) for currency, amount in sorted(figures["amount_at_stake"].items()))
+    oldest = figures["oldest_approved_at"]
+    facts = [_("Amount at stake: %(stake)s.", stake=stake or money(0))]
+    if oldest is not None:
+        facts.append(_("Oldest affected record approved %(age)s ago.", age=age(oldest)))
+    details: dict[str, Any] = {**figures, "oldest_approved_at": oldest.isoformat() if oldest else None}
+    if alert.rule == rules.CONSECUTIVE:
+        error = describe_error(alert.error_code)
+        title = _("%(org)s: %(n)d %(type)s failed %(k)d times in a row: %(error)s",
+                  org=org.name, n=n, type=record_type_name(alert.record_type, n),
+                  k=org.consecutive_failure_threshold, error=error.title)
+        lead = _("Rule: records keep failing. Error: %(error)s. What to do: %(hint)s",
+                 error=error.title, hint=error.hint)
+        details.update(error_title=str(error.title), hint=str(error.hint))
+    elif alert.rule == rules.ERROR_THRESHOLD:
+        title = _("%(org)s: more than %(limit)d sync errors in %(hours)d hours (%(n)d records affected)",
+                  org=org.name, limit=org.error_threshold, hours=org.error_window_hours, n=n)
+        lead = _("Rule: error threshold exceeded. Open the status screen to see the errors by type and retry "
+                 "the records once the cause is fixed.")
+    else:
+        connector = db.session.get(Connector, alert.connector_id) if alert.connector_id else None
+        last = connector.last_success_at if connector else None
+        since = _("last synced anything %(age)s ago", age=age(last)) if last else _("has never synced anything")
+        title = _("%(org)s: %(n)d approved %(records)s waiting more than %(hours)d hours",
+                  org=org.name, n=n, records=ngettext("record", "records", n), hours=org.stale_after_hours)
+        lead = _("Rule: sync is stale. The connector %(name)s %(since)s.",
+                 name=connector.name if connector else "", since=since)
+        details.update(last_success_at=last.isoformat() if last else None)
+    return Content(title=title, body=" ".join([lead, *facts]), details=details)
+
+
+def _platform(alert: Alert) -> Content:
+    organizations = (alert.details or {}).get("organizations", [])
+    names = ", ".join(o["name"] for o in organizations)
+    title = _("Platform: %(n)d organizations have sync alerts: %(names)s", n=len(organizations), names=names)
+    kinds = sorted({rule for o in organizations for rule in o.get("rules", [])})
+    body = _("Affected organizations: %(names)s. Kinds of alert: %(kinds)s.", names=names,
+             kinds=", ".join(RULE_NAMES.get(k, k) for k in kinds))
+    return Content(title=title, body=body, details={"organization_count": len(organizations)})
+
+
+RULE_NAMES = {
+    rules.CONSECUTIVE: "records keep failing",
+    rules.ERROR_THRESHOLD: "error threshold exceeded",
+    rules.STALE: "sync is stale",
+    rules.PLATFORM: "platform incident",
+}
+
+
+def _figures(alert_id: int) -> dict[str, Any]:
+    rows = db.session.execute(
+        sa.select(SyncRecord.currency, sa.func.sum(SyncRecord.amount_minor), sa.func.count(),
+                  sa.func.min(SyncRecord.approved_at))
+        .join(AlertRecord, AlertRecord.record_id == SyncRecord.id)
+        .where(AlertRecord.alert_id == alert_id).group_by(SyncRecord.currency)
+    ).all()
+    oldest = min((r[3] for r in rows if r[3] is not None), default=None)
+    return {
+        "affected_count": sum(r[2] for r in rows),
+        "amount_at_stake": {r[0]: int(r[1] or 0) for r in rows},
+        "oldest_approved_at": oldest,
+    }

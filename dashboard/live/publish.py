@@ -1,0 +1,64 @@
+"""The one place that publishes live events.
+
+Events are queued on the database session and published to Redis only after
+its transaction commits, so a browser never hears of a row that a rollback
+took back. Redis carries pushes only: if it is down the event is dropped,
+and the browser catches up from the database when its stream reconnects.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from dashboard.extensions import db
+
+log = logging.getLogger(__name__)
+_KEY = "live_events"
+
+
+def user_channel(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def organization_channel(organization_id: int) -> str:
+    return f"org:{organization_id}"
+
+
+PLATFORM_CHANNEL = "platform"
+
+
+def queue_event(channel: str, event: str, data: dict[str, Any] | None = None) -> None:
+    """Publish `event` on `channel` once the current transaction commits."""
+    pending: list[tuple[str, str, dict[str, Any]]] = db.session.info.setdefault(_KEY, [])
+    item = (channel, event, data or {})
+    if item not in pending:
+        pending.append(item)
+
+
+def publish_now(channel: str, event: str, data: dict[str, Any]) -> None:
+    from dashboard.extensions import redis_ext
+
+    message = json.dumps({"event": event, "data": data})
+    try:
+        redis_ext.client.publish(f"sse:{channel}", message)
+    except Exception:  # noqa: BLE001 - the database has it; the tray re-fetches on reconnect
+        log.warning("live event %s on %s not published (Redis unreachable)", event, channel)
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _publish_after_commit(session: Session) -> None:
+    pending = session.info.pop(_KEY, None)
+    if not pending or not current_app:
+        return
+    for channel, event, data in pending:
+        publish_now(channel, event, data)
+
+
+@sa.event.listens_for(Session, "after_rollback")
+def _drop_after_rollback(session: Session) -> None:
+    session.info.pop(_KEY, None)
