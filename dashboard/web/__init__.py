@@ -8,13 +8,15 @@ from dashboard.database import mark_writer
 
 def register_blueprints(app: Flask) -> None:
     from dashboard.extensions import csrf
-    from dashboard.web import api, auth, errors, formatting, health, orgs, platform, status
+    from dashboard.web import alerts, api, auth, errors, formatting, health, orgs, platform, settings, status
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(orgs.bp)
     app.register_blueprint(platform.bp)
     app.register_blueprint(status.bp)
+    app.register_blueprint(alerts.bp)
+    app.register_blueprint(settings.bp)
     csrf.exempt(api.bp)
     app.register_blueprint(api.bp)
     errors.register(app)
