@@ -22,7 +22,8 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/activate
 run: $(VENV)/.runtime
 	$(BIN)/flask db upgrade
 	$(BIN)/flask seed-demo --if-empty
-	DEMO_TRAFFIC=$${DEMO_TRAFFIC:-1} $(BIN)/flask run-all
+	DEMO_TRAFFIC=$${DEMO_TRAFFIC:-1} SYNC_INTERVAL_SECONDS=$${SYNC_INTERVAL_SECONDS:-20} \
+	  RETRY_DELAY_SCALE=$${RETRY_DELAY_SCALE:-0.02} $(BIN)/flask run-all
 
 ## Run the whole test suite (SQLite and embedded Redis unless TEST_DATABASE_URL / TEST_REDIS_URL are set).
 test: $(VENV)/.dev

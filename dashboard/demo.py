@@ -101,3 +101,29 @@ def _records(org: Organization, connector: Connector, spec: DemoOrg, rng: random
             approved_at=approved, status="pending", next_attempt_at=None,
         ))
     return records
+
+
+def add_demo_records(per_org: int = 3, now: datetime | None = None) -> int:
+    """A few new approved records for every demo organization; returns how many."""
+    now = now or utcnow()
+    rng = random.Random()
+    added = 0
+    for spec in DEMO_ORGS:
+        org = db.session.scalar(sa.select(Organization).where(Organization.slug == spec.slug))
+        connector = org.connectors[0] if org is not None and org.connectors else None
+        if connector is None:
+            continue
+        count = db.session.scalar(sa.select(sa.func.count()).select_from(SyncRecord)
+                                  .where(SyncRecord.connector_id == connector.id)) or 0
+        for i in range(per_org):
+            record_type = rng.choice(list(RECORD_TYPES))
+            label, (low, high) = RECORD_TYPES[record_type]
+            db.session.add(SyncRecord(
+                organization_id=org.id, connector_id=connector.id, record_type=record_type,
+                source_ref=f"{spec.slug}-{count + i + 1:05d}", volunteer=rng.choice(VOLUNTEERS),
+                description=f"{label} {count + i + 1}", amount_minor=rng.randrange(low, high, 50),
+                currency="NOK", approved_at=now, status="pending",
+            ))
+            added += 1
+    db.session.commit()
+    return added

@@ -1,1 +1,25 @@
-"""The `rq cron` configuration: periodic scans, registered by name."""
+"""The `rq cron` configuration: `rq cron jobs.cron` loads this module.
+
+- every enabled connector is synced every SYNC_INTERVAL_SECONDS (default 5 minutes);
+- the alert scan runs every minute: staleness, the grouping wait, and the sweep of
+  committed batches that were never evaluated;
+- with DEMO_TRAFFIC set, new demo records arrive now and then.
+"""
+from __future__ import annotations
+
+import os
+
+from rq import cron
+
+from jobs.alerts import scan
+from jobs.demo import demo_traffic
+from jobs.sync import sync_all
+
+SYNC_INTERVAL = int(os.environ.get("SYNC_INTERVAL_SECONDS", "300"))
+SCAN_INTERVAL = int(os.environ.get("ALERT_SCAN_INTERVAL_SECONDS", "60"))
+
+cron.register(sync_all, queue_name=os.environ.get("QUEUE_SYNC", "sync"), interval=SYNC_INTERVAL)
+cron.register(scan, queue_name=os.environ.get("QUEUE_ALERTS", "alerts"), interval=SCAN_INTERVAL)
+if os.environ.get("DEMO_TRAFFIC", "").lower() in {"1", "true", "yes", "on"}:
+    cron.register(demo_traffic, queue_name=os.environ.get("QUEUE_SYNC", "sync"),
+                  interval=int(os.environ.get("DEMO_TRAFFIC_INTERVAL_SECONDS", "45")))

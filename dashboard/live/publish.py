@@ -2,23 +2,30 @@
 
 Events are queued on the database session and published to Redis only after
 its transaction commits, so a browser never hears of a row that a rollback
-took back. Redis carries pushes only: if it is down the event is dropped,
-and the browser catches up from the database when its stream reconnects.
+took back. Redis carries pushes only: if it is down the event is dropped, and
+the browser catches up from the database when its stream reconnects. Messages
+use flask-sse's format, so any flask-sse stream can read them.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import time
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_sse import Message
 from sqlalchemy.orm import Session
 
 from dashboard.extensions import db
 
 log = logging.getLogger(__name__)
 _KEY = "live_events"
+CHANNEL_PREFIX = "sse:"
+PLATFORM_CHANNEL = "platform"
+_sequence = itertools.count()
 
 
 def user_channel(user_id: int) -> str:
@@ -27,9 +34,6 @@ def user_channel(user_id: int) -> str:
 
 def organization_channel(organization_id: int) -> str:
     return f"org:{organization_id}"
-
-
-PLATFORM_CHANNEL = "platform"
 
 
 def queue_event(channel: str, event: str, data: dict[str, Any] | None = None) -> None:
@@ -41,12 +45,14 @@ def queue_event(channel: str, event: str, data: dict[str, Any] | None = None) ->
 
 
 def publish_now(channel: str, event: str, data: dict[str, Any]) -> None:
+    """Publish one event at once; logs and drops it when Redis is unreachable."""
     from dashboard.extensions import redis_ext
 
-    message = json.dumps({"event": event, "data": data})
+    event_id = f"{time.time_ns()}-{next(_sequence)}"
+    message = Message({**data, "channel": channel}, type=event, id=event_id)
     try:
-        redis_ext.client.publish(f"sse:{channel}", message)
-    except Exception:  # noqa: BLE001 - the database has it; the tray re-fetches on reconnect
+        redis_ext.client.publish(CHANNEL_PREFIX + channel, json.dumps(message.to_dict()))
+    except Exception:  # noqa: BLE001 - the database has it; browsers re-fetch on reconnect
         log.warning("live event %s on %s not published (Redis unreachable)", event, channel)
 
 

@@ -49,6 +49,7 @@ def record_batch(
     started_at: datetime,
     finished_at: datetime,
     max_auto_attempts: int,
+    retry_delay_scale: float = 1.0,
     stopped_reason: str | None = None,
     idempotency_key: str | None = None,
 ) -> SyncBatch:
@@ -86,7 +87,7 @@ def record_batch(
             update.update(status="failed" if state.status != "excluded" else "excluded",
                           consecutive_failures=state.consecutive_failures, auto_attempts=state.auto_attempts,
                           next_attempt_at=next_attempt_at(o.attempted_at, error.transient, state.auto_attempts,
-                                                          max_auto_attempts, o.retry_after),
+                                                          max_auto_attempts, o.retry_after, retry_delay_scale),
                           last_attempt_at=o.attempted_at, last_error_code=error.code,
                           last_error_message=o.error_message)
         attempts.append({

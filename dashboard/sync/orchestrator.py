@@ -82,7 +82,8 @@ def _sync(connector_id: int) -> SyncBatch | None:
     connector = db.session.get(Connector, connector_id)
     batch = record_batch(
         connector, outcomes, source="orchestrator", started_at=started_at, finished_at=utcnow(),
-        max_auto_attempts=current_app.config["SYNC_MAX_AUTO_ATTEMPTS"], stopped_reason=stopped_reason,
+        max_auto_attempts=current_app.config["SYNC_MAX_AUTO_ATTEMPTS"],
+        retry_delay_scale=current_app.config["RETRY_DELAY_SCALE"], stopped_reason=stopped_reason,
     )
     db.session.commit()  # the evaluation must see this batch's attempts
     from jobs.alerts import enqueue_evaluation

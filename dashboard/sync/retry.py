@@ -19,15 +19,17 @@ def next_attempt_at(
     auto_attempts: int,
     max_auto_attempts: int,
     retry_after: float | None = None,
+    delay_scale: float = 1.0,
 ) -> datetime | None:
     """The time of the next automatic attempt, or None when the record must wait for an administrator.
 
     `auto_attempts` counts the automatic attempts made so far, including the one that just failed.
+    `delay_scale` compresses the schedule for demos (RETRY_DELAY_SCALE); a Retry-After is never shortened.
     """
     if auto_attempts >= max_auto_attempts:
         return None
     delays = TRANSIENT_DELAYS if transient else PERMANENT_DELAYS
-    delay = delays[min(auto_attempts, len(delays)) - 1]
+    delay = delays[min(auto_attempts, len(delays)) - 1] * delay_scale
     if retry_after is not None and retry_after > 0:
         delay = retry_after
     return now + timedelta(seconds=delay)

@@ -8,7 +8,9 @@ from dashboard.database import mark_writer
 
 def register_blueprints(app: Flask) -> None:
     from dashboard.extensions import csrf
-    from dashboard.web import alerts, api, auth, errors, formatting, health, orgs, platform, settings, status
+    from dashboard.web import (
+        alerts, api, auth, errors, formatting, health, live, notifications, orgs, platform, settings, status,
+    )
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(health.bp)
@@ -17,6 +19,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(status.bp)
     app.register_blueprint(alerts.bp)
     app.register_blueprint(settings.bp)
+    app.register_blueprint(notifications.bp)
+    app.register_blueprint(live.bp)
     csrf.exempt(api.bp)
     app.register_blueprint(api.bp)
     errors.register(app)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 21:53:39.952172
+Create Date: 2026-11-25 22:02:53.026893
 
 """
 from alembic import op
@@ -81,7 +81,7 @@ def upgrade():
     sa.Column('last_success_at', sa.DateTime(), nullable=True),
     sa.Column('last_batch_at', sa.DateTime(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.CheckConstraint("provider IN ('sandbox', 'http')", name=op.f('ck_connectors_provider')),
+    sa.CheckConstraint("provider IN ('sandbox', 'http', 'external')", name=op.f('ck_connectors_provider')),
     sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], name=op.f('fk_connectors_organization_id_organizations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_connectors'))
     )
@@ -186,12 +186,14 @@ def upgrade():
     sa.Column('synced_at', sa.DateTime(), nullable=True),
     sa.Column('external_id', sa.String(length=200), nullable=True),
     sa.Column('excluded_reason', sa.String(length=500), nullable=True),
+    sa.Column('retry_requested_by_id', sa.Integer(), nullable=True),
     sa.CheckConstraint("record_type IN ('expense_claim', 'mileage_claim', 'reimbursement_payment')", name=op.f('ck_sync_records_record_type')),
     sa.CheckConstraint("status IN ('pending', 'synced', 'failed', 'excluded')", name=op.f('ck_sync_records_status')),
     sa.CheckConstraint('amount_minor >= 0', name=op.f('ck_sync_records_amount_nonnegative')),
     sa.CheckConstraint('consecutive_failures >= 0', name=op.f('ck_sync_records_streak_nonnegative')),
     sa.ForeignKeyConstraint(['connector_id'], ['connectors.id'], name=op.f('fk_sync_records_connector_id_connectors'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], name=op.f('fk_sync_records_organization_id_organizations'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['retry_requested_by_id'], ['users.id'], name=op.f('fk_sync_records_retry_requested_by_id_users'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sync_records')),
     sa.UniqueConstraint('connector_id', 'source_ref', name=op.f('uq_sync_records_connector_id_source_ref'))
     )

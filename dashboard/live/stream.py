@@ -1,0 +1,154 @@
+"""The authorised event stream: flask-sse's message format, one Redis subscription per process.
+
+Plain flask-sse opens a Redis subscription per browser and sends no bytes
+until the first event. Here one listener thread per web process (a greenlet
+under gunicorn's gevent worker) pattern-subscribes to every live channel and
+fans each message out to the in-memory queues of the streams allowed to read
+it. A stream's channels are worked out on the server from the signed-in user;
+the client chooses none. A stream sends a comment at once, a heartbeat
+comment every 15 seconds, and holds no database connection.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import redis
+from flask_sse import Message
+
+from dashboard.live.publish import CHANNEL_PREFIX, PLATFORM_CHANNEL, organization_channel, user_channel
+
+log = logging.getLogger(__name__)
+ALL_ORGANIZATIONS = "org:*"
+HEARTBEAT_SECONDS = 15.0
+QUEUE_LIMIT = 100
+RESYNC = Message({"reason": "reconnected"}, type="resync")
+
+
+def channels_for(user_id: int, organization_ids: set[int], is_global_admin: bool) -> frozenset[str]:
+    """Exactly the channels a user may read: their own, their organizations', and the platform's."""
+    channels = {user_channel(user_id)} | {organization_channel(o) for o in organization_ids}
+    if is_global_admin:
+        channels |= {ALL_ORGANIZATIONS, PLATFORM_CHANNEL}
+    return frozenset(channels)
+
+
+@dataclass(eq=False)
+class Subscriber:
+    channels: frozenset[str]
+    inbox: "queue.Queue[Message]" = field(default_factory=lambda: queue.Queue(maxsize=QUEUE_LIMIT))
+
+    def offer(self, message: Message) -> None:
+        try:
+            self.inbox.put_nowait(message)
+        except queue.Full:  # a stalled client: it re-fetches on its next reconnect
+            pass
+
+
+class Broker:
+    """One Redis pattern subscription for the process, fanned out to local subscribers."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.redis_url = redis_url
+        self._lock = threading.Lock()
+        self._by_channel: dict[str, set[Subscriber]] = {}
+        self._thread: threading.Thread | None = None
+
+    def subscribe(self, channels: frozenset[str]) -> Subscriber:
+        subscriber = Subscriber(channels)
+        with self._lock:
+            for channel in channels:
+                self._by_channel.setdefault(channel, set()).add(subscriber)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._listen, name="sse-broker", daemon=True)
+                self._thread.start()
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        with self._lock:
+            for channel in subscriber.channels:
+                members = self._by_channel.get(channel)
+                if members is not None:
+                    members.discard(subscriber)
+                    if not members:
+                        del self._by_channel[channel]
+
+    @property
+    def subscriber_count(self) -> int:
+        with self._lock:
+            return len({s for members in self._by_channel.values() for s in members})
+
+    def dispatch(self, channel: str, message: Message) -> None:
+        with self._lock:
+            targets = set(self._by_channel.get(channel, ()))
+            if channel.startswith("org:"):
+                targets |= self._by_channel.get(ALL_ORGANIZATIONS, set())
+        for subscriber in targets:
+            subscriber.offer(message)
+
+    def _broadcast(self, message: Message) -> None:
+        with self._lock:
+            targets = {s for members in self._by_channel.values() for s in members}
+        for subscriber in targets:
+            subscriber.offer(message)
+
+    def _listen(self) -> None:
+        """Listen for ever; after a Redis outage every stream is told to re-fetch what it shows."""
+        delay = 0.5
+        connected_before = False
+        while True:
+            client = redis.Redis.from_url(self.redis_url, health_check_interval=30)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.psubscribe(CHANNEL_PREFIX + "*")
+                if connected_before:
+                    self._broadcast(RESYNC)
+                connected_before = True
+                delay = 0.5
+                for item in pubsub.listen():
+                    if item.get("type") != "pmessage":
+                        continue
+                    channel = item["channel"].decode()[len(CHANNEL_PREFIX):]
+                    self.dispatch(channel, Message(**json.loads(item["data"])))
+            except Exception:  # noqa: BLE001 - Redis went away: back off and resubscribe
+                log.warning("live event listener lost Redis; retrying in %.1fs", delay)
+            finally:
+                try:
+                    pubsub.close()
+                    client.close()
+                except Exception:  # noqa: BLE001
+                    pass
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+_brokers: dict[str, Broker] = {}
+_brokers_lock = threading.Lock()
+
+
+def broker_for(redis_url: str) -> Broker:
+    with _brokers_lock:
+        if redis_url not in _brokers:
+            _brokers[redis_url] = Broker(redis_url)
+        return _brokers[redis_url]
+
+
+def event_stream(broker: Broker, channels: frozenset[str], heartbeat: float = HEARTBEAT_SECONDS) -> Iterator[str]:
+    """The bytes of one stream: an opening comment at once, then events and heartbeats."""
+    subscriber = broker.subscribe(channels)
+    try:
+        yield ": connected\nretry: 2000\n\n"
+        while True:
+            try:
+                message = subscriber.inbox.get(timeout=heartbeat)
+            except queue.Empty:
+                yield ": heartbeat\n\n"
+                continue
+            yield str(message)
+    finally:
+        broker.unsubscribe(subscriber)

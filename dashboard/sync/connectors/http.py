@@ -1,0 +1,213 @@
+"""A generic JSON-over-HTTP accounting connector for real deployments (standard library only).
+
+Each record is POSTed as JSON to the connector's `url`. The record's source
+reference travels as the `Idempotency-Key` header: after a timeout we cannot
+know whether the voucher was booked, so the retry must be safe to book twice.
+
+Settings: `url` (http or https, required) and `timeout` (seconds per socket
+operation, default 10). The secret, when set, is sent as a bearer token and is
+kept out of every message.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from email.message import Message
+from email.utils import parsedate_to_datetime
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import urlsplit
+
+from dashboard.sync.connectors.base import OutgoingRecord, PushResult
+from dashboard.sync.errors import ERROR_CODES
+
+DEFAULT_TIMEOUT = 10.0
+MAX_RESPONSE_BYTES = 64 * 1024
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib turns a redirected POST into a body-less GET, which would look booked without being so."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class HttpAdapter:
+    """Books a record by POSTing it as JSON; maps the HTTP answer onto the error vocabulary."""
+
+    def __init__(self, settings: Mapping[str, Any], secret: str | None) -> None:
+        self.url = _checked_url(settings.get("url"))
+        self.timeout = _checked_timeout(settings.get("timeout", DEFAULT_TIMEOUT))
+        self._secret = secret or None
+        self._opener = urllib.request.build_opener(_RefuseRedirects)
+
+    def push(self, record: OutgoingRecord) -> PushResult:
+        request = urllib.request.Request(self.url, data=_body(record), headers=self._headers(record), method="POST")
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                return _booked(response.read(MAX_RESPONSE_BYTES))
+        except urllib.error.HTTPError as error:
+            with error:
+                code, message = _error_in(_error_body(error))
+                return _rejected(error.code, error.headers, self._redacted(code), self._redacted(message))
+        except (OSError, http.client.HTTPException) as error:
+            return self._unreachable(error)
+
+    def _headers(self, record: OutgoingRecord) -> dict[str, str]:
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "Accept": "application/json",
+            "Idempotency-Key": record.source_ref,
+        }
+        if self._secret:
+            headers["Authorization"] = f"Bearer {self._secret}"
+        return headers
+
+    def _redacted(self, text: str | None) -> str | None:
+        """The accounting system's text without our token, should it echo it back."""
+        if text is None or not self._secret:
+            return text
+        return text.replace(self._secret, "[redacted]")
+
+    def _unreachable(self, error: OSError | http.client.HTTPException) -> PushResult:
+        """No HTTP answer: a timeout (the voucher may or may not be booked) or no connection at all."""
+        reason = getattr(error, "reason", error)
+        where = _without_credentials(self.url)
+        if isinstance(error, TimeoutError) or isinstance(reason, TimeoutError):
+            return PushResult.failure(
+                "timeout", f"No answer from {where} within {self.timeout:g} seconds", retryable=True)
+        return PushResult.failure("system_unavailable", f"Could not reach {where}: {reason}", retryable=True)
+
+
+def _body(record: OutgoingRecord) -> bytes:
+    payload = {
+        "source_ref": record.source_ref,
+        "record_type": record.record_type,
+        "amount_minor": record.amount_minor,
+        "currency": record.currency,
+        "approved_at": _iso_utc(record.approved_at),
+        "volunteer": record.volunteer,
+        "description": record.description,
+    }
+    return json.dumps(payload, ensure_ascii=False).encode("utf-8")
+
+
+def _iso_utc(moment: datetime) -> str:
+    """ISO-8601 with an offset; naive times are UTC, as the database stores them."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.isoformat()
+
+
+def _booked(body: bytes) -> PushResult:
+    """2xx: booked, with the accounting system's voucher id when the body names one."""
+    payload = _json_object(body)
+    for key in ("id", "external_id"):
+        value = payload.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
+            return PushResult.success(str(value))
+    return PushResult(ok=True)
+
+
+def _rejected(status: int, headers: Message, code: str | None, message: str | None) -> PushResult:
+    """An HTTP error status mapped onto the error vocabulary, keeping the body's code and message when given."""
+    text = message or _status_line(status)
+    if status == HTTPStatus.TOO_MANY_REQUESTS:
+        return PushResult.failure("rate_limited", text, retryable=True,
+                                  retry_after=_retry_after(headers.get("Retry-After")))
+    if status == HTTPStatus.UNAUTHORIZED:
+        return PushResult.failure("credentials_expired", text, retryable=False)
+    if status == HTTPStatus.FORBIDDEN:
+        return PushResult.failure("permission_denied", text, retryable=False)
+    if 400 <= status < 500:
+        if code in ERROR_CODES:
+            return PushResult.failure(code, text, retryable=False)
+        return PushResult.failure("validation_failed", f"{code}: {text}" if code else text, retryable=False)
+    if status >= 500:
+        return PushResult.failure("system_unavailable", text, retryable=True,
+                                  retry_after=_retry_after(headers.get("Retry-After")))
+    return PushResult.failure(  # a 3xx: the only other status urllib raises for
+        "unknown", f"{_status_line(status)}: redirects are not followed, point the connector at the final URL",
+        retryable=False)
+
+
+def _error_in(body: bytes) -> tuple[str | None, str | None]:
+    """The code and message of `{"error": {"code", "message"}}`, `{"code", "message"}` or `{"error": "..."}`."""
+    payload = _json_object(body)
+    error = payload.get("error", payload)
+    if not isinstance(error, dict):
+        return None, _text(error)
+    code, message = error.get("code"), error.get("message")
+    return _text(code), _text(message)
+
+
+def _text(value: Any) -> str | None:
+    """A non-blank string, stripped; anything else reads as absent."""
+    if not isinstance(value, str):
+        return None
+    return value.strip() or None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header, given as delay-seconds or as an HTTP-date."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def _error_body(error: urllib.error.HTTPError) -> bytes:
+    try:
+        return error.read(MAX_RESPONSE_BYTES)
+    except (OSError, http.client.HTTPException):
+        return b""
+
+
+def _status_line(status: int) -> str:
+    try:
+        return f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def _checked_url(url: Any) -> str:
+    """Only http(s): urllib would also open file: and ftp: URLs."""
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError("The HTTP connector needs the URL of the accounting system.")
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("The accounting system URL must start with http:// or https:// and name a host.")
+    return url.strip()
+
+
+def _checked_timeout(timeout: Any) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (0 < timeout < math.inf):
+        raise ValueError(f"The timeout must be a positive number of seconds, not {timeout!r}.")
+    return float(timeout)

@@ -1,0 +1,133 @@
+"""A simulated accounting system: the default connector for the demo and the tests.
+
+A connector's `settings["scenario"]` picks how the system behaves. Every decision
+is a function of the settings and the record alone (never the clock, the process
+or Python's salted `hash()`), so a demo run or a test can be replayed exactly.
+
+Settings:
+- `scenario`: one of `SCENARIOS` (default `healthy`).
+- `record_type`: the record type whose period is locked (`period_locked`, required).
+- `share`: the share of records that fail, from 0 to 1 (`mapping_missing`, default 0.2;
+  `flaky`, required).
+- `seed`: varies which records fail (`mapping_missing`, `flaky`; default 0).
+- `retry_after`: seconds the system asks callers to wait (`rate_limited`, default 30).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from dashboard.models.sync_log import RECORD_TYPES
+from dashboard.sync.connectors.base import OutgoingRecord, PushResult
+
+SCENARIOS = ("healthy", "period_locked", "mapping_missing", "credentials_expired", "rate_limited", "flaky", "down")
+DEFAULT_SCENARIO = "healthy"
+DEFAULT_MAPPING_MISSING_SHARE = 0.2
+DEFAULT_RETRY_AFTER = 30.0
+
+_UNAVAILABLE = PushResult.failure(
+    "system_unavailable", "503 Service Unavailable: the ledger service is temporarily unavailable, try again later",
+    retryable=True)
+_TIMEOUT = PushResult.failure(
+    "timeout", "No answer from the ledger service within 30 seconds; the voucher was not posted", retryable=True)
+_DOWN = PushResult.failure(
+    "system_unavailable", "503 Service Unavailable: the accounting system is down for scheduled maintenance",
+    retryable=True)
+_CREDENTIALS_EXPIRED = PushResult.failure(
+    "credentials_expired", "401 Unauthorized: the API token has expired; issue a new token for the integration user",
+    retryable=False)
+
+
+class SandboxAdapter:
+    """Books records in memory and fails them the way the configured scenario says."""
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        problems = validate_settings(settings)
+        if problems:
+            raise ValueError(" ".join(problems))
+        self.scenario: str = settings.get("scenario", DEFAULT_SCENARIO)
+        self.record_type: str | None = settings.get("record_type")
+        self.share = float(settings.get("share", DEFAULT_MAPPING_MISSING_SHARE))
+        self.seed = str(settings.get("seed", 0))
+        self.retry_after = float(settings.get("retry_after", DEFAULT_RETRY_AFTER))
+
+    def push(self, record: OutgoingRecord) -> PushResult:
+        return self._failure(record) or PushResult.success(f"SBX-{record.source_ref}")
+
+    def _failure(self, record: OutgoingRecord) -> PushResult | None:
+        """The scenario's failure for this record, or None when the system books it."""
+        match self.scenario:
+            case "period_locked" if record.record_type == self.record_type:
+                return _period_locked(record)
+            case "mapping_missing" if _stable_fraction(f"{self.seed}:{record.source_ref}") < self.share:
+                return _mapping_missing(record)
+            case "credentials_expired":
+                return _CREDENTIALS_EXPIRED
+            case "rate_limited":
+                return _rate_limited(self.retry_after)
+            case "flaky":
+                return self._flaky(record)
+            case "down":
+                return _DOWN
+        return None
+
+    def _flaky(self, record: OutgoingRecord) -> PushResult | None:
+        """A transient failure for `share` of the pushes; the attempt number is in the seed so a retry can pass."""
+        rng = random.Random(f"{self.seed}:{record.source_ref}:{record.attempt_number}")
+        if rng.random() >= self.share:
+            return None
+        return rng.choice((_UNAVAILABLE, _TIMEOUT))
+
+
+def validate_settings(settings: Mapping[str, Any]) -> list[str]:
+    """Human-readable problems with a sandbox connector's settings; empty when they are usable."""
+    scenario = settings.get("scenario", DEFAULT_SCENARIO)
+    problems: list[str] = []
+    if scenario not in SCENARIOS:
+        problems.append(f"Unknown scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}.")
+    if scenario == "flaky" and "share" not in settings:
+        problems.append("The flaky scenario needs a share of failing pushes between 0 and 1.")
+    elif "share" in settings and not _is_number(settings["share"], low=0, high=1):
+        problems.append(f"Share must be a number between 0 and 1, not {settings['share']!r}.")
+    if scenario == "period_locked" and "record_type" not in settings:
+        problems.append("The period_locked scenario needs the record type whose period is locked.")
+    elif "record_type" in settings and settings["record_type"] not in RECORD_TYPES:
+        problems.append(f"Unknown record type {settings['record_type']!r}: choose one of {', '.join(RECORD_TYPES)}.")
+    if "retry_after" in settings and not _is_number(settings["retry_after"], low=0):
+        problems.append(f"Retry-After must be a number of seconds of 0 or more, not {settings['retry_after']!r}.")
+    return problems
+
+
+def _is_number(value: Any, low: float, high: float = float("inf")) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and low <= value <= high
+
+
+def _stable_fraction(key: str) -> float:
+    """A number in [0, 1) that depends only on `key`, the same in every process."""
+    digest = hashlib.sha256(key.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _period_locked(record: OutgoingRecord) -> PushResult:
+    return PushResult.failure(
+        "period_locked",
+        f"Period {record.approved_at:%Y-%m} is locked for posting; voucher {record.source_ref} was rejected",
+        retryable=False)
+
+
+def _mapping_missing(record: OutgoingRecord) -> PushResult:
+    return PushResult.failure(
+        "account_mapping_missing",
+        f"No ledger account is mapped for record type {record.record_type}; voucher {record.source_ref} was rejected",
+        retryable=False)
+
+
+def _rate_limited(retry_after: float) -> PushResult:
+    return PushResult.failure(
+        "rate_limited", f"429 Too Many Requests: request limit exceeded, retry after {retry_after:g} seconds",
+        retryable=True, retry_after=retry_after)

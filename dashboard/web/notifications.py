@@ -1,0 +1,97 @@
+"""The notification tray and click-through: a user's own notifications only."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from dashboard.extensions import db
+from dashboard.models import Alert, Notification, Organization, utcnow
+
+bp = Blueprint("notifications", __name__)
+TRAY_SIZE = 20
+
+
+def _own(notification_id: int) -> Notification:
+    notification = db.session.get(Notification, notification_id)
+    if notification is None or notification.user_id != current_user.id:
+        abort(404)
+    return notification
+
+
+def _tray_context() -> dict:
+    rows = db.session.execute(
+        sa.select(Notification, Organization.name)
+        .outerjoin(Organization, Organization.id == Notification.organization_id)
+        .where(Notification.user_id == current_user.id)
+        .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(TRAY_SIZE)
+    ).all()
+    return {"items": rows, "unread": _unread()}
+
+
+@bp.get("/notifications/tray")
+@login_required
+def tray():
+    """The tray's list with its unread count (out of band), re-fetched when a notification arrives."""
+    return render_template("notifications/_tray_list.html", **_tray_context())
+
+
+@bp.get("/notifications")
+@login_required
+def index():
+    """All recent notifications as a page (works without JavaScript)."""
+    return render_template("notifications/index.html", **_tray_context())
+
+
+@bp.get("/notifications/<int:notification_id>")
+@login_required
+def open_notification(notification_id: int):
+    """Mark the notification read and go to its alert's view (the platform page for platform alerts)."""
+    notification = _own(notification_id)
+    if notification.read_at is None:
+        notification.read_at = utcnow()
+        db.session.commit()
+    alert = db.session.get(Alert, notification.alert_id)
+    return redirect((alert.details or {}).get("link") or url_for("orgs.home"))
+
+
+@bp.post("/notifications/<int:notification_id>/read")
+@login_required
+def mark_read(notification_id: int):
+    notification = _own(notification_id)
+    if notification.read_at is None:
+        notification.read_at = utcnow()
+        db.session.commit()
+    return _after_change()
+
+
+@bp.post("/notifications/read-all")
+@login_required
+def mark_all_read():
+    db.session.execute(
+        sa.update(Notification).where(Notification.user_id == current_user.id, Notification.read_at.is_(None))
+        .values(read_at=utcnow())
+    )
+    db.session.commit()
+    return _after_change()
+
+
+def _after_change():  # type: ignore[no-untyped-def]
+    if request.htmx:
+        return render_template("notifications/_tray_list.html", **_tray_context())
+    return redirect(request.referrer or url_for("notifications.index"))
+
+
+@bp.app_context_processor
+def unread_count() -> dict:
+    """The tray button's unread count, on every page of a signed-in user."""
+    if not current_user.is_authenticated:
+        return {}
+    return {"unread_count": _unread()}
+
+
+def _unread() -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count()).select_from(Notification)
+        .where(Notification.user_id == current_user.id, Notification.read_at.is_(None))
+    ) or 0
