@@ -29,10 +29,11 @@ def run_all(host: str, port: int) -> int:
     commands = {
         "web": [os.path.join(BIN, "gunicorn"), "--config", str(PROJECT_ROOT / "gunicorn.conf.py"),
                 "--bind", f"{host}:{port}", "wsgi:app"],
-        "worker": [os.path.join(BIN, "rq"), "worker", "--url", env["REDIS_URL"], "--with-scheduler",
+        "worker": [os.path.join(BIN, "rq"), "worker", "--quiet", "--url", env["REDIS_URL"], "--with-scheduler",
+                   "--worker-class", "jobs.worker.AppWorker",
                    "--path", str(PROJECT_ROOT), "alerts", "sync"],
-        "scheduler": [os.path.join(BIN, "rq"), "cron", "--url", env["REDIS_URL"], "--path", str(PROJECT_ROOT),
-                      "jobs.cron"],
+        "scheduler": [os.path.join(BIN, "rq"), "cron", "--logging-level", "warning", "--url", env["REDIS_URL"],
+                      "--path", str(PROJECT_ROOT), "jobs.cron"],
     }
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
@@ -47,7 +48,11 @@ def run_all(host: str, port: int) -> int:
         for name, command in commands.items():
             children[name] = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, start_new_session=True)
         print(f"\nDashboard: http://{host}:{port}/  (Ctrl-C stops everything)\n", flush=True)
+        parent = os.getppid()
         while not stopping:
+            if os.getppid() != parent:
+                print("The run command's parent went away; stopping.", flush=True)
+                stopping = True
             for name, child in children.items():
                 if child.poll() is not None:
                     print(f"{name} exited with {child.returncode}; stopping.", flush=True)

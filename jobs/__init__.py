@@ -1,8 +1,9 @@
 """RQ entry points: an app per worker process, an app context per job.
 
-Jobs are functions of ids. The app is built lazily on first use in the
-process that runs the job, so a forking worker's child never reuses the
-parent's database connections.
+Jobs are functions of ids. The app is built once per worker (`AppWorker`
+builds it before the first fork); a forked work horse keeps the app but drops
+the connections it inherited, so it never shares the parent's database
+connections.
 """
 from __future__ import annotations
 
@@ -19,10 +20,16 @@ _app_pid: int | None = None
 
 def get_app() -> Flask:
     global _app, _app_pid
-    if _app is None or _app_pid != os.getpid():
+    if _app is None:
         from dashboard import create_app
 
         _app = create_app()
+        _app_pid = os.getpid()
+    elif _app_pid != os.getpid():
+        from dashboard.extensions import db
+
+        with _app.app_context():
+            db.engine.dispose(close=False)  # the parent's connections stay the parent's
         _app_pid = os.getpid()
     return _app
 
