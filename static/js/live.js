@@ -47,15 +47,23 @@
     queueAnnouncement(prefix + (data.title || ""));
   }
 
+  function resync() {
+    document.body.dispatchEvent(new CustomEvent("live:resync", { bubbles: true }));
+  }
+
+  /* After every (re)connect, and when the server says it missed events, re-fetch live state. */
   var bound = typeof WeakSet === "function" ? new WeakSet() : null;
   document.addEventListener("htmx:sseOpen", function (e) {
     var source = e.detail && e.detail.source;
     if (source && bound && !bound.has(source)) {
       bound.add(source);
       source.addEventListener("notification", onNotification);
+      source.addEventListener("resync", resync);
     }
-    document.body.dispatchEvent(new CustomEvent("live:resync", { bubbles: true }));
+    document.body.dataset.live = "open";
+    resync();
   });
+  document.addEventListener("htmx:sseError", function () { document.body.dataset.live = "reconnecting"; });
 
   /* The tray: a disclosure button. Escape closes it and returns focus to the button. */
   function trayParts() {

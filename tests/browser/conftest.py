@@ -26,6 +26,9 @@ CSRF protection is on for browser tests (as in production); override the
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import threading
 import traceback
 from dataclasses import dataclass, field
@@ -239,3 +242,43 @@ def _describe(url: str, violations: list[dict]) -> str:
 @pytest.fixture()
 def axe_check() -> Callable[..., dict]:
     return run_axe
+
+
+# --- a real RQ worker --------------------------------------------------------
+
+
+@pytest.fixture()
+def rq_worker(app: Flask, tmp_path: Any) -> Iterator[subprocess.Popen]:
+    """A real `rq worker` process (alerts first, then sync) on the test's database and Redis."""
+    env = {**os.environ, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "REDIS_URL": app.config["REDIS_URL"],
+           "INSTANCE_PATH": str(tmp_path)}
+    process = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "rq"), "worker", "--quiet", "--worker-class",
+         "jobs.worker.AppWorker", "--url", app.config["REDIS_URL"], "--path", os.getcwd(), "alerts", "sync"],
+        env=env, start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def wait_live(page: Page) -> None:
+    """Wait until the page's event stream is open."""
+    page.wait_for_function("document.body.dataset.live === 'open'", timeout=10_000)
+
+
+ANNOUNCEMENT_RECORDER = """
+window.__announced = [];
+document.addEventListener('DOMContentLoaded', () => {
+  const region = document.getElementById('sr-status');
+  new MutationObserver(() => {
+    if (region.textContent) { window.__announced.push(region.textContent); }
+  }).observe(region, {subtree: true, childList: true, characterData: true});
+});
+"""
