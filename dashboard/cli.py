@@ -7,9 +7,10 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from dashboard.extensions import db
-from dashboard.models import Membership, Organization, User
+from dashboard.models import Connector, Membership, Organization, User
 
 users_cli = AppGroup("users", help="Manage users.")
+connectors_cli = AppGroup("connectors", help="List connectors and set sandbox scenarios.")
 
 
 @users_cli.command("create")
@@ -42,6 +43,76 @@ def create_user(email: str, name: str, password: str, org_slugs: tuple[str, ...]
     click.echo(f"Created {email}" + (" (global admin)" if global_admin else f" for {', '.join(org_slugs)}"))
 
 
+def _connector(org_slug: str, connector_id: int | None) -> Connector:
+    org = db.session.scalar(sa.select(Organization).where(Organization.slug == org_slug))
+    if org is None:
+        raise click.ClickException(f"no organization with slug {org_slug!r}")
+    query = sa.select(Connector).where(Connector.organization_id == org.id).order_by(Connector.id)
+    if connector_id is not None:
+        query = query.where(Connector.id == connector_id)
+    connector = db.session.scalars(query).first()
+    if connector is None:
+        raise click.ClickException(f"{org_slug} has no such connector")
+    return connector
+
+
+@connectors_cli.command("list")
+def list_connectors() -> None:
+    """Every connector with its organization, provider, state and sandbox scenario."""
+    rows = db.session.execute(
+        sa.select(Organization.slug, Connector).join(Connector, Connector.organization_id == Organization.id)
+        .order_by(Organization.slug, Connector.id)
+    ).all()
+    for slug, c in rows:
+        state = "enabled" if c.enabled else "disabled"
+        click.echo(f"{slug}\t#{c.id}\t{c.name}\t{c.provider}\t{state}\t{(c.settings or {}).get('scenario', '')}")
+
+
+@connectors_cli.command("scenario")
+@click.argument("org_slug")
+@click.argument("scenario")
+@click.option("--connector", "connector_id", type=int, help="Connector id (default: the organization's first).")
+@click.option("--record-type", help="For period_locked: the record type whose period is locked.")
+@click.option("--share", type=float, help="For mapping_missing and flaky: the share of records that fail.")
+@click.option("--seed", type=int, help="For mapping_missing and flaky: the seed that picks them.")
+def set_scenario(org_slug: str, scenario: str, connector_id: int | None, record_type: str | None,
+                 share: float | None, seed: int | None) -> None:
+    """Set a sandbox connector's simulated scenario (healthy, period_locked, down, ...)."""
+    from dashboard.sync.connectors.sandbox import validate_settings
+
+    connector = _connector(org_slug, connector_id)
+    if connector.provider != "sandbox":
+        raise click.ClickException(f"connector #{connector.id} is not a sandbox connector")
+    settings = {"scenario": scenario}
+    for key, value in (("record_type", record_type), ("share", share), ("seed", seed)):
+        if value is not None:
+            settings[key] = value
+    problems = validate_settings(settings)
+    if problems:
+        raise click.ClickException("; ".join(problems))
+    connector.settings = settings
+    db.session.commit()
+    click.echo(f"{org_slug} connector #{connector.id}: {settings}")
+
+
+@connectors_cli.command("enable")
+@click.argument("org_slug")
+@click.option("--connector", "connector_id", type=int)
+def enable_connector(org_slug: str, connector_id: int | None) -> None:
+    """Enable a connector, so it is synced again."""
+    _connector(org_slug, connector_id).enabled = True
+    db.session.commit()
+
+
+@connectors_cli.command("disable")
+@click.argument("org_slug")
+@click.option("--connector", "connector_id", type=int)
+def disable_connector(org_slug: str, connector_id: int | None) -> None:
+    """Disable a connector: it is not synced and raises no stale-sync alert."""
+    _connector(org_slug, connector_id).enabled = False
+    db.session.commit()
+
+
 @click.command("seed-demo")
 @click.option("--if-empty", is_flag=True, help="Do nothing when any organization exists.")
 def seed_demo_command(if_empty: bool) -> None:
@@ -72,5 +143,6 @@ def register_commands(app: Flask) -> None:
 
     app.cli.add_command(tokens_cli)
     app.cli.add_command(users_cli)
+    app.cli.add_command(connectors_cli)
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(run_all_command)

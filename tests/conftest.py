@@ -70,6 +70,7 @@ def _test_config(database_url: str, redis_url: str) -> dict:
         "REDIS_URL": redis_url,
         "WTF_CSRF_ENABLED": False,
         "SERVER_NAME": None,
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",  # fast hashing: tests create many users
     }
 
 

@@ -65,3 +65,23 @@ def _scratch_postgres_db(url: str) -> str:
         conn.execute(sa.text(f"CREATE DATABASE {name}"))
     engine.dispose()
     return name
+
+
+def test_connectors_scenario_command_sets_a_sandbox_scenario(runner, db, world):
+    result = runner.invoke(args=["connectors", "scenario", "org-a", "period_locked", "--record-type", "mileage_claim"])
+    assert result.exit_code == 0, result.output
+    db.session.refresh(world.connector_a)
+    assert world.connector_a.settings == {"scenario": "period_locked", "record_type": "mileage_claim"}
+
+
+def test_connectors_scenario_command_refuses_an_unknown_scenario(runner, db, world):
+    result = runner.invoke(args=["connectors", "scenario", "org-a", "on-fire"])
+    assert result.exit_code != 0 and "on-fire" in result.output
+    db.session.refresh(world.connector_a)
+    assert world.connector_a.settings == {"scenario": "healthy"}
+
+
+def test_connectors_disable_command(runner, db, world):
+    assert runner.invoke(args=["connectors", "disable", "org-a"]).exit_code == 0
+    db.session.refresh(world.connector_a)
+    assert world.connector_a.enabled is False
