@@ -28,9 +28,13 @@ def writer() -> Iterator[None]:
         _immediate.reset(token)
 
 
-def mark_writer() -> None:
-    """Mark the rest of this context (a request or a job) as a writer."""
-    _immediate.set(True)
+def mark_writer() -> contextvars.Token[bool]:
+    """Mark the rest of this request as a writer; reset the returned token when it ends."""
+    return _immediate.set(True)
+
+
+def unmark_writer(token: contextvars.Token[bool]) -> None:
+    _immediate.reset(token)
 
 
 def configure_engine(engine: Engine) -> None:

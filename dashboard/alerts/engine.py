@@ -136,15 +136,20 @@ def announce_due(now: datetime) -> None:
 # Rules ---------------------------------------------------------------------------------------------------
 
 def _apply_consecutive(ev: _Evaluation, facts: list[rules.AttemptFact]) -> None:
+    """Crossings grouped by fingerprint in log order: one alert lookup and one join per group."""
     threshold = ev.organization.consecutive_failure_threshold
+    groups: dict[str, list[rules.AttemptFact]] = {}
     for fact in facts:
-        if not (fact.failed and rules.crossed_consecutive(fact.failure_streak, threshold)):
-            continue
-        fingerprint = rules.consecutive_fingerprint(ev.organization.id, fact.record_type, fact.error_code or "unknown")
+        if fact.failed and rules.crossed_consecutive(fact.failure_streak, threshold):
+            fingerprint = rules.consecutive_fingerprint(ev.organization.id, fact.record_type,
+                                                        fact.error_code or "unknown")
+            groups.setdefault(fingerprint, []).append(fact)
+    for fingerprint, crossings in groups.items():
+        first = crossings[0]
         alert = _open_alert(fingerprint) or _raise(
-            ev, rules.CONSECUTIVE, fingerprint, record_type=fact.record_type, error_code=fact.error_code,
+            ev, rules.CONSECUTIVE, fingerprint, record_type=first.record_type, error_code=first.error_code,
         )
-        _join(ev, alert, [fact.record_id])
+        _join(ev, alert, [fact.record_id for fact in crossings])
 
 
 def _apply_threshold(ev: _Evaluation, facts: list[rules.AttemptFact]) -> None:
@@ -379,11 +384,12 @@ def _open_alert(fingerprint: str) -> Alert | None:
 
 
 def _batch_facts(batch_id: int) -> list[rules.AttemptFact]:
+    """The batch's failed attempts in log order: the only attempts the rules read."""
     rows = db.session.execute(
         sa.select(SyncAttempt.id, SyncAttempt.record_id, SyncRecord.record_type, SyncAttempt.attempted_at,
                   SyncAttempt.outcome, SyncAttempt.error_code, SyncAttempt.failure_streak)
         .join(SyncRecord, SyncRecord.id == SyncAttempt.record_id)
-        .where(SyncAttempt.batch_id == batch_id)
+        .where(SyncAttempt.batch_id == batch_id, SyncAttempt.outcome == "failure")
         .order_by(SyncAttempt.attempted_at, SyncAttempt.id)
     ).all()
     return [rules.AttemptFact(r.id, r.record_id, r.record_type, r.attempted_at, r.outcome == "failure",

@@ -101,7 +101,8 @@ def record_batch(
         counter[0 if o.ok else 1] += 1
 
     if attempts:
-        db.session.execute(sa.insert(SyncAttempt), attempts)
+        # Core insert: one executemany (the ORM bulk path splits rows by which keys are None).
+        db.session.execute(SyncAttempt.__table__.insert(), attempts)
         _bulk_update_records(list(updates.values()))
         _add_hourly_counts(connector.organization_id, hours)
     connector.last_batch_at = finished_at

@@ -1,9 +1,9 @@
 """Web blueprints by area, and what every request shares."""
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, g, request
 
-from dashboard.database import mark_writer
+from dashboard.database import mark_writer, unmark_writer
 
 
 def register_blueprints(app: Flask) -> None:
@@ -29,7 +29,13 @@ def register_blueprints(app: Flask) -> None:
     @app.before_request
     def _writes_begin_immediate() -> None:
         if request.method not in ("GET", "HEAD", "OPTIONS"):
-            mark_writer()
+            g.writer_token = mark_writer()
+
+    @app.teardown_request
+    def _end_writer(_exc: BaseException | None) -> None:
+        token = g.pop("writer_token", None)
+        if token is not None:
+            unmark_writer(token)
 
     @app.after_request
     def _security_headers(response):  # type: ignore[no-untyped-def]

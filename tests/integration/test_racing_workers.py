@@ -18,12 +18,12 @@ from tests.alerting import T0, log_batch, run
 pytestmark = pytest.mark.slow
 
 
-def _worker(database_url: str, redis_url: str, instance: str) -> subprocess.Popen:
+def _worker(database_url: str, redis_url: str, instance: str, log) -> subprocess.Popen:  # type: ignore[no-untyped-def]
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "INSTANCE_PATH": instance}
     return subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "rq"), "worker", "--burst", "--url", redis_url,
          "--worker-class", "jobs.worker.AppWorker", "--path", os.getcwd(), "alerts"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env, stdout=log, stderr=subprocess.STDOUT,
     )
 
 
@@ -39,8 +39,11 @@ def test_two_workers_racing_on_one_organization_create_each_alert_once(world, da
     for copy in range(2):
         for batch_id in third:
             queue.enqueue("jobs.alerts.evaluate_batch", batch_id, job_id=f"race-{copy}-{batch_id}")
-    workers = [_worker(database_url, redis_url, str(tmp_path)) for _ in range(2)]
-    outputs = [w.communicate(timeout=120)[0].decode() for w in workers]
+    logs = [open(tmp_path / f"worker-{i}.log", "w") for i in range(2)]
+    workers = [_worker(database_url, redis_url, str(tmp_path), log) for log in logs]
+    for w in workers:
+        w.wait(timeout=120)
+    outputs = [(tmp_path / f"worker-{i}.log").read_text() for i in range(2)]
     assert all(w.returncode == 0 for w in workers), outputs
     db.session.rollback()  # end the test's read snapshot; the workers committed after it
     assert db.session.scalar(sa.select(sa.func.count()).select_from(SyncBatch)
