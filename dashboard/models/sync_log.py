@@ -55,6 +55,10 @@ class SyncRecord(db.Model):
         sa.Index("ix_sync_records_org_status_approved", "organization_id", "status", "approved_at"),
         sa.Index("ix_sync_records_connector_due", "connector_id", "status", "next_attempt_at"),
         sa.Index("ix_sync_records_connector_status_approved", "connector_id", "status", "approved_at"),
+        # The status screen's keyset pages: default sort, sort by amount, error filter sorted by amount.
+        sa.Index("ix_sync_records_org_approved", "organization_id", "approved_at", "id"),
+        sa.Index("ix_sync_records_org_amount", "organization_id", "amount_minor", "id"),
+        sa.Index("ix_sync_records_org_error_amount", "organization_id", "last_error_code", "amount_minor", "id"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)

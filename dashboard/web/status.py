@@ -1,6 +1,291 @@
-"""The integration status screen (built in the status-screen issue)."""
+"""The integration status screen: connectors, open alerts, records, their history, the chart, and actions.
+
+Every route reads one organization through `org_view`, so another organization's
+admin gets 404. Each panel is an htmx partial that owns its target: its endpoint
+returns it alone to htmx and sends a plain browser to the whole screen. After an
+action the response's `HX-Trigger: records-changed` makes the panels fetch themselves again.
+"""
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import ngettext
+from flask_login import current_user
+from werkzeug.datastructures import MultiDict
+
+from dashboard.models import Organization
+from dashboard.models.sync_log import RECORD_TYPES
+from dashboard.sync import actions
+from dashboard.sync.errors import ERROR_CODES
+from dashboard.sync.errors import describe as describe_error
+from dashboard.web import status_queries as q
+from dashboard.web.access import org_view
 
 bp = Blueprint("status", __name__)
+REFRESH_EVENT = "records-changed"
+"""Tells the screen's panels that records changed; each fetches its own fragment again."""
+
+
+@bp.context_processor
+def _vocabulary() -> dict[str, Any]:
+    from dashboard.sync.connectors.sandbox import SCENARIOS
+
+    return {"describe_error": describe_error, "error_codes": list(ERROR_CODES.values()),
+            "record_types": RECORD_TYPES, "scenarios": SCENARIOS, "count_limit": q.COUNT_LIMIT}
+
+
+@bp.get("/orgs/<org>/integration")
+@org_view
+def screen(org: Organization) -> str:
+    """The whole screen; the records table shows the filters, sort and page in the URL."""
+    alerts = q.open_alerts(org)
+    return render_template("status/screen.html", org=org, **_records_context(org, request.args, alerts),
+                           **_panels(org, alerts=alerts))
+
+
+@bp.get("/orgs/<org>/integration/records")
+@org_view
+def records(org: Organization) -> Response:
+    """The records table alone; htmx pushes the screen's own URL, so links, reload and back work."""
+    context = _records_context(org, request.args)
+    screen_url = url_for("status.screen", org=org.slug, **context["current_args"])
+    if not _partial():
+        return redirect(screen_url)
+    response = make_response(render_template("status/_records.html", org=org, **context))
+    if request.htmx.trigger != "records":  # the table refreshing itself is no new history entry
+        response.headers["HX-Push-Url"] = screen_url
+    return response
+
+
+@bp.get("/orgs/<org>/integration/connectors")
+@org_view
+def connector_panel(org: Organization) -> Any:
+    panel = q.connector_panel(org, current_app.config["SYNC_INTERVAL_SECONDS"])
+    return _fragment(org, "status/_connector_panel.html", "connector-panel", panel=panel)
+
+
+@bp.get("/orgs/<org>/integration/open-alerts")
+@org_view
+def alerts_panel(org: Organization) -> Any:
+    return _fragment(org, "status/_alerts_panel.html", "alerts-panel", alerts=q.open_alerts(org))
+
+
+@bp.get("/orgs/<org>/integration/chart")
+@org_view
+def chart(org: Organization) -> Any:
+    return _fragment(org, "status/_chart.html", "attempts-chart", chart=q.attempts_chart(org))
+
+
+@bp.get("/orgs/<org>/integration/records/<int:record_id>")
+@org_view
+def record(org: Organization, record_id: int) -> str:
+    """A record's history (the sync log), inline for htmx; with its actions as a page otherwise."""
+    found = q.record_of(org, record_id) or abort(404)
+    history = q.record_history(found)
+    if _partial():
+        return render_template("status/_history.html", org=org, record=found, history=history)
+    return render_template("status/record.html", org=org, record=found, history=history, back=_next_url(org))
+
+
+@bp.get("/orgs/<org>/integration/retry-progress")
+@org_view
+def retry_progress(org: Organization) -> Any:
+    """How far the sync job has got with a manual retry; the table refreshes when it is done."""
+    try:
+        selection = q.parse_selection(request.args)
+    except q.FilterError as error:
+        abort(400, str(error))
+    if selection.alert_id is not None and q.alert_of(org, selection.alert_id) is None:
+        abort(404)
+    if not _partial():
+        return redirect(url_for("status.screen", org=org.slug, _anchor="records"))
+    progress = q.retry_progress(org, selection)
+    response = make_response(render_template("status/_action_result.html", org=org, progress=progress))
+    if progress.finished:
+        response.headers["HX-Trigger"] = REFRESH_EVENT
+    return response
+
+
+@bp.post("/orgs/<org>/integration/retry")
+@org_view
+def retry_selected(org: Organization) -> Any:
+    """Retry the records selected in the table."""
+    values = request.form.getlist("record_id")
+    if not values:
+        return _refused(org, _("Select at least one record to retry."))
+    parsed = {q.row_id(v) for v in values}
+    if len(values) > q.MAX_SELECTION or None in parsed:
+        return _refused(org, _("Select at most %(n)d records from the table.", n=q.MAX_SELECTION))
+    ids = tuple(sorted(i for i in parsed if i is not None))
+    try:
+        count = actions.retry_records(org, ids, current_user)
+    except actions.NotFound:
+        abort(404)
+    return _retried(org, q.RetrySelection(record_ids=ids, total=count))
+
+
+@bp.post("/orgs/<org>/integration/records/<int:record_id>/retry")
+@org_view
+def retry_record(org: Organization, record_id: int) -> Any:
+    try:
+        count = actions.retry_records(org, [record_id], current_user)
+    except actions.NotFound:
+        abort(404)
+    return _retried(org, q.RetrySelection(record_ids=(record_id,), total=count))
+
+
+@bp.post("/orgs/<org>/integration/alerts/<int:alert_id>/retry")
+@org_view
+def retry_alert(org: Organization, alert_id: int) -> Any:
+    """Retry every failed record affected by the alert."""
+    try:
+        count = actions.retry_alert(org, alert_id, current_user)
+    except actions.NotFound:
+        abort(404)
+    return _retried(org, q.RetrySelection(alert_id=alert_id, total=count))
+
+
+@bp.post("/orgs/<org>/integration/records/<int:record_id>/exclude")
+@org_view
+def exclude_record(org: Organization, record_id: int) -> Any:
+    """Exclude a record from sync; the reason is required."""
+    reason = request.form.get("reason", "")
+    try:
+        excluded = actions.exclude_record(org, record_id, current_user, reason)
+    except actions.NotFound:
+        abort(404)
+    except actions.ActionRefused as refusal:
+        found = q.record_of(org, record_id) or abort(404)
+        return render_template("status/record.html", org=org, record=found, history=q.record_history(found),
+                               back=_next_url(org), reason=reason, reason_error=str(refusal)), 422
+    return _done(org, _("Record %(ref)s is excluded from sync.", ref=excluded.source_ref))
+
+
+@bp.post("/orgs/<org>/integration/records/<int:record_id>/include")
+@org_view
+def include_record(org: Organization, record_id: int) -> Any:
+    """Put an excluded record back in sync."""
+    try:
+        included = actions.include_record(org, record_id, current_user)
+    except actions.NotFound:
+        abort(404)
+    except actions.ActionRefused as refusal:
+        return _refused(org, str(refusal))
+    return _done(org, _("Record %(ref)s is included again and syncs at the next run.", ref=included.source_ref))
+
+
+@bp.post("/orgs/<org>/integration/connectors/<int:connector_id>/settings")
+@org_view
+def connector_settings(org: Organization, connector_id: int) -> Any:
+    """Enable or disable a connector; its sandbox scenario, or its URL and write-only secret."""
+    connector = q.connector_of(org, connector_id) or abort(404)
+    form = q.SettingsForm.submitted(connector, request.form)
+    if form.errors:
+        if _partial():
+            return render_template("status/_connector_settings.html", org=org,
+                                   settings_forms=q.settings_forms(org, form)), 422
+        return render_template("status/screen.html", org=org, **_records_context(org, MultiDict()),
+                               **_panels(org, form)), 422
+    actions.configure_connector(org, connector.id, current_user, enabled=form.enabled, settings=form.settings,
+                                secret=form.secret)
+    message = _("The settings of %(name)s are saved.", name=connector.name)
+    if not _partial():
+        flash(message, "info")
+        return redirect(url_for("status.screen", org=org.slug, _anchor="connector-settings"))
+    response = make_response(render_template("status/_connector_settings.html", org=org,
+                                             settings_forms=q.settings_forms(org), message=message))
+    response.headers["HX-Trigger"] = REFRESH_EVENT
+    return response
+
+
+def _partial() -> bool:
+    """True for an htmx request for a fragment (a history restore wants the whole page)."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _fragment(org: Organization, template: str, anchor: str, **context: Any) -> Any:
+    if not _partial():
+        return redirect(url_for("status.screen", org=org.slug, _anchor=anchor))
+    return render_template(template, org=org, **context)
+
+
+def _records_context(org: Organization, args: MultiDict[str, str],
+                     open_alerts: list[q.AlertSummary] | None = None) -> dict[str, Any]:
+    """The records table's filters, page and, for `?alert=<id>`, the alert's summary (reused when open)."""
+    try:
+        filters = q.parse_filters(args)
+        after, before = args.get("after") or None, args.get("before") or None
+        summary = next((s for s in open_alerts or [] if s.alert.id == filters.alert_id), None)
+        if filters.alert_id is not None and summary is None:
+            alert = q.alert_of(org, filters.alert_id) or abort(404)
+            summary = q.alert_summaries([alert])[0]
+        page = q.records_page(org, filters, after=after, before=before)
+    except q.FilterError as error:
+        abort(400, str(error))
+    return {"filters": filters, "page": page, "alert_summary": summary,
+            "current_args": filters.args(after=after, before=before)}
+
+
+def _panels(org: Organization, settings_form: q.SettingsForm | None = None,
+            alerts: list[q.AlertSummary] | None = None) -> dict[str, Any]:
+    return {
+        "panel": q.connector_panel(org, current_app.config["SYNC_INTERVAL_SECONDS"]),
+        "alerts": q.open_alerts(org) if alerts is None else alerts,
+        "chart": q.attempts_chart(org),
+        "settings_forms": q.settings_forms(org, settings_form),
+    }
+
+
+def _retried(org: Organization, selection: q.RetrySelection) -> Any:
+    """After a retry: follow its progress (htmx), or say what happened and go back to the list."""
+    if selection.total == 0:
+        return _done(org, _("None of these records has failed, so there is nothing to retry."))
+    message = ngettext("Retry requested for %(num)d record.", "Retry requested for %(num)d records.",
+                       selection.total)
+    if not _partial():
+        flash(message, "info")
+        return redirect(_next_url(org))
+    return render_template("status/_action_result.html", org=org, message=message,
+                           progress=q.retry_progress(org, selection))
+
+
+def _done(org: Organization, message: str) -> Any:
+    if not _partial():
+        flash(message, "info")
+        return redirect(_next_url(org))
+    response = make_response(render_template("status/_action_result.html", org=org, message=message))
+    response.headers["HX-Trigger"] = REFRESH_EVENT
+    return response
+
+
+def _refused(org: Organization, message: str) -> Any:
+    """Bad input: say why (422) and change nothing; without htmx, on the screen the form came from."""
+    if _partial():
+        return render_template("status/_action_result.html", org=org, error=message), 422
+    args = MultiDict(parse_qsl(urlsplit(_next_url(org)).query))
+    return render_template("status/screen.html", org=org, error=message, **_records_context(org, args),
+                           **_panels(org)), 422
+
+
+def _next_url(org: Organization) -> str:
+    """Where to go back to: the `next` field or argument when it is this organization's screen."""
+    screen_url = url_for("status.screen", org=org.slug)
+    target = request.values.get("next") or ""
+    parts = urlsplit(target)
+    if not parts.scheme and not parts.netloc and parts.path == screen_url and "\\" not in target:
+        return target
+    return screen_url

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 22:02:53.026893
+Create Date: 2026-11-25 22:44:17.038730
 
 """
 from alembic import op
@@ -200,6 +200,9 @@ def upgrade():
     with op.batch_alter_table('sync_records', schema=None) as batch_op:
         batch_op.create_index('ix_sync_records_connector_due', ['connector_id', 'status', 'next_attempt_at'], unique=False)
         batch_op.create_index('ix_sync_records_connector_status_approved', ['connector_id', 'status', 'approved_at'], unique=False)
+        batch_op.create_index('ix_sync_records_org_amount', ['organization_id', 'amount_minor', 'id'], unique=False)
+        batch_op.create_index('ix_sync_records_org_approved', ['organization_id', 'approved_at', 'id'], unique=False)
+        batch_op.create_index('ix_sync_records_org_error_amount', ['organization_id', 'last_error_code', 'amount_minor', 'id'], unique=False)
         batch_op.create_index('ix_sync_records_org_status_approved', ['organization_id', 'status', 'approved_at'], unique=False)
 
     op.create_table('alert_events',
@@ -320,6 +323,9 @@ def downgrade():
     op.drop_table('alert_events')
     with op.batch_alter_table('sync_records', schema=None) as batch_op:
         batch_op.drop_index('ix_sync_records_org_status_approved')
+        batch_op.drop_index('ix_sync_records_org_error_amount')
+        batch_op.drop_index('ix_sync_records_org_approved')
+        batch_op.drop_index('ix_sync_records_org_amount')
         batch_op.drop_index('ix_sync_records_connector_status_approved')
         batch_op.drop_index('ix_sync_records_connector_due')
 

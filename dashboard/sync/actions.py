@@ -1,0 +1,146 @@
+"""Administrator actions: retry, exclude and include records (each logged with who did it); connector settings.
+
+Each action changes only the given organization's records, commits its one
+transaction, and only then queues the work that must see it (a sync for a
+retry, an alert re-check for an exclusion).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+
+from dashboard.extensions import db
+from dashboard.models import Alert, AlertRecord, Connector, Organization, RecordAction, SyncRecord, User, utcnow
+from dashboard.sync.orchestrator import PUSHED_PROVIDERS
+from jobs.alerts import enqueue_organization_check
+from jobs.sync import enqueue_sync
+
+log = logging.getLogger(__name__)
+MAX_REASON_LENGTH = 500
+
+
+class NotFound(LookupError):
+    """The record or alert is not the organization's; its existence is not revealed."""
+
+
+class ActionRefused(ValueError):
+    """The action cannot be done as asked; the message says why, for the administrator."""
+
+
+def retry_records(organization: Organization, record_ids: Iterable[int], user: User) -> int:
+    """Retry the organization's failed records among `record_ids` now; returns how many were queued.
+
+    Raises NotFound, changing nothing, when any id is not a record of the organization.
+    """
+    ids = set(record_ids)
+    if not ids:
+        return 0
+    owned = db.session.scalar(
+        sa.select(sa.func.count()).select_from(SyncRecord)
+        .where(SyncRecord.id.in_(ids), SyncRecord.organization_id == organization.id)
+    )
+    if owned != len(ids):
+        raise NotFound()
+    return _retry(organization, SyncRecord.id.in_(ids), user)
+
+
+def retry_alert(organization: Organization, alert_id: int, user: User) -> int:
+    """Retry every failed record affected by one of the organization's alerts; returns how many."""
+    _alert_of(organization, alert_id)
+    affected = sa.select(AlertRecord.record_id).where(AlertRecord.alert_id == alert_id)
+    return _retry(organization, SyncRecord.id.in_(affected), user)
+
+
+def exclude_record(organization: Organization, record_id: int, user: User, reason: str | None) -> SyncRecord:
+    """Take a record out of sync, with the administrator's reason; open alerts may then resolve."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ActionRefused(_("Give a reason for excluding the record."))
+    if len(reason) > MAX_REASON_LENGTH:
+        raise ActionRefused(_("The reason can be at most %(n)d characters long.", n=MAX_REASON_LENGTH))
+    record = _record_of(organization, record_id)
+    if record.status in ("synced", "excluded"):
+        raise ActionRefused(_("Only a pending or failed record can be excluded."))
+    record.status = "excluded"
+    record.excluded_reason = reason
+    record.next_attempt_at = None
+    record.retry_requested_by_id = None
+    db.session.add(RecordAction(record_id=record.id, user_id=user.id, action="exclude", reason=reason))
+    db.session.commit()  # the alert check must see the exclusion
+    enqueue_organization_check(organization.id)
+    return record
+
+
+def include_record(organization: Organization, record_id: int, user: User) -> SyncRecord:
+    """Put an excluded record back in sync: failed if its streak is unbroken, else pending; due now."""
+    record = _record_of(organization, record_id)
+    if record.status != "excluded":
+        raise ActionRefused(_("Only an excluded record can be included again."))
+    record.status = "failed" if record.consecutive_failures > 0 else "pending"
+    record.excluded_reason = None
+    record.next_attempt_at = utcnow()
+    db.session.add(RecordAction(record_id=record.id, user_id=user.id, action="include"))
+    db.session.commit()
+    return record
+
+
+def configure_connector(organization: Organization, connector_id: int, user: User, *, enabled: bool,
+                        settings: dict[str, Any], secret: str | None = None) -> Connector:
+    """Save a connector's checked settings; a new secret replaces the old one, an empty one keeps it."""
+    connector = db.session.scalar(
+        sa.select(Connector).where(Connector.id == connector_id, Connector.organization_id == organization.id)
+    )
+    if connector is None:
+        raise NotFound()
+    connector.enabled = enabled
+    connector.settings = settings
+    if secret:
+        connector.secret = secret
+    db.session.commit()
+    log.info("connector %s settings changed by user %s (enabled=%s)", connector.id, user.id, enabled)
+    if enabled and connector.provider in PUSHED_PROVIDERS:
+        enqueue_sync(connector.id)
+    enqueue_organization_check(organization.id)  # the alert rules must see the connector as it is now
+    return connector
+
+
+def _retry(organization: Organization, condition: sa.ColumnElement[bool], user: User) -> int:
+    """Restore the automatic budget of the matching failed records and make them due now."""
+    now = utcnow()
+    retried = db.session.execute(
+        sa.update(SyncRecord)
+        .where(SyncRecord.organization_id == organization.id, SyncRecord.status == "failed", condition)
+        .values(auto_attempts=0, next_attempt_at=now, retry_requested_by_id=user.id)
+        .returning(SyncRecord.id, SyncRecord.connector_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if retried:
+        db.session.execute(sa.insert(RecordAction), [
+            {"record_id": row.id, "user_id": user.id, "action": "retry", "created_at": now} for row in retried
+        ])
+    db.session.commit()  # the sync job must see the records as due
+    for connector_id in sorted({row.connector_id for row in retried}):
+        enqueue_sync(connector_id)
+    return len(retried)
+
+
+def _record_of(organization: Organization, record_id: int) -> SyncRecord:
+    record = db.session.scalar(
+        sa.select(SyncRecord).where(SyncRecord.id == record_id, SyncRecord.organization_id == organization.id)
+    )
+    if record is None:
+        raise NotFound()
+    return record
+
+
+def _alert_of(organization: Organization, alert_id: int) -> Alert:
+    alert = db.session.scalar(
+        sa.select(Alert).where(Alert.id == alert_id, Alert.organization_id == organization.id)
+    )
+    if alert is None:
+        raise NotFound()
+    return alert

@@ -1,0 +1,155 @@
+/* The integration status screen: confirm dialogs, history rows, announcements and focus after htmx swaps.
+ * Everything here enhances pages that work without it. */
+(function () {
+  "use strict";
+
+  var PROGRESS_ANNOUNCE_MS = 10000;
+  var lastProgressAnnouncement = 0;
+  var lastProgressText = "";
+  var streamOpens = 0;
+
+  /* live.js sends live:resync while the stream opens; counted after it, so the first open (page load,
+   * whose panels are fresh) is skipped and every reconnect re-fetches. */
+  document.addEventListener("htmx:sseOpen", function () { streamOpens += 1; });
+
+  /* Filters for the panels' hx-trigger: live events of this organization, and a table the user is not using. */
+  window.statusScreen = {
+    mine: function (evt) {
+      var screen = document.getElementById("status-screen");
+      var data = {};
+      try { data = JSON.parse(evt && evt.detail && evt.detail.data || "{}"); } catch (e) { return true; }
+      return !screen || !data.channel || data.channel === screen.dataset.channel;
+    },
+    reconnected: function () { return streamOpens > 0; },
+    liveTable: function (evt) {
+      var toggle = document.getElementById("records-live");
+      return (!evt || this.mine(evt)) && (!toggle || toggle.checked) &&
+        !document.querySelector("#records input[name='record_id']:checked") &&
+        !document.querySelector("#records .history-row:not([hidden])");
+    }
+  };
+
+  /* Write to a live region that exists from page load; clear first so identical text is spoken again. */
+  function announce(text, regionId) {
+    var region = document.getElementById(regionId || "sr-status");
+    if (!region || !text) { return; }
+    region.textContent = "";
+    window.setTimeout(function () { region.textContent = text; }, 100);
+  }
+
+  function focusTarget(element) {
+    if (!element) { return; }
+    if (!element.hasAttribute("tabindex")) { element.setAttribute("tabindex", "-1"); }
+    element.focus();
+  }
+
+  /* Bulk actions confirm in a modal dialog; focus goes back to the button that asked. */
+  function confirmWith(question, trigger) {
+    var dialog = document.getElementById("confirm-dialog");
+    if (!dialog || typeof dialog.showModal !== "function") {
+      return Promise.resolve(window.confirm(question));
+    }
+    dialog.querySelector("#confirm-dialog-text").textContent = question;
+    return new Promise(function (resolve) {
+      dialog.addEventListener("close", function () {
+        resolve(dialog.returnValue === "confirm");
+        if (trigger && document.body.contains(trigger)) { trigger.focus(); }
+      }, { once: true });
+      dialog.returnValue = "";
+      dialog.showModal();
+    });
+  }
+
+  document.addEventListener("htmx:confirm", function (evt) {
+    var submitter = evt.detail.triggeringEvent && evt.detail.triggeringEvent.submitter;
+    var question = submitter && submitter.dataset.confirm;
+    if (!question) { return; }
+    if (submitter.id === "retry-selected" && submitter.form &&
+        !submitter.form.querySelector("input[name='record_id']:checked")) {
+      return; /* nothing selected: the server says so */
+    }
+    evt.preventDefault();
+    confirmWith(question, submitter).then(function (confirmed) {
+      if (confirmed) { evt.detail.issueRequest(true); }
+    });
+  });
+
+  /* The history row is a disclosure: the button toggles it; htmx loads it on the first click. */
+  document.addEventListener("click", function (evt) {
+    var button = evt.target.closest && evt.target.closest("button[aria-controls^='history-']");
+    if (!button) { return; }
+    var row = document.getElementById(button.getAttribute("aria-controls"));
+    if (!row) { return; }
+    var expanded = button.getAttribute("aria-expanded") === "true";
+    button.setAttribute("aria-expanded", expanded ? "false" : "true");
+    row.hidden = expanded;
+  });
+
+  /* Turning live updates back on catches the table up at once. */
+  document.addEventListener("change", function (evt) {
+    if (evt.target.id === "records-live" && evt.target.checked && window.htmx) {
+      window.htmx.trigger(document.body, "records-changed");
+    }
+  });
+
+  /* Form errors (422) are swapped in like any answer; other errors are announced. */
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    if (evt.detail.xhr.status === 422) {
+      evt.detail.shouldSwap = true;
+      evt.detail.isError = false;
+    }
+  });
+
+  document.addEventListener("htmx:responseError", function () {
+    var screen = document.getElementById("status-screen");
+    announce(screen ? screen.dataset.errorText : "", "sr-alert");
+  });
+
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    var target = evt.detail.target;
+    if (target && target.id !== "action-result") { target.setAttribute("aria-busy", "true"); }
+  });
+
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    var target = evt.detail.target;
+    if (target) { target.removeAttribute("aria-busy"); }
+  });
+
+  /* Runs on each element a swap put in; with outerHTML that is the new section, not the replaced one. */
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    var target = evt.target;
+    if (!target || !target.id) { return; }
+    var requester = evt.detail.requestConfig && evt.detail.requestConfig.elt;
+    if (target.id === "records") {
+      if (requester && requester.id !== "records") { announce(target.dataset.announce); }
+      if (document.activeElement === document.body || !document.activeElement) {
+        focusTarget(document.getElementById("records-title"));
+      }
+    } else if (target.id === "action-result") {
+      /* Progress is spoken when it changed, at most every PROGRESS_ANNOUNCE_MS; the closing summary at once. */
+      var text = target.dataset.announce;
+      var final = target.dataset.announceFinal === "true";
+      var now = Date.now();
+      if (text !== lastProgressText && (final || now - lastProgressAnnouncement >= PROGRESS_ANNOUNCE_MS)) {
+        lastProgressAnnouncement = now;
+        lastProgressText = final ? "" : text;
+        announce(text, target.querySelector(".problem") ? "sr-alert" : "sr-status");
+      }
+    } else if (target.id === "connector-settings") {
+      var summary = target.querySelector(".error-summary");
+      if (summary) {
+        focusTarget(summary);
+      } else {
+        var saved = target.querySelector("[data-announce]");
+        if (saved) { announce(saved.dataset.announce); }
+      }
+    }
+  });
+
+  /* A page that comes back with a problem puts focus on it, so it is read first. */
+  document.addEventListener("DOMContentLoaded", function () {
+    var toggle = document.getElementById("records-live-toggle");
+    if (toggle) { toggle.hidden = false; }
+    focusTarget(document.querySelector(".error-summary, #action-error"));
+  });
+})();
