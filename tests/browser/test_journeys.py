@@ -161,3 +161,54 @@ def test_twenty_open_streams_leave_the_database_pool_free(world, live_server, cl
     assert page.getresponse().status == 200
     for connection in connections:
         connection.close()
+
+
+def _rule_one_alert(world, n: int = 3):
+    """n mileage claims that failed three times with a locked period, and two records that did not."""
+    failing = [factories.record(world.connector_a, record_type="mileage_claim", source_ref=f"FAIL-{i}")
+               for i in range(n)]
+    others = [factories.record(world.connector_a, record_type="expense_claim", source_ref=f"OK-{i}") for i in range(2)]
+    db.session.commit()
+    run(world.connector_a, [(r, None) for r in others], at=utcnow() - timedelta(minutes=40))
+    for minutes in (30, 20, 10):
+        run(world.connector_a, [(r, "period_locked") for r in failing], at=utcnow() - timedelta(minutes=minutes))
+    return failing
+
+
+def _listed_refs(page: Page) -> set[str]:
+    rows = page.locator(".records-table tbody tr")
+    expect(rows.first).to_be_visible()
+    return {ref for ref in ("FAIL-0", "FAIL-1", "FAIL-2", "OK-0", "OK-1") if page.locator(
+        ".records-table tbody", has_text=ref).count()}
+
+
+def test_clicking_an_alert_opens_the_status_screen_with_exactly_its_affected_records(world, signed_in):
+    """Given an alert in the tray, when the admin clicks it, the status screen lists exactly its records."""
+    page = signed_in(world.admin_a)
+    wait_live(page)
+    _rule_one_alert(world)
+    expect(page.get_by_role("button", name="Notifications, 1 unread")).to_be_visible(timeout=LIVE_TIMEOUT)
+    _open_tray(page)
+    page.locator("#tray-list a").first.click()
+    page.wait_for_url("**/orgs/org-a/integration?alert=*")
+    assert _listed_refs(page) == {"FAIL-0", "FAIL-1", "FAIL-2"}
+    expect(page.get_by_role("button", name="Notifications, 0 unread")).to_be_visible()
+
+
+def test_retrying_the_failed_records_successfully_sends_a_resolution_notification(world, signed_in, rq_worker):
+    """Given an open alert and a fixed connector, when the admin retries its records, a resolution
+    notification confirms the issue is cleared."""
+    page = signed_in(world.admin_a)
+    _rule_one_alert(world)
+    world.connector_a.settings = {"scenario": "healthy"}
+    db.session.commit()
+    note = db.session.scalars(sa.select(Notification)).one()
+    page.goto(f"/notifications/{note.id}")
+    wait_live(page)
+    page.locator("#retry-alert").click()
+    page.get_by_role("button", name="Yes, retry").click()
+    expect(page.get_by_role("button", name="Notifications, 1 unread")).to_be_visible(timeout=LIVE_TIMEOUT)
+    _open_tray(page)
+    resolved = page.locator("#tray-list .notification").first
+    expect(resolved).to_contain_text("Resolved")
+    expect(resolved).to_contain_text("mileage claims failed 3 times in a row")
