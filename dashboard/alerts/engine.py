@@ -304,6 +304,9 @@ def _join(ev: _Evaluation, alert: Alert, record_ids: list[int]) -> None:
 
 
 def _resolve(ev: _Evaluation, alert: Alert) -> None:
+    if alert.id in ev.raised:  # raised and cleared in one evaluation: tell of the raise before the resolution
+        _refresh_content(alert)
+        _notify(alert, recipients.for_raise(alert), "raised", ev.now)
     _close(alert, ev.now)
     ev.opened_or_resolved = True
     ev.touched.add(alert.id)
