@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 
 from dashboard.alerts import rules
@@ -84,15 +85,15 @@ def _platform(alert: Alert) -> Content:
     title = _("Platform: %(n)d organizations have sync alerts: %(names)s", n=len(organizations), names=names)
     kinds = sorted({rule for o in organizations for rule in o.get("rules", [])})
     body = _("Affected organizations: %(names)s. Kinds of alert: %(kinds)s.", names=names,
-             kinds=", ".join(RULE_NAMES.get(k, k) for k in kinds))
+             kinds=", ".join(str(RULE_NAMES.get(k, k)) for k in kinds))
     return Content(title=title, body=body, details={"organization_count": len(organizations)})
 
 
 RULE_NAMES = {
-    rules.CONSECUTIVE: "records keep failing",
-    rules.ERROR_THRESHOLD: "error threshold exceeded",
-    rules.STALE: "sync is stale",
-    rules.PLATFORM: "platform incident",
+    rules.CONSECUTIVE: _l("records keep failing"),
+    rules.ERROR_THRESHOLD: _l("error threshold exceeded"),
+    rules.STALE: _l("sync is stale"),
+    rules.PLATFORM: _l("platform incident"),
 }
 
 

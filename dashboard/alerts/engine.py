@@ -97,6 +97,20 @@ def scan(now: datetime | None = None) -> None:
     announce_due(now)
     db.session.commit()
     sweep_unevaluated(now)
+    _record_scan(now)
+
+
+LAST_SCAN_KEY = "dashboard:last-scan"
+
+
+def _record_scan(now: datetime) -> None:
+    """Leave the scan's time in Redis for the platform page's health panel."""
+    from dashboard.extensions import redis_ext
+
+    try:
+        redis_ext.client.set(LAST_SCAN_KEY, now.isoformat())
+    except Exception:  # noqa: BLE001 - only the health panel reads it
+        log.warning("could not record the scan time in Redis")
 
 
 def sweep_unevaluated(now: datetime | None = None, older_than: timedelta = timedelta(seconds=30)) -> list[int]:

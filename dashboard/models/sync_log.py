@@ -96,6 +96,7 @@ class SyncBatch(db.Model):
     __table_args__ = (
         enum_check("source", BATCH_SOURCES, "source"),
         sa.UniqueConstraint("organization_id", "idempotency_key"),
+        sa.Index("ix_sync_batches_evaluated_at", "evaluated_at"),
         sa.Index(
             "ix_sync_batches_unevaluated",
             "finished_at",

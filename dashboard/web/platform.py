@@ -1,12 +1,20 @@
-"""The global administrators' pages."""
+"""The global summary page: organizations worst first, platform incidents, platform settings, system health.
+
+Each panel is also its own htmx partial (it owns its target); asked for without
+htmx, a panel's address leads to the panel on the full page.
+"""
 from __future__ import annotations
 
-import sqlalchemy as sa
-from flask import Blueprint, render_template
+from datetime import datetime
+from typing import Any
 
-from dashboard.extensions import db
-from dashboard.models import Organization, SyncRecord
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from dashboard.extensions import redis_ext
+from dashboard.models import PlatformSettings, utcnow
 from dashboard.web.access import global_admin_required
+from dashboard.web.platform_queries import Health, organization_summaries, platform_incidents, system_health
 
 bp = Blueprint("platform", __name__)
 
@@ -14,14 +22,45 @@ bp = Blueprint("platform", __name__)
 @bp.get("/platform")
 @global_admin_required
 def index():
-    """Every organization with its records counted by status."""
-    organizations = db.session.scalars(sa.select(Organization).order_by(Organization.name)).all()
-    rows = db.session.execute(
-        sa.select(SyncRecord.organization_id, SyncRecord.status, sa.func.count()).group_by(
-            SyncRecord.organization_id, SyncRecord.status
-        )
-    ).all()
-    counts: dict[int, dict[str, int]] = {}
-    for org_id, status, n in rows:
-        counts.setdefault(org_id, {})[status] = n
-    return render_template("platform/index.html", organizations=organizations, counts=counts)
+    """Every organization worst first, the platform incidents, the platform settings and the system's health."""
+    now = utcnow()
+    return render_template(
+        "platform/index.html", now=now, organizations=organization_summaries(now),
+        incidents=platform_incidents(now), settings=PlatformSettings.load(), health=_health(now),
+        alerts_queue=current_app.config["QUEUE_ALERTS"],
+    )
+
+
+@bp.get("/platform/organizations")
+@global_admin_required
+def organizations():
+    """The organizations panel alone."""
+    now = utcnow()
+    return _panel("platform/_organizations.html", "platform-organizations", now=now,
+                  organizations=organization_summaries(now))
+
+
+@bp.get("/platform/incidents")
+@global_admin_required
+def incidents():
+    """The platform incidents panel alone."""
+    return _panel("platform/_incidents.html", "platform-incidents", incidents=platform_incidents(utcnow()))
+
+
+@bp.get("/platform/health")
+@global_admin_required
+def health():
+    """The system health panel alone."""
+    return _panel("platform/_health.html", "platform-health", health=_health(utcnow()),
+                  alerts_queue=current_app.config["QUEUE_ALERTS"])
+
+
+def _panel(template: str, anchor: str, **context: Any) -> str | Response:
+    if not request.htmx:
+        return redirect(url_for("platform.index", _anchor=anchor))
+    return render_template(template, **context)
+
+
+def _health(now: datetime) -> Health:
+    queues = [current_app.config["QUEUE_ALERTS"], current_app.config["QUEUE_SYNC"]]
+    return system_health(now, redis_ext.client, queues)

@@ -4,8 +4,9 @@
 (function () {
   "use strict";
 
-  /* Announcer: polite, at most once every ANNOUNCE_MS; several arrivals become one summary. */
+  /* Announcer: polite, at most once every ANNOUNCE_MS; arrivals within GATHER_MS become one summary. */
   var ANNOUNCE_MS = 2000;
+  var GATHER_MS = 500;
   var pending = [];
   var timer = null;
   var lastText = "";
@@ -28,23 +29,22 @@
     var items = pending;
     pending = [];
     if (items.length === 1) {
-      announce(items[0]);
+      announce(items[0].prefix + items[0].title);
     } else {
-      announce(items.length + " new notifications: " + items.join("; "));
+      announce(items.length + " new notifications: " + items.map(function (i) { return i.title; }).join("; "));
     }
     timer = setTimeout(flush, ANNOUNCE_MS);
   }
 
-  function queueAnnouncement(text) {
-    pending.push(text);
-    if (!timer) { flush(); }
+  function queueAnnouncement(prefix, title) {
+    pending.push({ prefix: prefix, title: title });
+    if (!timer) { timer = setTimeout(flush, GATHER_MS); }
   }
 
   function onNotification(event) {
     var data = {};
     try { data = JSON.parse(event.data); } catch (e) { return; }
-    var prefix = data.event === "resolved" ? "Resolved: " : "New alert: ";
-    queueAnnouncement(prefix + (data.title || ""));
+    queueAnnouncement(data.event === "resolved" ? "Resolved: " : "New alert: ", data.title || "");
   }
 
   function resync() {
@@ -90,6 +90,15 @@
     }
   });
 
-  /* Expose for tests and for pages that pause live updates. */
-  window.liveAlerts = { announce: queueAnnouncement };
+  /* After the tray list is refreshed, keep focus in it: on the same notification's link when the
+   * focused control was replaced (htmx restores focus only to elements with a stable id). */
+  document.addEventListener("htmx:afterSettle", function (e) {
+    if (!e.target || e.target.id !== "tray-list-wrap") { return; }
+    if (document.activeElement && document.activeElement !== document.body) { return; }
+    var elt = e.detail.requestConfig && e.detail.requestConfig.elt;
+    var item = elt && elt.closest ? elt.closest("[data-notification-id]") : null;
+    if (!item) { return; }
+    var link = document.getElementById("tray-notification-" + item.dataset.notificationId + "-link");
+    if (link) { link.focus(); }
+  });
 })();

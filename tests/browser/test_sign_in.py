@@ -47,7 +47,7 @@ def test_global_admin_signs_in_and_lands_on_the_platform_page(page: Page, world)
     page.keyboard.press("Enter")
 
     expect(page).to_have_url(re.compile(r"/platform$"))
-    expect(page.get_by_role("heading", level=1)).to_have_text("All organizations")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Platform summary")
     expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Platform")).to_be_visible()
 
 

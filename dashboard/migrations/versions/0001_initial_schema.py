@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 22:44:17.038730
+Create Date: 2026-11-25 22:59:45.864002
 
 """
 from alembic import op
@@ -162,6 +162,7 @@ def upgrade():
     sa.UniqueConstraint('organization_id', 'idempotency_key', name=op.f('uq_sync_batches_organization_id_idempotency_key'))
     )
     with op.batch_alter_table('sync_batches', schema=None) as batch_op:
+        batch_op.create_index('ix_sync_batches_evaluated_at', ['evaluated_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_sync_batches_organization_id'), ['organization_id'], unique=False)
         batch_op.create_index('ix_sync_batches_unevaluated', ['finished_at'], unique=False, sqlite_where=sa.text('evaluated_at IS NULL'), postgresql_where=sa.text('evaluated_at IS NULL'))
 
@@ -333,6 +334,7 @@ def downgrade():
     with op.batch_alter_table('sync_batches', schema=None) as batch_op:
         batch_op.drop_index('ix_sync_batches_unevaluated', sqlite_where=sa.text('evaluated_at IS NULL'), postgresql_where=sa.text('evaluated_at IS NULL'))
         batch_op.drop_index(batch_op.f('ix_sync_batches_organization_id'))
+        batch_op.drop_index('ix_sync_batches_evaluated_at')
 
     op.drop_table('sync_batches')
     with op.batch_alter_table('alerts', schema=None) as batch_op:

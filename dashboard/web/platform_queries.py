@@ -1,0 +1,194 @@
+"""Reading the global summary: organizations worst first, platform incidents, and the system's health.
+
+Every figure is one aggregate statement over all organizations (per-organization
+figures are correlated subqueries that seek the indexes), never a query per
+organization from Python.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue, Worker
+from rq.cron_scheduler_registry import get_registry_key
+from rq.defaults import DEFAULT_CRON_SCHEDULER_TTL, DEFAULT_WORKER_TTL
+
+from dashboard.alerts import rules
+from dashboard.extensions import db
+from dashboard.models import Alert, Connector, HourlyAttemptCount, Organization, SyncBatch, SyncRecord
+
+LAST_SCAN_KEY = "dashboard:last-scan"
+"""Set by the periodic scan job to the ISO time of its last run."""
+ERROR_WINDOW = timedelta(hours=24)
+RECENT_INCIDENTS = timedelta(days=7)
+INCIDENT_LIMIT = 20
+UNEVALUATED_AFTER = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class OrganizationSummary:
+    id: int
+    slug: str
+    name: str
+    connectors: int
+    enabled_connectors: int
+    last_success_at: datetime | None
+    errors_24h: int
+    waiting: int
+    """Approved records not yet synced: pending or failed, not excluded."""
+    oldest_waiting_at: datetime | None
+    open_alerts: int = 0
+    open_rules: list[str] = field(default_factory=list)
+
+    def severity(self) -> tuple[int, int, datetime, str]:
+        """Sort key, worst first: more open alerts, then more errors, then the oldest waiting record."""
+        return (-self.open_alerts, -self.errors_24h, self.oldest_waiting_at or datetime.max, self.name)
+
+
+def organization_summaries(now: datetime) -> list[OrganizationSummary]:
+    """Every organization with its figures, worst first."""
+    org = Organization.id
+    connectors = sa.select(sa.func.count()).where(Connector.organization_id == org)
+    enabled = sa.select(sa.func.count()).where(Connector.organization_id == org, Connector.enabled)
+    last_success = sa.select(sa.func.max(Connector.last_success_at)).where(Connector.organization_id == org)
+    errors = (sa.select(sa.func.coalesce(sa.func.sum(HourlyAttemptCount.failures), 0))
+              .where(HourlyAttemptCount.organization_id == org, HourlyAttemptCount.hour > now - ERROR_WINDOW))
+    waiting_records = sa.and_(SyncRecord.organization_id == org, SyncRecord.status.in_(rules.WAITING_STATUSES))
+    waiting = sa.select(sa.func.count()).where(waiting_records)
+    oldest = sa.select(sa.func.min(SyncRecord.approved_at)).where(waiting_records)
+    rows = db.session.execute(sa.select(
+        Organization.id, Organization.slug, Organization.name,
+        connectors.scalar_subquery().label("connectors"), enabled.scalar_subquery().label("enabled_connectors"),
+        last_success.scalar_subquery().label("last_success_at"), errors.scalar_subquery().label("errors_24h"),
+        waiting.scalar_subquery().label("waiting"), oldest.scalar_subquery().label("oldest_waiting_at"),
+    )).all()
+    alerts = _open_alerts_by_organization()
+    summaries = []
+    for row in rows:
+        counts = alerts.get(row.id, {})
+        summaries.append(OrganizationSummary(**row._mapping, open_alerts=sum(counts.values()),
+                                             open_rules=sorted(counts)))
+    return sorted(summaries, key=OrganizationSummary.severity)
+
+
+def _open_alerts_by_organization() -> dict[int, dict[str, int]]:
+    rows = db.session.execute(
+        sa.select(Alert.organization_id, Alert.rule, sa.func.count())
+        .where(Alert.status == "open", Alert.organization_id.is_not(None))
+        .group_by(Alert.organization_id, Alert.rule)
+    ).all()
+    alerts: dict[int, dict[str, int]] = {}
+    for organization_id, rule, count in rows:
+        alerts.setdefault(organization_id, {})[rule] = count
+    return alerts
+
+
+def platform_incidents(now: datetime) -> list[Alert]:
+    """Open platform incidents and those resolved in the last week, newest first."""
+    return list(db.session.scalars(
+        sa.select(Alert)
+        .where(Alert.organization_id.is_(None), Alert.rule == rules.PLATFORM,
+               sa.or_(Alert.status == "open", Alert.resolved_at >= now - RECENT_INCIDENTS))
+        .order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(INCIDENT_LIMIT)
+    ))
+
+
+@dataclass(frozen=True)
+class WorkerHealth:
+    name: str
+    state: str
+    queues: list[str]
+    last_heartbeat: datetime | None
+    late: bool
+
+
+@dataclass(frozen=True)
+class SchedulerHealth:
+    name: str
+    last_heartbeat: datetime
+    late: bool
+
+
+@dataclass(frozen=True)
+class QueueHealth:
+    name: str
+    queued: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class RedisHealth:
+    workers: list[WorkerHealth]
+    schedulers: list[SchedulerHealth]
+    queues: list[QueueHealth]
+    last_scan_at: datetime | None
+
+    def alert_queue_unserved(self, alerts_queue: str) -> bool:
+        return not any(alerts_queue in w.queues for w in self.workers)
+
+
+@dataclass(frozen=True)
+class Health:
+    checked_at: datetime
+    last_evaluated_at: datetime | None
+    unevaluated_batches: int
+    redis: RedisHealth | None
+    """None when Redis cannot be reached."""
+
+
+def system_health(now: datetime, connection: Redis, queue_names: list[str]) -> Health:
+    """Workers, scheduler and queues from Redis (None if it is down), evaluation progress from the database."""
+    last_evaluated = db.session.scalar(sa.select(sa.func.max(SyncBatch.evaluated_at)))
+    unevaluated = db.session.scalar(
+        sa.select(sa.func.count()).where(SyncBatch.evaluated_at.is_(None),
+                                         SyncBatch.finished_at < now - UNEVALUATED_AFTER)
+    ) or 0
+    try:
+        redis_health: RedisHealth | None = _redis_health(now, connection, queue_names)
+    except RedisError:
+        redis_health = None
+    return Health(checked_at=now, last_evaluated_at=last_evaluated, unevaluated_batches=unevaluated,
+                  redis=redis_health)
+
+
+def _redis_health(now: datetime, connection: Redis, queue_names: list[str]) -> RedisHealth:
+    workers = [
+        WorkerHealth(name=w.name, state=w.get_state(), queues=w.queue_names(),
+                     last_heartbeat=_naive_utc(w.last_heartbeat),
+                     late=w.last_heartbeat is None
+                     or _naive_utc(w.last_heartbeat) < now - timedelta(seconds=DEFAULT_WORKER_TTL))
+        for w in Worker.all(connection=connection)
+    ]
+    # The registry itself, not CronScheduler.all(): that drops a scheduler whose heartbeat stopped,
+    # and a stopped scheduler is exactly what this panel must show.
+    schedulers = []
+    for name, score in connection.zrange(get_registry_key(), 0, -1, withscores=True):
+        beat = datetime.fromtimestamp(score, tz=timezone.utc).replace(tzinfo=None)
+        schedulers.append(SchedulerHealth(name=name.decode() if isinstance(name, bytes) else name,
+                                          last_heartbeat=beat,
+                                          late=beat < now - timedelta(seconds=DEFAULT_CRON_SCHEDULER_TTL)))
+    queues = []
+    for queue_name in queue_names:
+        queue = Queue(queue_name, connection=connection)
+        queues.append(QueueHealth(name=queue_name, queued=queue.count, failed=queue.failed_job_registry.get_job_count(cleanup=False)))
+    return RedisHealth(workers=sorted(workers, key=lambda w: w.name), schedulers=schedulers, queues=queues,
+                       last_scan_at=_parse_time(connection.get(LAST_SCAN_KEY)))
+
+
+def _naive_utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _parse_time(raw: bytes | None) -> datetime | None:
+    """An ISO timestamp (naive means UTC) as naive UTC; None if absent or unreadable."""
+    if raw is None:
+        return None
+    try:
+        return _naive_utc(datetime.fromisoformat(raw.decode()))
+    except ValueError:
+        return None

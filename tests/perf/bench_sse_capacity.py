@@ -1,0 +1,651 @@
+"""Benchmark: how many signed-in event streams one gunicorn gevent worker holds, and what each costs.
+
+One gunicorn worker (the project's gunicorn.conf.py, WEB_CONCURRENCY=1)
+serves wsgi:app on 127.0.0.1 against an embedded Redis and a fresh SQLite
+database of 100 organizations and 10,000 users, each the admin of one
+organization. Clients are raw sockets in one asyncio loop in this process,
+each a different user holding GET /events open with that user's session
+cookie (minted by Flask-Login's own `login_user` inside a request context,
+so the cookie is exactly what /login would set; one client also signs in
+through the real /login form first, to check the two are the same).
+
+Levels of N concurrent clients (BENCH_LEVELS, default 1000,2500,5000,10000)
+are reached one after another; at each, once every client's stream is open
+(its ": connected" comment received) and idle, the worker's RSS is read, then
+one event is published with the product's publish_now to each of 10
+organizations' channels, 100 ms apart, and every client of those
+organizations must receive it: p99 of publish -> receipt at most 1 s and no
+client missing it within 10 s (a miss fails the level). Clients of other
+organizations must receive nothing. The run stops at the first failing level.
+
+Figures: sse_clients_held (largest passing level), sse_broadcast_p99_ms at
+that level, sse_kib_per_client = (worker RSS with N idle clients - RSS with
+none) / N. The machine's limit, measured in the same run on the same
+machine: raw_redis_publish_per_s (a bare publish loop) and a bare gevent SSE
+fan-out (one pattern subscription, a gevent queue and a greenlet per
+socket, no Flask) holding the same largest N: raw_gevent_kib_per_client and
+raw_gevent_broadcast_p99_ms.
+
+Bounded: everything stops itself after BENCH_TIMEOUT_SECONDS (default 300)
+and kills what it started (process groups), on success or failure.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+TIMEOUT = float(os.environ.get("BENCH_TIMEOUT_SECONDS", "300"))
+LEVELS = [int(x) for x in os.environ.get("BENCH_LEVELS", "1000,2500,5000,10000").split(",")]
+ORGS = 100
+BROADCAST_ORGS = 10
+BROADCAST_GAP = 0.1
+P99_GOAL_S = 1.0
+MISS_WAIT_S = 10.0
+CONNECT_CONCURRENCY = 200
+UA = "bench-sse-capacity/1"
+PASSWORD = "bench password 1234"
+
+
+class Timeout(Exception):
+    pass
+
+
+def _on_alarm(_signum, _frame):  # type: ignore[no-untyped-def]
+    raise Timeout(f"benchmark exceeded {TIMEOUT:.0f}s")
+
+
+def _on_term(_signum, _frame):  # type: ignore[no-untyped-def]
+    raise KeyboardInterrupt
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))
+    return ordered[k]
+
+
+class Processes:
+    """Children started in their own sessions; `stop_all` kills each process group."""
+
+    def __init__(self) -> None:
+        self.children: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, command: list[str], env: dict, log: Path) -> subprocess.Popen:
+        out = open(log, "wb")
+        child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+        out.close()
+        self.children.append((name, child))
+        return child
+
+    def check(self) -> None:
+        for name, child in self.children:
+            if child.poll() is not None:
+                raise RuntimeError(f"{name} exited with {child.returncode}")
+
+    def stop(self, child: subprocess.Popen) -> None:
+        if child.poll() is None:
+            try:
+                os.killpg(child.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            child.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+        self.children = [(n, c) for n, c in self.children if c is not child]
+
+    def stop_all(self) -> None:
+        for _name, child in reversed(list(self.children)):
+            self.stop(child)
+
+
+# --- the client: one asyncio protocol per stream ---------------------------------------------------
+
+
+class Stream(asyncio.Protocol):
+    """A raw HTTP/1.1 GET of an event stream: chunked decoding and just enough SSE parsing."""
+
+    __slots__ = ("request", "transport", "head", "buf", "text", "chunked", "opened", "closed", "received",
+                 "error", "_event")
+
+    def __init__(self, request: bytes) -> None:
+        self.request = request
+        self.transport: asyncio.Transport | None = None
+        self.head: bytes | None = None
+        self.buf = bytearray()
+        self.text = bytearray()
+        self.chunked = False
+        self.opened = asyncio.get_running_loop().create_future()
+        self.closed = False
+        self.received: dict[int, float] = {}
+        self.error: str | None = None
+
+    def connection_made(self, transport):  # type: ignore[no-untyped-def]
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        self.buf += data
+        if self.head is None:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self.head = bytes(self.buf[:end])
+            del self.buf[:end + 4]
+            if not self.head.startswith(b"HTTP/1.1 200"):
+                self._fail("status " + self.head.split(b"\r\n", 1)[0].decode(errors="replace"))
+                return
+            self.chunked = b"transfer-encoding: chunked" in self.head.lower()
+        if self.chunked:
+            while True:
+                line_end = self.buf.find(b"\r\n")
+                if line_end < 0:
+                    break
+                size = int(bytes(self.buf[:line_end]).split(b";")[0], 16)
+                if len(self.buf) < line_end + 2 + size + 2:
+                    break
+                self.text += self.buf[line_end + 2:line_end + 2 + size]
+                del self.buf[:line_end + 2 + size + 2]
+        else:
+            self.text += self.buf
+            self.buf.clear()
+        while True:
+            end = self.text.find(b"\n\n")
+            if end < 0:
+                break
+            block = bytes(self.text[:end])
+            del self.text[:end + 2]
+            self._event_block(block, now)
+
+    def _event_block(self, block: bytes, now: float) -> None:
+        if block.startswith(b": connected"):
+            if not self.opened.done():
+                self.opened.set_result(True)
+            return
+        kind = data = None
+        for line in block.split(b"\n"):
+            if line.startswith(b"event:"):
+                kind = line[6:].strip()
+            elif line.startswith(b"data:"):
+                data = line[5:].strip()
+        if kind == b"bench-broadcast" and data:
+            self.received[json.loads(data)["round"]] = now
+
+    def _fail(self, why: str) -> None:
+        self.error = why
+        if not self.opened.done():
+            self.opened.set_exception(RuntimeError(why))
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc):  # type: ignore[no-untyped-def]
+        self.closed = True
+        if not self.opened.done():
+            self.opened.set_exception(RuntimeError(f"closed before the stream opened: {exc}"))
+
+
+async def open_and_close(port: int, requests: list[bytes]) -> None:
+    for stream in await open_streams(port, requests):
+        stream.transport.close()
+    await asyncio.sleep(0)
+
+
+async def open_streams(port: int, requests: list[bytes], concurrency: int = CONNECT_CONCURRENCY,
+                       timeout: float = 60.0) -> list[Stream]:
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Semaphore(concurrency)
+    streams: list[Stream] = []
+
+    async def one(request: bytes) -> None:
+        async with gate:
+            _, stream = await loop.create_connection(lambda: Stream(request), "127.0.0.1", port)
+            streams.append(stream)
+            await asyncio.wait_for(stream.opened, timeout)
+
+    try:
+        await asyncio.gather(*(one(r) for r in requests))
+    except BaseException:
+        for stream in streams:  # a failed or abandoned level leaves no socket open
+            if stream.transport is not None:
+                stream.transport.close()
+        raise
+    return streams
+
+
+def stream_request(port: int, path: str, cookie: str | None) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", f"User-Agent: {UA}",
+             "Accept: text/event-stream", "Cache-Control: no-cache"]
+    if cookie:
+        lines.append(f"Cookie: {cookie}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+# --- the measurements -------------------------------------------------------------------------------
+
+
+async def broadcast(streams_by_org: dict[int, list[Stream]], all_streams: list[Stream], publish, round_base: int
+                    ) -> tuple[list[float], int, int]:
+    """Publish one event to each of the first BROADCAST_ORGS organizations; returns latencies (s),
+    misses, and deliveries to clients of other organizations."""
+    org_ids = sorted(streams_by_org)[:BROADCAST_ORGS]
+    sent: dict[int, float] = {}
+    for k, org_id in enumerate(org_ids):
+        round_ = round_base + k
+        sent[round_] = time.time()
+        publish(org_id, round_)
+        await asyncio.sleep(BROADCAST_GAP)
+    targets = [(round_base + k, s) for k, org_id in enumerate(org_ids) for s in streams_by_org[org_id]]
+    deadline = time.monotonic() + MISS_WAIT_S
+    while time.monotonic() < deadline and any(r not in s.received for r, s in targets):
+        await asyncio.sleep(0.05)
+    latencies = [s.received[r] - sent[r] for r, s in targets if r in s.received]
+    misses = len(targets) - len(latencies)
+    expected = {id(s): r for r, s in targets}
+    leaks = sum(1 for s in all_streams for r in s.received if r in sent and expected.get(id(s)) != r)
+    return latencies, misses, leaks
+
+
+def rss_kib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return float(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def gunicorn_worker_pid(master: int, timeout: float = 20.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = []
+        for task in Path(f"/proc/{master}/task").iterdir():
+            children += (task / "children").read_text().split()
+        if len(children) == 1:
+            return int(children[0])
+        time.sleep(0.1)
+    raise RuntimeError("gunicorn did not start exactly one worker")
+
+
+async def settle(worker_pid: int, seconds: float = 2.0) -> float:
+    """RSS once the worker has been idle a moment."""
+    await asyncio.sleep(seconds)
+    return rss_kib(worker_pid)
+
+
+async def run_levels(port: int, worker_pid: int, cookies: list[tuple[int, str]], publish, processes,
+                     deadline: float) -> dict:
+    """Ramp through LEVELS until one fails or `deadline` (monotonic) comes; returns per-level results."""
+    # Warm the code paths (broker thread, queries, templates) with a few streams, then read the baseline.
+    await open_and_close(port, [stream_request(port, "/events", cookies[-1 - i][1]) for i in range(5)])
+    baseline = await settle(worker_pid)
+    held: list[Stream] = []
+    by_org: dict[int, list[Stream]] = {}
+    results = {"baseline_kib": baseline, "levels": []}
+    round_base = 0
+    for level in LEVELS:
+        processes.check()
+        started = time.monotonic()
+        batch = cookies[len(held):level]
+        budget = deadline - time.monotonic() - MISS_WAIT_S - 5
+        try:
+            new = await asyncio.wait_for(
+                open_streams(port, [stream_request(port, "/events", c) for _, c in batch]), max(1.0, budget))
+        except asyncio.TimeoutError:
+            results["levels"].append({"level": level, "ok": False,
+                                      "why": f"not all streams open within the time budget ({budget:.0f}s)"})
+            break
+        except Exception as exc:  # noqa: BLE001 - a stream that never opens fails the level
+            results["levels"].append({"level": level, "ok": False, "why": f"streams did not all open: {exc!r}"})
+            break
+        connect_s = time.monotonic() - started
+        for (org_id, _c), s in zip(batch, new):
+            by_org.setdefault(org_id, []).append(s)
+        held += new
+        rss = await settle(worker_pid)
+        lost = sum(1 for s in held if s.closed)
+        latencies, misses, leaks = await broadcast(by_org, held, publish, round_base)
+        round_base += BROADCAST_ORGS
+        p99 = pct(latencies, 99) if latencies else float("inf")
+        ok = misses == 0 and leaks == 0 and lost == 0 and p99 <= P99_GOAL_S
+        results["levels"].append({
+            "level": level, "ok": ok, "connect_s": connect_s, "rss_kib": rss, "p50": statistics.median(latencies),
+            "p99": p99, "misses": misses, "leaks": leaks, "lost": lost, "receivers": len(latencies) + misses,
+            "why": "" if ok else f"misses={misses} leaks={leaks} closed={lost} p99={p99:.3f}s",
+        })
+        print(f"# level {level}: opened in {connect_s:.1f}s, rss {rss / 1024:.1f} MiB, broadcast to "
+              f"{len(latencies) + misses} clients p50 {statistics.median(latencies) * 1000:.1f} ms "
+              f"p99 {p99 * 1000:.1f} ms, misses {misses}, leaks {leaks}, closed {lost}", file=sys.stderr, flush=True)
+        if not ok:
+            break
+    for stream in held:
+        if stream.transport is not None:
+            stream.transport.close()
+    await asyncio.sleep(0)
+    return results
+
+
+BARE_SERVER = r'''
+from gevent import monkey; monkey.patch_all()
+import json, sys, gevent, gevent.queue, gevent.server, redis
+from urllib.parse import urlsplit, parse_qs
+port, redis_url = int(sys.argv[1]), sys.argv[2]
+subs = {}
+def chunk(b):
+    return b"%x\r\n" % len(b) + b + b"\r\n"
+def handle(sock, _addr):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        got = sock.recv(4096)
+        if not got:
+            return
+        data += got
+    path = data.split(b" ", 2)[1].decode()
+    channels = parse_qs(urlsplit(path).query).get("ch", [])
+    inbox = gevent.queue.Queue(maxsize=100)
+    for ch in channels:
+        subs.setdefault(ch, set()).add(inbox)
+    try:
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     + chunk(b": connected\n\n"))
+        while True:
+            try:
+                text = inbox.get(timeout=15)
+            except gevent.queue.Empty:
+                text = b": heartbeat\n\n"
+            sock.sendall(chunk(text))
+    except OSError:
+        pass
+    finally:
+        for ch in channels:
+            subs.get(ch, set()).discard(inbox)
+def listen():
+    pubsub = redis.Redis.from_url(redis_url).pubsub(ignore_subscribe_messages=True)
+    pubsub.psubscribe("sse:*")
+    for item in pubsub.listen():
+        if item["type"] != "pmessage":
+            continue
+        m = json.loads(item["data"])
+        text = ("event:%s\ndata:%s\n\n" % (m.get("type"), json.dumps(m["data"]))).encode()
+        for inbox in list(subs.get(item["channel"].decode()[4:], ())):
+            try:
+                inbox.put_nowait(text)
+            except gevent.queue.Full:
+                pass
+gevent.spawn(listen)
+server = gevent.server.StreamServer(("127.0.0.1", port), handle, backlog=2048)
+print("ready", flush=True)
+server.serve_forever()
+'''
+
+
+async def bare_fanout(root: Path, env: dict, n: int, users: list[tuple[int, int]], publish, processes) -> dict:
+    """The same N clients and broadcasts against a bare gevent SSE fan-out (no Flask, no sessions)."""
+    port = free_port()
+    child = processes.start("bare", [sys.executable, "-c", BARE_SERVER, str(port), env["REDIS_URL"]], env,
+                            root / "bare.log")
+    try:
+        deadline = time.monotonic() + 20
+        while "ready" not in (root / "bare.log").read_text():
+            processes.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError("bare server did not start")
+            await asyncio.sleep(0.05)
+        baseline = await settle(child.pid, 1.0)
+        requests = [stream_request(port, f"/raw?ch=user:{u}&ch=org:{o}", None) for u, o in users[:n]]
+        streams = await open_streams(port, requests)
+        rss = await settle(child.pid)
+        by_org: dict[int, list[Stream]] = {}
+        for (_u, o), s in zip(users[:n], streams):
+            by_org.setdefault(o, []).append(s)
+        latencies, misses, leaks = await broadcast(by_org, streams, publish, 10_000)
+        for stream in streams:
+            stream.transport.close()
+        await asyncio.sleep(0)
+        return {"kib": (rss - baseline) / n, "p99": pct(latencies, 99) if latencies else float("inf"),
+                "misses": misses}
+    finally:
+        processes.stop(child)
+
+
+def web_command(env: dict, port: int) -> list[str]:
+    """The web command of dashboard/supervisor.py, bound to 127.0.0.1:`port`."""
+    from dashboard import supervisor
+
+    if hasattr(supervisor, "commands"):  # supervisor.commands(env, host, port) -> {"web": [...], ...}
+        return supervisor.commands(env, "127.0.0.1", port)["web"]
+    # A copy of supervisor.run_all's web command (as of 68ff192): keep in step until it is importable.
+    return [str(BIN / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
+            "wsgi:app"]
+
+
+def raw_publish_rate(client, seconds: float = 2.0) -> float:
+    count = 0
+    payload = json.dumps({"data": {"x": 1}, "type": "bench-nothing", "id": "0"})
+    deadline = time.perf_counter() + seconds
+    started = time.perf_counter()
+    while time.perf_counter() < deadline:
+        client.publish("sse:bench:nobody", payload)
+        count += 1
+    return count / (time.perf_counter() - started)
+
+
+def seed(db, sa) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
+    """100 organizations and max(LEVELS) users, user i the admin of organization i % 100."""
+    from werkzeug.security import generate_password_hash
+
+    from dashboard.models import Membership, Organization, PlatformSettings, User
+
+    n = max(LEVELS)
+    db.session.add(PlatformSettings(id=1, incident_min_organizations=2, grouping_wait_seconds=60))
+    db.session.execute(sa.insert(Organization.__table__),
+                       [{"slug": f"bench-{k:03d}", "name": f"Bench Organization {k:03d}", "timezone": "Europe/Oslo",
+                         "consecutive_failure_threshold": 3, "error_threshold": 10, "error_window_hours": 24,
+                         "stale_after_hours": 48} for k in range(ORGS)])
+    org_ids = db.session.scalars(sa.select(Organization.id).order_by(Organization.id)).all()
+    password_hash = generate_password_hash(PASSWORD)
+    db.session.execute(sa.insert(User.__table__),
+                       [{"email": f"bench-{i:05d}@example.org", "name": f"Bench User {i}",
+                         "password_hash": password_hash, "is_global_admin": False, "failed_logins": 0}
+                        for i in range(n)])
+    user_ids = db.session.scalars(sa.select(User.id).order_by(User.id)).all()
+    pairs = [(uid, org_ids[i % ORGS]) for i, uid in enumerate(user_ids)]
+    db.session.execute(sa.insert(Membership.__table__),
+                       [{"user_id": u, "organization_id": o, "role": "admin"} for u, o in pairs])
+    db.session.commit()
+    return pairs
+
+
+def mint_cookies(app, pairs: list[tuple[int, int]]) -> list[tuple[int, str]]:  # type: ignore[no-untyped-def]
+    """Each user's session cookie, as /login sets it: Flask-Login's login_user in a request context."""
+    from flask import session
+    from flask_login import login_user
+
+    from dashboard.extensions import db
+    from dashboard.models import User
+
+    serializer = app.session_interface.get_signing_serializer(app)
+    name = app.config["SESSION_COOKIE_NAME"]
+    users = {u.id: u for u in db.session.scalars(db.select(User))}
+    cookies = []
+    for user_id, org_id in pairs:
+        with app.test_request_context("/login", method="POST", headers={"User-Agent": UA},
+                                      environ_base={"REMOTE_ADDR": "127.0.0.1"}):
+            login_user(users[user_id])
+            cookies.append((org_id, f"{name}={serializer.dumps(dict(session))}"))
+    return cookies
+
+
+def real_login_cookie(port: int, email: str) -> str:
+    """Sign in through the real /login form (CSRF token and all) with a plain HTTP client."""
+    import http.client
+    import re
+    from urllib.parse import urlencode
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/login", headers={"User-Agent": UA})
+    response = conn.getresponse()
+    body = response.read().decode()
+    cookie = response.getheader("Set-Cookie").split(";", 1)[0]
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', body) or \
+        re.search(r'id="csrf_token" name="csrf_token" type="hidden" value="([^"]+)"', body) or \
+        re.search(r'name="csrf_token"[^>]*value="([^"]+)"', body)
+    form = urlencode({"csrf_token": token.group(1), "email": email, "password": PASSWORD})
+    conn.request("POST", "/login", body=form, headers={"User-Agent": UA, "Cookie": cookie,
+                                                       "Content-Type": "application/x-www-form-urlencoded"})
+    response = conn.getresponse()
+    response.read()
+    if response.status != 302:
+        raise RuntimeError(f"real sign-in answered {response.status}")
+    conn.close()
+    return response.getheader("Set-Cookie").split(";", 1)[0]
+
+
+STARTED = time.monotonic()
+
+
+def main() -> int:
+    print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start", file=sys.stderr, flush=True)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.setitimer(signal.ITIMER_REAL, TIMEOUT)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hard < max(LEVELS) + 500:
+        print(f"# open-file limit {hard} is below {max(LEVELS) + 500}", file=sys.stderr)
+    processes = Processes()
+    with tempfile.TemporaryDirectory(prefix="bench-sse-") as tmp:
+        root = Path(tmp)
+        redis_socket = root / "redis.sock"
+        env = dict(os.environ)
+        env.update({
+            "INSTANCE_PATH": str(root),
+            "DATABASE_URL": f"sqlite:///{root / 'bench.sqlite3'}",
+            "REDIS_URL": f"unix://{redis_socket}",
+            "SECRET_KEY": "bench-" + os.urandom(8).hex(),
+            "WEB_CONCURRENCY": "1",
+            "PYTHONUNBUFFERED": "1",
+        })
+        for key in ("INSTANCE_PATH", "DATABASE_URL", "REDIS_URL", "SECRET_KEY"):
+            os.environ[key] = env[key]  # read by dashboard.config at import, below
+        redis_process = None
+        try:
+            from dashboard import embedded_redis
+
+            redis_process = embedded_redis.start(redis_socket)
+            for name, value in run(root, env, processes).items():
+                print(f"{name}: {value}", flush=True)
+            return 0
+        except (Timeout, KeyboardInterrupt, Exception) as exc:  # noqa: BLE001
+            import traceback
+
+            traceback.print_exc()
+            print(f"# bench_sse_capacity failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            for log in sorted(root.glob("*.log")):
+                tail = log.read_text(errors="replace")[-3000:]
+                print(f"# --- {log.name} (tail) ---\n{tail}", file=sys.stderr, flush=True)
+            return 1
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            processes.stop_all()
+            if redis_process is not None:
+                embedded_redis.stop(redis_process, redis_socket)
+
+
+def run(root: Path, env: dict, processes: Processes) -> dict[str, str]:
+    import redis as redis_lib
+    import sqlalchemy as sa
+
+    from dashboard import create_app
+    from dashboard.extensions import db
+    from dashboard.live.publish import organization_channel, publish_now
+
+    app = create_app()
+    with app.app_context():
+        db.create_all()
+        pairs = seed(db, sa)
+        cookies = mint_cookies(app, pairs)
+    port = free_port()
+    web = processes.start("web", web_command(env, port), env, root / "web.log")
+    worker_pid = gunicorn_worker_pid(web.pid)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            processes.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not listen")
+            time.sleep(0.1)
+
+    # The minted cookie must be what the real sign-in gives: check one user both ways.
+    real = real_login_cookie(port, "bench-00000@example.org")
+    asyncio.run(open_and_close(port, [stream_request(port, "/events", real)]))
+
+    client = redis_lib.Redis(unix_socket_path=str(root / "redis.sock"))
+    out: dict[str, str] = {}
+    with app.app_context():
+        def publish(org_id: int, round_: int) -> None:
+            publish_now(organization_channel(org_id), "bench-broadcast", {"round": round_})
+
+        # Levels get the time left but 75 s (the bare fan-out and the clean-up need the rest).
+        level_deadline = STARTED + TIMEOUT - 75
+        results = asyncio.run(run_levels(port, worker_pid, cookies, publish, processes, level_deadline))
+        passing = [r for r in results["levels"] if r["ok"]]
+        out["raw_redis_publish_per_s"] = f"{raw_publish_rate(client):.0f}"
+        processes.stop(web)  # free the CPU and the ports for the bare fan-out
+        if passing:
+            top = passing[-1]
+            out["sse_clients_held"] = str(top["level"])
+            out["sse_broadcast_p50_ms"] = f"{top['p50'] * 1000:.1f}"
+            out["sse_broadcast_p99_ms"] = f"{top['p99'] * 1000:.1f}"
+            out["sse_kib_per_client"] = f"{(top['rss_kib'] - results['baseline_kib']) / top['level']:.1f}"
+            out["sse_connect_per_s"] = f"{(top['level'] - (passing[-2]['level'] if len(passing) > 1 else 0)) / top['connect_s']:.0f}"
+            try:
+                bare = asyncio.run(asyncio.wait_for(bare_fanout(root, env, top["level"], pairs, publish, processes),
+                                                    max(5.0, STARTED + TIMEOUT - 15 - time.monotonic())))
+                out["raw_gevent_kib_per_client"] = f"{bare['kib']:.1f}"
+                out["raw_gevent_broadcast_p99_ms"] = f"{bare['p99'] * 1000:.1f}"
+                if bare["misses"]:
+                    out["raw_gevent_broadcast_misses"] = str(bare["misses"])
+            except asyncio.TimeoutError:
+                out["raw_gevent_kib_per_client"] = "not measured (time budget)"
+        else:
+            out["sse_clients_held"] = "0"
+        failed = [r for r in results["levels"] if not r["ok"]]
+        if failed:
+            out["sse_first_failing_level"] = f"{failed[0]['level']} ({failed[0]['why']})"
+    return out
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())
