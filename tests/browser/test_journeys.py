@@ -212,3 +212,15 @@ def test_retrying_the_failed_records_successfully_sends_a_resolution_notificatio
     resolved = page.locator("#tray-list .notification").first
     expect(resolved).to_contain_text("Resolved")
     expect(resolved).to_contain_text("mileage claims failed 3 times in a row")
+
+
+def test_platform_page_refreshes_itself_when_an_organization_alerts(world, signed_in):
+    """Given a global admin watching /platform, when an organization's alert is raised, the organizations
+    panel shows it without a reload."""
+    page = signed_in(world.global_admin)
+    page.goto("/platform")
+    wait_live(page)
+    panel = page.locator("#platform-organizations")
+    expect(panel).not_to_contain_text("records keep failing")
+    _rule_one_alert(world)
+    expect(panel).to_contain_text("records keep failing", timeout=LIVE_TIMEOUT)
