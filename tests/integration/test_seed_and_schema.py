@@ -45,7 +45,7 @@ def test_migrations_from_empty_match_the_models(app, tmp_path):
     if url.startswith("sqlite"):
         target = f"sqlite:///{tmp_path / 'migrated.sqlite3'}"
     else:
-        target = url.rsplit("/", 1)[0] + "/" + _scratch_postgres_db(url)
+        target = sa.engine.make_url(url).set(database=_scratch_postgres_db(url)).render_as_string(hide_password=False)
     from dashboard import create_app
 
     migrated = create_app({"SQLALCHEMY_DATABASE_URI": target, "REDIS_URL": app.config["REDIS_URL"]})
