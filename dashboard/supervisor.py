@@ -18,15 +18,9 @@ from dashboard.config import PROJECT_ROOT, embedded_redis_socket
 BIN = os.path.dirname(sys.executable)
 
 
-def run_all(host: str, port: int) -> int:
-    env = dict(os.environ)
-    redis_process = None
-    if not env.get("REDIS_URL"):
-        socket_path = embedded_redis_socket()
-        redis_process = embedded_redis.start(socket_path)
-        env["REDIS_URL"] = f"unix://{socket_path}"
-        print(f"Embedded Redis on {socket_path}", flush=True)
-    commands = {
+def production_commands(env: dict[str, str], host: str, port: int) -> dict[str, list[str]]:
+    """The web, worker and scheduler commands (the benchmarks in tests/perf run the same ones)."""
+    return {
         "web": [os.path.join(BIN, "gunicorn"), "--config", str(PROJECT_ROOT / "gunicorn.conf.py"),
                 "--bind", f"{host}:{port}", "wsgi:app"],
         "worker": [os.path.join(BIN, "rq"), "worker", "--quiet", "--url", env["REDIS_URL"], "--with-scheduler",
@@ -35,6 +29,17 @@ def run_all(host: str, port: int) -> int:
         "scheduler": [os.path.join(BIN, "rq"), "cron", "--logging-level", "warning", "--url", env["REDIS_URL"],
                       "--path", str(PROJECT_ROOT), "jobs.cron"],
     }
+
+
+def run_all(host: str, port: int) -> int:
+    env = dict(os.environ)
+    redis_process = None
+    if not env.get("REDIS_URL"):
+        socket_path = embedded_redis_socket()
+        redis_process = embedded_redis.start(socket_path)
+        env["REDIS_URL"] = f"unix://{socket_path}"
+        print(f"Embedded Redis on {socket_path}", flush=True)
+    commands = production_commands(env, host, port)
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
 

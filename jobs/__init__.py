@@ -1,9 +1,9 @@
 """RQ entry points: an app per worker process, an app context per job.
 
-Jobs are functions of ids. The app is built once per worker (`AppWorker`
-builds it before the first fork); a forked work horse keeps the app but drops
-the connections it inherited, so it never shares the parent's database
-connections.
+Jobs are functions of ids. The app is built once per worker process
+(`jobs.worker.AppWorker` builds it before the first job and runs jobs in
+process); under a forking worker, a work horse keeps the app but drops the
+connections it inherited, so it never shares the parent's database connections.
 """
 from __future__ import annotations
 

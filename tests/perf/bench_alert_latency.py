@@ -14,22 +14,27 @@ own `record_batch` and commit, takes the time, enqueues the evaluation as the
 orchestrator does (jobs.alerts.enqueue_evaluation) and waits for the page to
 show the new alert's title. Each iteration's failing record has its own
 organization/record type/error code, so every iteration raises a new alert
-with a new title. Organizations hold 3 failing records each, so no
-organization passes the 11-errors-in-24-hours rule (that would add a second
-alert to some iterations).
+with a new title (the admin administers all 21 organizations). Organizations
+hold 3 failing records each, so none passes the 11-errors-in-24-hours rule
+(that would add a second alert to some iterations). The records' two earlier
+failures are written and evaluated beforehand, untimed. The first alert after
+the worker starts is reported apart (alert_latency_first_ms); the figures are
+over the next BENCH_ALERTS (default 60).
 
 Alongside, the machine's limit for the same path, measured in the same run:
 - raw_publish_to_subscriber: a Redis PUBLISH -> a subscriber in another process;
 - raw_publish_to_browser: a Redis PUBLISH on the user's channel -> the page's
   EventSource (Redis, the gunicorn worker's fan-out, the stream, Chromium);
-- raw_rq_enqueue_to_job_start: an RQ enqueue -> the job's first line running
-  in the same worker (RQ's dequeue and fork);
+- raw_rq_enqueue_to_job_start: an RQ enqueue -> a trivial job's first line
+  running in the same worker (RQ's dequeue, and the fork if the worker forks);
 - alert_stage_*: where the time of the real alerts goes, from the RQ job's
-  own timestamps.
+  own timestamps (commit -> job start, job run, job end -> title in the tray).
 
-Prints `name: value` lines. Bounded: the whole run stops itself after
-BENCH_TIMEOUT_SECONDS (default 300), and every process it started is killed
-(process groups) on the way out, on success or failure.
+Prints `name: value` lines (and `#` comments on stderr). Bounded: the whole
+run stops itself after BENCH_TIMEOUT_SECONDS (default 300), and every process
+it started is killed (process groups) on the way out, on success or failure.
+Diagnosis only (not used by `make bench`): BENCH_VERBOSE=1 prints each
+alert's stages; BENCH_RQ_WORKER_CLASS=x.Y runs the worker with another class.
 """
 from __future__ import annotations
 
@@ -449,7 +454,9 @@ def clock_offset(page) -> float:  # type: ignore[no-untyped-def]
 
 
 def raw_publish_to_subscriber(root: Path, client) -> tuple[str, str]:  # type: ignore[no-untyped-def]
-    channel = "bench:raw"  # not under "sse:": the web broker would read it
+    # Not under "sse:": the web broker reads those, and (as of 2aa4042) a message that is not in
+    # flask-sse's format makes it drop its Redis subscription and back off.
+    channel = "bench:raw"
     sub = subprocess.Popen([sys.executable, "-c", SUBSCRIBER, str(root / "redis.sock"), channel,
                             str(RAW_SAMPLES), "20"], stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -525,8 +532,8 @@ def production_commands(env: dict, port: int) -> dict[str, list[str]]:
     """The web and worker commands of dashboard/supervisor.py, bound to 127.0.0.1:`port`."""
     from dashboard import supervisor
 
-    if hasattr(supervisor, "commands"):  # supervisor.commands(env, host, port) -> {"web": [...], ...}
-        return supervisor.commands(env, "127.0.0.1", port)
+    if hasattr(supervisor, "production_commands"):  # (env, host, port) -> {"web": [...], "worker": [...]}
+        return supervisor.production_commands(env, "127.0.0.1", port)
     # A copy of supervisor.run_all's table (as of 68ff192): keep in step until it is importable.
     return {
         "web": [str(BIN / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"),

@@ -6,8 +6,9 @@ database of 100 organizations and 10,000 users, each the admin of one
 organization. Clients are raw sockets in one asyncio loop in this process,
 each a different user holding GET /events open with that user's session
 cookie (minted by Flask-Login's own `login_user` inside a request context,
-so the cookie is exactly what /login would set; one client also signs in
-through the real /login form first, to check the two are the same).
+so the cookie is what /login would set: the first user also signs in through
+the real /login form, and the run checks that the two sessions hold the same
+values, CSRF token aside, and that the real cookie opens a stream too).
 
 Levels of N concurrent clients (BENCH_LEVELS, default 1000,2500,5000,10000)
 are reached one after another; at each, once every client's stream is open
@@ -223,22 +224,22 @@ async def open_streams(port: int, requests: list[bytes], concurrency: int = CONN
                        timeout: float = 60.0) -> list[Stream]:
     loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(concurrency)
-    streams: list[Stream] = []
+    streams: list[Stream | None] = [None] * len(requests)  # in the order of `requests`
 
-    async def one(request: bytes) -> None:
+    async def one(index: int, request: bytes) -> None:
         async with gate:
             _, stream = await loop.create_connection(lambda: Stream(request), "127.0.0.1", port)
-            streams.append(stream)
+            streams[index] = stream
             await asyncio.wait_for(stream.opened, timeout)
 
     try:
-        await asyncio.gather(*(one(r) for r in requests))
+        await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
     except BaseException:
         for stream in streams:  # a failed or abandoned level leaves no socket open
-            if stream.transport is not None:
+            if stream is not None and stream.transport is not None:
                 stream.transport.close()
         raise
-    return streams
+    return streams  # type: ignore[return-value]
 
 
 def stream_request(port: int, path: str, cookie: str | None) -> bytes:
@@ -303,7 +304,8 @@ async def settle(worker_pid: int, seconds: float = 2.0) -> float:
 async def run_levels(port: int, worker_pid: int, cookies: list[tuple[int, str]], publish, processes,
                      deadline: float) -> dict:
     """Ramp through LEVELS until one fails or `deadline` (monotonic) comes; returns per-level results."""
-    # Warm the code paths (broker thread, queries, templates) with a few streams, then read the baseline.
+    # Warm the code paths (the broker's thread and subscription, the queries) with a few streams,
+    # then read the baseline.
     await open_and_close(port, [stream_request(port, "/events", cookies[-1 - i][1]) for i in range(5)])
     baseline = await settle(worker_pid)
     held: list[Stream] = []
@@ -334,14 +336,15 @@ async def run_levels(port: int, worker_pid: int, cookies: list[tuple[int, str]],
         latencies, misses, leaks = await broadcast(by_org, held, publish, round_base)
         round_base += BROADCAST_ORGS
         p99 = pct(latencies, 99) if latencies else float("inf")
+        p50 = statistics.median(latencies) if latencies else float("inf")
         ok = misses == 0 and leaks == 0 and lost == 0 and p99 <= P99_GOAL_S
         results["levels"].append({
-            "level": level, "ok": ok, "connect_s": connect_s, "rss_kib": rss, "p50": statistics.median(latencies),
+            "level": level, "ok": ok, "connect_s": connect_s, "rss_kib": rss, "p50": p50,
             "p99": p99, "misses": misses, "leaks": leaks, "lost": lost, "receivers": len(latencies) + misses,
             "why": "" if ok else f"misses={misses} leaks={leaks} closed={lost} p99={p99:.3f}s",
         })
         print(f"# level {level}: opened in {connect_s:.1f}s, rss {rss / 1024:.1f} MiB, broadcast to "
-              f"{len(latencies) + misses} clients p50 {statistics.median(latencies) * 1000:.1f} ms "
+              f"{len(latencies) + misses} clients p50 {p50 * 1000:.1f} ms "
               f"p99 {p99 * 1000:.1f} ms, misses {misses}, leaks {leaks}, closed {lost}", file=sys.stderr, flush=True)
         if not ok:
             break
@@ -439,8 +442,8 @@ def web_command(env: dict, port: int) -> list[str]:
     """The web command of dashboard/supervisor.py, bound to 127.0.0.1:`port`."""
     from dashboard import supervisor
 
-    if hasattr(supervisor, "commands"):  # supervisor.commands(env, host, port) -> {"web": [...], ...}
-        return supervisor.commands(env, "127.0.0.1", port)["web"]
+    if hasattr(supervisor, "production_commands"):  # (env, host, port) -> {"web": [...], "worker": [...]}
+        return supervisor.production_commands(env, "127.0.0.1", port)["web"]
     # A copy of supervisor.run_all's web command (as of 68ff192): keep in step until it is importable.
     return [str(BIN / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
             "wsgi:app"]
@@ -608,6 +611,12 @@ def run(root: Path, env: dict, processes: Processes) -> dict[str, str]:
 
     # The minted cookie must be what the real sign-in gives: check one user both ways.
     real = real_login_cookie(port, "bench-00000@example.org")
+    serializer = app.session_interface.get_signing_serializer(app)
+    real_session = serializer.loads(real.split("=", 1)[1])
+    real_session.pop("csrf_token", None)
+    minted_session = serializer.loads(cookies[0][1].split("=", 1)[1])
+    if real_session != minted_session:
+        raise RuntimeError(f"minted session {minted_session} differs from the real sign-in's {real_session}")
     asyncio.run(open_and_close(port, [stream_request(port, "/events", real)]))
 
     client = redis_lib.Redis(unix_socket_path=str(root / "redis.sock"))

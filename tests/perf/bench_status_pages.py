@@ -6,8 +6,8 @@ no ANALYZE, as production has it): one organization, one HTTP connector, one adm
 
 - 100,000 records approved over 180 days, in approval order: 55% expense claims,
   30% mileage claims, 15% reimbursement payments; amounts log-normal per type (40%
-  whole kroner, so the amount sort has ties); about 86% synced, 11% failed, 2%
-  excluded, 1% pending (the last three days);
+  whole kroner, so the amount sort has ties); about 86.5% synced, 11% failed,
+  1.7% excluded, 0.6% pending (approved in the last three days);
 - an incident that began 45 days ago: account mapping broke for expense claims.
   10,000 expense claims approved since failed with account_mapping_missing at least
   3 times in a row (8,500 still failed, 1,200 since synced, 300 excluded);
@@ -49,16 +49,23 @@ Cursors are made with the product's own Cursor.encode from the rows' values read
 from the database; that they are what the page links to is checked by following
 a 'next page' link of each kind. Every response must be 200, hold the records
 table, and show the expected number of rows starting at the expected record
-(computed independently with raw SQL), so a broken page cannot look fast.
+(worked out here from the rows read with raw sqlite3), so a broken page cannot look fast.
+Also printed: status_<figure>_cpu_ms, the gunicorn worker's CPU time per page (mean,
+from /proc), which other load on the machine disturbs far less than wall time.
 
 The machine's limit, in the same run:
 - raw_http_p50/p95_ms: GET /healthz on the same server and connection (the bare
   request cost through gunicorn, gevent, Flask, one SELECT 1 and a Redis ping);
 - raw_query_<figure>_p95_ms: the records table's own SQL of each measured
   request (its count and its page query), and raw_page_sql_<figure>_p95_ms: every
-  SQL statement that request issues (panels, alerts, chart, session user...),
-  both captured from the product in this process (SQLAlchemy's cursor events
-  around the same request through the test client) and replayed on raw sqlite3.
+  SQL statement that request issues (panels, open alerts, chart, session user...),
+  captured from the product in this process with SQLAlchemy's cursor events (one
+  whole page per figure through the test client; each request's records-table
+  statements from the product's records_page with its filters and cursor) and
+  replayed on raw sqlite3, statement by statement.
+
+Diagnosis: BENCH_PYSPY=<file> attaches py-spy to the worker during the measured
+requests and prints the costliest frames (the sampling slows the worker).
 
 Bounded: BENCH_TIMEOUT_SECONDS (default 280) for everything; all processes started
 here are killed (their process groups) and the temp dir removed, also on failure.
@@ -297,7 +304,7 @@ def run(root: Path, env: dict, processes: Processes) -> dict[str, str]:
     port = free_port()
     command = [str(BIN / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
                "wsgi:app"]  # dashboard/supervisor.py's web command, bound to 127.0.0.1
-    processes.start("web", command, env, root / "web.log")
+    web = processes.start("web", command, env, root / "web.log")
     client = Client(port)
     deadline = time.monotonic() + 30
     while True:
@@ -311,7 +318,7 @@ def run(root: Path, env: dict, processes: Processes) -> dict[str, str]:
         if time.monotonic() > deadline:
             raise RuntimeError("gunicorn did not answer /healthz within 30 s")
         time.sleep(0.2)
-    worker = worker_pid(processes.children[-1][1].pid)
+    worker = worker_pid(web.pid)
     progress(f"gunicorn on 127.0.0.1:{port}, worker pid {worker}")
     client.login(EMAIL, PASSWORD)
     progress("signed in through /login")
@@ -327,6 +334,8 @@ def run(root: Path, env: dict, processes: Processes) -> dict[str, str]:
     sizes: dict[str, list[int]] = {f: [] for f in FIGURES}
     cpu_per_figure: dict[str, float] = {f: 0.0 for f in FIGURES}
     load_before = os.getloadavg()[0]
+    spy = start_profiler(worker, processes, root)
+    connects_before = client.connects
     cpu_before = process_cpu(worker)
     wall_before = time.perf_counter()
     for i in range(WARMUP, WARMUP + MEASURED):
@@ -344,6 +353,9 @@ def run(root: Path, env: dict, processes: Processes) -> dict[str, str]:
                 f"{f} {pct(timings[f], 95):.0f} ms" for f in FIGURES))
     wall = time.perf_counter() - wall_before
     cpu = process_cpu(worker) - cpu_before
+    if spy is not None:
+        stop_profiler(spy, processes)
+    progress(f"new connections during the measured requests: {client.connects - connects_before} (keep-alive)")
     progress(f"measured in {wall:.1f} s; the worker used {cpu:.1f} s CPU ({100 * cpu / wall:.0f}% of one core); "
              f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after (other processes on the "
              f"machine lengthen wall times; the worker's CPU time per page is less sensitive to them)")
@@ -354,7 +366,7 @@ def run(root: Path, env: dict, processes: Processes) -> dict[str, str]:
 
     check_next_links(client, plans, world)
     client.close()
-    processes.stop(processes.children[-1][1])  # the CPU is the replay's now
+    processes.stop(web)  # the CPU is the replay's now
 
     raw = replay_sql(app, db_path, plans, world)
 
@@ -371,6 +383,13 @@ def run(root: Path, env: dict, processes: Processes) -> dict[str, str]:
         out[f"raw_page_sql_{figure}_p95_ms"] = f"{pct(raw[figure]['all'], 95):.2f}"
     missed = [f for f in FIGURES if pct(timings[f], 95) > GOAL_MS]
     progress(f"goal p95 <= {GOAL_MS:.0f} ms: " + ("met by every page" if not missed else "missed by " + ", ".join(missed)))
+    for figure in FIGURES:  # what limits each page: its SQL on raw sqlite3, the rest is Python in the worker
+        cpu_ms = 1000 * cpu_per_figure[figure] / MEASURED
+        sql_ms = statistics.mean(raw[figure]["all"])
+        progress(f"  {figure}: worker CPU {cpu_ms:.1f} ms a page, of which its SQL on raw sqlite3 ~{sql_ms:.1f} ms "
+                 f"(records table {statistics.mean(raw[figure]['records']):.1f} ms); the rest, ~{max(cpu_ms - sql_ms, 0):.1f} ms, "
+                 f"is Python (ORM, templates, Flask); wall p50 {pct(timings[figure], 50):.1f} ms vs bare request "
+                 f"{pct(timings['healthz'], 50):.1f} ms")
     return out
 
 
@@ -391,6 +410,52 @@ def worker_pid(master: int, timeout: float = 20.0) -> int:
     raise RuntimeError("gunicorn did not start exactly one worker")
 
 
+def start_profiler(worker: int, processes: Processes, root: Path) -> tuple[subprocess.Popen, Path] | None:
+    """With BENCH_PYSPY=<file>: py-spy samples the worker through the measured requests (a diagnosis run: the
+    sampling slows the worker, so its figures are not the benchmark's)."""
+    target = os.environ.get("BENCH_PYSPY")
+    if not target:
+        return None
+    out = Path(target).resolve()
+    spy = processes.start("py-spy", [str(BIN / "py-spy"), "record", "--pid", str(worker), "--rate", "250",
+                                     "--format", "raw", "--output", str(out), "--nonblocking"],
+                          dict(os.environ), root / "py-spy.log")
+    time.sleep(1.0)
+    progress(f"py-spy samples the worker into {out}")
+    return spy, out
+
+
+def stop_profiler(spy: tuple[subprocess.Popen, Path], processes: Processes) -> None:
+    """Stop py-spy and print the worker's costliest frames (inclusive share of the samples)."""
+    child, out = spy
+    child.send_signal(signal.SIGINT)
+    try:
+        child.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+    processes.stop(child)
+    if not out.exists():
+        progress("py-spy wrote no profile (is ptrace allowed?)")
+        return
+    total = 0
+    inclusive: Counter[str] = Counter()
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        for frame in {re.sub(r":\d+\)$", ")", f) for f in stack.split(";")}:
+            inclusive[frame] += n
+    progress(f"py-spy: {total} samples; the costliest frames (inclusive share):")
+    shown = 0
+    for frame, n in inclusive.most_common():
+        if shown >= 40 or n < total * 0.02:
+            break
+        progress(f"  {100 * n / total:5.1f}%  {frame[:150]}")
+        shown += 1
+
+
 def process_cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -405,6 +470,7 @@ class Client:
         self.port = port
         self.conn: http.client.HTTPConnection | None = None
         self.cookies: dict[str, str] = {}
+        self.connects = 0
 
     def close(self) -> None:
         if self.conn is not None:
@@ -426,6 +492,7 @@ class Client:
             if self.conn is None:
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
                 self.conn.connect()
+                self.connects += 1
                 self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
                 started = time.perf_counter()
@@ -1051,8 +1118,7 @@ def replay_sql(app, db_path: Path, plans: dict[str, list[PagePlan]], world: Worl
     whole page per figure (through the test client, signed in through /login), and the records table's
     own statements (count and page) of every measured request (the product's records_page with that
     request's filters and cursor). A request's page SQL is the whole page's statements with the records
-    table's replaced by its own. Timed: the records table's SQL of every measured request, and the whole
-    page's SQL of every third one (one warm-up replay first).
+    table's replaced by its own. Timed for every measured request, after one warm-up replay per figure.
     """
     import sqlalchemy as sa
     from werkzeug.datastructures import MultiDict
@@ -1090,7 +1156,8 @@ def replay_sql(app, db_path: Path, plans: dict[str, list[PagePlan]], world: Worl
                 for figure in FIGURES:
                     for plan in plans[figure][WARMUP:]:
                         captured.clear()
-                        page_ = q.records_page(org, q.parse_filters(MultiDict(plan.args)), after=plan.after)
+                        page_ = q.records_page(org, q.parse_filters(MultiDict({k: str(v) for k, v in plan.args.items()})),
+                                               after=plan.after)
                         assert len(page_.records) == plan.rows, (plan.url, len(page_.records))
                         records[figure].append([(st, p) for st, p in captured if st.strip().upper() not in
                                                 ("BEGIN", "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")])
@@ -1129,11 +1196,10 @@ def replay_sql(app, db_path: Path, plans: dict[str, list[PagePlan]], world: Worl
         for figure in FIGURES:  # warm-up: the connection's page cache, as the server's pooled one has it
             run_all(connection, constant[figure] + records[figure][0])
         for figure in FIGURES:
-            for i, statements in enumerate(records[figure]):
-                out[figure]["records"].append(run_all(connection, statements))
-                if i % 3 == 0:
-                    out[figure]["all"].append(run_all(connection, constant[figure], each[figure]) +
-                                              run_all(connection, statements))
+            for statements in records[figure]:
+                own = run_all(connection, statements)
+                out[figure]["records"].append(own)
+                out[figure]["all"].append(run_all(connection, constant[figure], each[figure]) + own)
     finally:
         connection.close()
     for figure in FIGURES:
