@@ -43,7 +43,7 @@ def evaluate_batch(batch_id: int) -> None:
 def check_organization(organization_id: int) -> None:
     from dashboard.alerts.engine import check_organization as check
 
-    check(organization_id)
+    check(organization_id, refresh_figures=True)
 
 
 @in_app_context

@@ -1,11 +1,14 @@
 """Helpers for alert tests: write attempts through the real sync log writer, then evaluate."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Iterator
 
 import sqlalchemy as sa
 
 from dashboard.alerts.engine import evaluate_batch
+from dashboard.database import writer
 from dashboard.extensions import db
 from dashboard.models import Alert, Notification, SyncRecord, utcnow
 from dashboard.sync.log import Outcome, record_batch
@@ -13,8 +16,26 @@ from dashboard.sync.log import Outcome, record_batch
 T0 = datetime(2026, 11, 20, 12, 0, 0)
 
 
+@contextmanager
+def writing() -> Iterator[None]:
+    """Write as the product does: end the current read snapshot, then BEGIN IMMEDIATE.
+
+    Needed when a real worker writes to the same SQLite file at the same time: a deferred
+    transaction that read before the worker committed cannot upgrade to a writer.
+    """
+    db.session.commit()
+    with writer():
+        yield
+        db.session.commit()  # leave no transaction (and so no write lock) open behind
+
+
 def log_batch(connector, attempts, at: datetime | None = None) -> int:  # type: ignore[no-untyped-def]
     """Write one batch of (record, error_code or None) attempts, one second apart, and commit it."""
+    with writing():
+        return _log_batch(connector, attempts, at)
+
+
+def _log_batch(connector, attempts, at: datetime | None) -> int:  # type: ignore[no-untyped-def]
     at = at or utcnow()
     outcomes = []
     for i, (record, error_code) in enumerate(attempts):
@@ -24,15 +45,17 @@ def log_batch(connector, attempts, at: datetime | None = None) -> int:  # type: 
                                 error_message=None if error_code is None else f"{error_code} from the ledger"))
     batch = record_batch(connector, outcomes, source="orchestrator", started_at=at, finished_at=at,
                          max_auto_attempts=5)
+    batch_id = batch.id
     db.session.commit()
-    return batch.id
+    return batch_id
 
 
 def run(connector, attempts, at: datetime | None = None, now: datetime | None = None) -> int:  # type: ignore[no-untyped-def]
     """Log a batch and evaluate it; returns the batch id."""
     at = at or utcnow()
     batch_id = log_batch(connector, attempts, at)
-    evaluate_batch(batch_id, now or at + timedelta(seconds=len(attempts)))
+    with writing():
+        evaluate_batch(batch_id, now or at + timedelta(seconds=len(attempts)))
     return batch_id
 
 
@@ -59,5 +82,10 @@ def affected_ids(alert: Alert) -> set[int]:
 
 
 def set_status(record: SyncRecord, status: str) -> None:
+    with writing():
+        _set_status(record, status)
+
+
+def _set_status(record: SyncRecord, status: str) -> None:
     db.session.execute(sa.update(SyncRecord).where(SyncRecord.id == record.id).values(status=status))
     db.session.commit()

@@ -98,15 +98,27 @@ RULE_NAMES = {
 
 
 def _figures(alert_id: int) -> dict[str, Any]:
+    """The alert's figures from its affected records, kept in its details so that pages read them (no aggregate
+    per page view): counts by status, amounts by currency, and the amounts of those not yet synced."""
     rows = db.session.execute(
-        sa.select(SyncRecord.currency, sa.func.sum(SyncRecord.amount_minor), sa.func.count(),
+        sa.select(SyncRecord.status, SyncRecord.currency, sa.func.sum(SyncRecord.amount_minor), sa.func.count(),
                   sa.func.min(SyncRecord.approved_at))
         .join(AlertRecord, AlertRecord.record_id == SyncRecord.id)
-        .where(AlertRecord.alert_id == alert_id).group_by(SyncRecord.currency)
+        .where(AlertRecord.alert_id == alert_id).group_by(SyncRecord.status, SyncRecord.currency)
     ).all()
-    oldest = min((r[3] for r in rows if r[3] is not None), default=None)
+    oldest = min((r[4] for r in rows if r[4] is not None), default=None)
+    by_status: dict[str, int] = {}
+    amounts: dict[str, int] = {}
+    waiting: dict[str, int] = {}
+    for status, currency, amount, count, _oldest in rows:
+        by_status[status] = by_status.get(status, 0) + count
+        amounts[currency] = amounts.get(currency, 0) + int(amount or 0)
+        if status in rules.WAITING_STATUSES:
+            waiting[currency] = waiting.get(currency, 0) + int(amount or 0)
     return {
-        "affected_count": sum(r[2] for r in rows),
-        "amount_at_stake": {r[0]: int(r[1] or 0) for r in rows},
+        "affected_count": sum(by_status.values()),
+        "amount_at_stake": amounts,
         "oldest_approved_at": oldest,
+        "by_status": by_status,
+        "waiting_amounts": dict(sorted(waiting.items())),
     }

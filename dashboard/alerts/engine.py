@@ -68,6 +68,7 @@ def evaluate_batch(batch_id: int, now: datetime | None = None) -> bool:
     if connector is not None:
         _apply_stale(ev, connector)
     _resolve_cleared(ev)
+    _touch_alerts_of_batch(ev, batch_id)
     batch.evaluated_at = now
     _finish(ev)
     queue_event(organization_channel(organization.id), "records-changed", {"batch_id": batch_id})
@@ -75,10 +76,14 @@ def evaluate_batch(batch_id: int, now: datetime | None = None) -> bool:
     return True
 
 
-def check_organization(organization_id: int, now: datetime | None = None) -> None:
-    """Re-check an organization's time-driven rule and open alerts (after an exclusion, or every minute)."""
+def check_organization(organization_id: int, now: datetime | None = None, refresh_figures: bool = False) -> None:
+    """Re-check an organization's time-driven rule and open alerts (every minute, or after an
+    administrator excluded or included records, when the open alerts' figures are refreshed too)."""
     now = now or utcnow()
     ev = _Evaluation(_lock_organization(organization_id), now)
+    if refresh_figures:
+        ev.touched.update(db.session.scalars(
+            sa.select(Alert.id).where(Alert.organization_id == organization_id, Alert.status == "open")))
     connectors = db.session.scalars(
         sa.select(Connector).where(Connector.organization_id == organization_id).order_by(Connector.id)
     ).all()
@@ -224,6 +229,16 @@ def _resolve_cleared(ev: _Evaluation) -> None:
     ).all()
     for alert in cleared:
         _resolve(ev, alert)
+
+
+def _touch_alerts_of_batch(ev: _Evaluation, batch_id: int) -> None:
+    """Open alerts holding a record of the batch: their figures (kept in details) change with its status."""
+    ev.touched.update(db.session.scalars(
+        sa.select(AlertRecord.alert_id.distinct())
+        .join(SyncAttempt, SyncAttempt.record_id == AlertRecord.record_id)
+        .join(Alert, Alert.id == AlertRecord.alert_id)
+        .where(SyncAttempt.batch_id == batch_id, Alert.status == "open")
+    ))
 
 
 def _finish(ev: _Evaluation) -> None:

@@ -59,6 +59,10 @@ class SyncRecord(db.Model):
         sa.Index("ix_sync_records_org_approved", "organization_id", "approved_at", "id"),
         sa.Index("ix_sync_records_org_amount", "organization_id", "amount_minor", "id"),
         sa.Index("ix_sync_records_org_error_amount", "organization_id", "last_error_code", "amount_minor", "id"),
+        sa.Index("ix_sync_records_org_status_amount", "organization_id", "status", "amount_minor", "id"),
+        sa.Index("ix_sync_records_org_status_type_approved", "organization_id", "status", "record_type", "approved_at",
+                 "id"),
+        sa.Index("ix_sync_records_org_error_approved", "organization_id", "last_error_code", "approved_at", "id"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)

@@ -248,6 +248,13 @@ def alert_of(organization: Organization, alert_id: int) -> Alert | None:
 
 def alert_summaries(alerts: Sequence[Alert]) -> list[AlertSummary]:
     """Each alert with its affected records counted by status and its amount at stake: one query."""
+    stored = [a for a in alerts if "by_status" in (a.details or {}) and "waiting_amounts" in (a.details or {})]
+    if stored:  # figures kept by the engine at each evaluation: no aggregate over affected records per page view
+        known = {a.id: AlertSummary(a, dict(a.details["by_status"]), dict(a.details["waiting_amounts"]))
+                 for a in stored}
+        rest = alert_summaries([a for a in alerts if a.id not in known])
+        rest_by_id = {s.alert.id: s for s in rest}
+        return [known.get(a.id) or rest_by_id[a.id] for a in alerts]
     ids = [a.id for a in alerts]
     by_status: dict[int, dict[str, int]] = {i: {} for i in ids}
     at_stake: dict[int, dict[str, int]] = {i: {} for i in ids}

@@ -17,7 +17,7 @@ from dashboard.queues import alerts_queue
 from dashboard.tokens import create_token
 from jobs.sync import enqueue_sync
 from tests import factories
-from tests.alerting import run
+from tests.alerting import run, writing
 from tests.browser.conftest import ANNOUNCEMENT_RECORDER, wait_live
 
 pytestmark = pytest.mark.slow
@@ -35,10 +35,11 @@ def _fail_twice(connector, record_type: str = "mileage_claim") -> SyncRecord:
     db.session.commit()
     for minutes in (20, 10):
         run(connector, [(record, "period_locked")], at=utcnow() - timedelta(minutes=minutes))
-    connector.settings = {"scenario": "period_locked", "record_type": record_type}
-    db.session.execute(sa.update(SyncRecord).where(SyncRecord.id == record.id)
-                       .values(next_attempt_at=utcnow() - timedelta(seconds=1)))
-    db.session.commit()
+    with writing():
+        connector.settings = {"scenario": "period_locked", "record_type": record_type}
+        db.session.execute(sa.update(SyncRecord).where(SyncRecord.id == record.id)
+                           .values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
     return record
 
 

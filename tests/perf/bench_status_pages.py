@@ -302,9 +302,7 @@ def run(root: Path, env: dict, processes: Processes) -> dict[str, str]:
     progress("request plans: " + ", ".join(f"{k} {len(v)}" for k, v in plans.items()))
 
     port = free_port()
-    command = [str(BIN / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
-               "wsgi:app"]  # dashboard/supervisor.py's web command, bound to 127.0.0.1
-    web = processes.start("web", command, env, root / "web.log")
+    web = processes.start("web", web_command(env, port), env, root / "web.log")
     client = Client(port)
     deadline = time.monotonic() + 30
     while True:
@@ -391,6 +389,16 @@ def run(root: Path, env: dict, processes: Processes) -> dict[str, str]:
                  f"is Python (ORM, templates, Flask); wall p50 {pct(timings[figure], 50):.1f} ms vs bare request "
                  f"{pct(timings['healthz'], 50):.1f} ms")
     return out
+
+
+def web_command(env: dict, port: int) -> list[str]:
+    """Production's web command (dashboard/supervisor.py), bound to 127.0.0.1:`port`."""
+    from dashboard import supervisor
+
+    if hasattr(supervisor, "production_commands"):
+        return supervisor.production_commands(env, "127.0.0.1", port)["web"]
+    return [str(BIN / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
+            "wsgi:app"]
 
 
 def worker_pid(master: int, timeout: float = 20.0) -> int:

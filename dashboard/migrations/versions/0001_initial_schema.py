@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 22:59:45.864002
+Create Date: 2026-11-25 23:23:13.173988
 
 """
 from alembic import op
@@ -204,7 +204,10 @@ def upgrade():
         batch_op.create_index('ix_sync_records_org_amount', ['organization_id', 'amount_minor', 'id'], unique=False)
         batch_op.create_index('ix_sync_records_org_approved', ['organization_id', 'approved_at', 'id'], unique=False)
         batch_op.create_index('ix_sync_records_org_error_amount', ['organization_id', 'last_error_code', 'amount_minor', 'id'], unique=False)
+        batch_op.create_index('ix_sync_records_org_error_approved', ['organization_id', 'last_error_code', 'approved_at', 'id'], unique=False)
+        batch_op.create_index('ix_sync_records_org_status_amount', ['organization_id', 'status', 'amount_minor', 'id'], unique=False)
         batch_op.create_index('ix_sync_records_org_status_approved', ['organization_id', 'status', 'approved_at'], unique=False)
+        batch_op.create_index('ix_sync_records_org_status_type_approved', ['organization_id', 'status', 'record_type', 'approved_at', 'id'], unique=False)
 
     op.create_table('alert_events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -323,7 +326,10 @@ def downgrade():
 
     op.drop_table('alert_events')
     with op.batch_alter_table('sync_records', schema=None) as batch_op:
+        batch_op.drop_index('ix_sync_records_org_status_type_approved')
         batch_op.drop_index('ix_sync_records_org_status_approved')
+        batch_op.drop_index('ix_sync_records_org_status_amount')
+        batch_op.drop_index('ix_sync_records_org_error_approved')
         batch_op.drop_index('ix_sync_records_org_error_amount')
         batch_op.drop_index('ix_sync_records_org_approved')
         batch_op.drop_index('ix_sync_records_org_amount')
