@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timezone
 
 from rq import Retry
 
@@ -32,11 +33,27 @@ def enqueue_organization_check(organization_id: int) -> None:
         log.warning("could not enqueue a check of organization %s", organization_id)
 
 
+def schedule_announcement() -> None:
+    """Queue the announcement for when the earliest grouping wait ends (the minute scan is the backstop)."""
+    from dashboard.alerts.engine import next_announcement
+    from dashboard.queues import alerts_queue
+
+    due = next_announcement()
+    if due is None:
+        return
+    try:
+        alerts_queue().enqueue_at(due.replace(tzinfo=timezone.utc), "jobs.alerts.announce",
+                                  job_id=f"announce-{due:%Y%m%dT%H%M%S%f}")
+    except Exception:  # noqa: BLE001 - the minute scan announces it
+        log.warning("could not schedule the announcement due at %s", due)
+
+
 @in_app_context
 def evaluate_batch(batch_id: int) -> None:
     from dashboard.alerts.engine import evaluate_batch as evaluate
 
     evaluate(batch_id)
+    schedule_announcement()
 
 
 @in_app_context
@@ -44,6 +61,15 @@ def check_organization(organization_id: int) -> None:
     from dashboard.alerts.engine import check_organization as check
 
     check(organization_id, refresh_figures=True)
+    schedule_announcement()
+
+
+@in_app_context
+def announce() -> None:
+    """Tell global admins of alerts whose grouping wait has ended."""
+    from dashboard.alerts.engine import announce as run_announce
+
+    run_announce()
 
 
 @in_app_context

@@ -129,6 +129,21 @@ def sweep_unevaluated(now: datetime | None = None, older_than: timedelta = timed
     return [batch_id for batch_id in ids if evaluate_batch(batch_id, now)]
 
 
+def next_announcement() -> datetime | None:
+    """When the earliest pending grouping wait ends, so a job can announce it on time."""
+    return db.session.scalar(
+        sa.select(sa.func.min(Alert.global_due_at))
+        .where(Alert.global_due_at.is_not(None), Alert.global_announced_at.is_(None))
+    )
+
+
+def announce(now: datetime | None = None) -> None:
+    """Announce what is due to global admins, in its own transaction."""
+    now = now or utcnow()
+    announce_due(now)
+    db.session.commit()
+
+
 def announce_due(now: datetime) -> None:
     """Tell global admins of alerts whose grouping wait has ended. Runs in the caller's transaction."""
     due = db.session.scalars(

@@ -1,6 +1,7 @@
 """The sync orchestrator with real RQ workers on a real Redis and a real database."""
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from unittest import mock
 
@@ -144,3 +145,29 @@ def test_sync_all_enqueues_every_enabled_connector(world):
 
     sync_all()
     assert sorted(job.args[0] for job in sync_queue().jobs) == sorted([world.connector_a.id, world.connector_b.id])
+
+
+def test_threshold_alert_is_announced_when_its_grouping_wait_ends(world, db):
+    """Given a 1 s grouping wait, when an error-threshold alert is raised, a scheduled job tells global
+    admins once the wait ends, without waiting for the minute scan."""
+    from rq.scheduler import RQScheduler
+
+    from jobs.alerts import enqueue_evaluation
+    from tests.alerting import log_batch, notifications, run
+
+    factories.platform(grouping_wait_seconds=1)
+    db.session.commit()
+    records = _records(world.connector_a, 11)
+    run(world.connector_a, [(r, "validation_failed") for r in records[:10]], at=utcnow() - timedelta(minutes=1))
+    enqueue_evaluation(log_batch(world.connector_a, [(records[10], "validation_failed")]))
+    work()
+    db.session.rollback()
+    assert notifications(world.global_admin) == []
+    assert len(alerts_queue().scheduled_job_registry) == 1
+    time.sleep(1.2)
+    scheduler = RQScheduler([alerts_queue()], connection=redis_ext.client)
+    scheduler.acquire_locks()
+    scheduler.enqueue_scheduled_jobs()
+    work()
+    db.session.rollback()
+    assert len(notifications(world.global_admin)) == 1
