@@ -109,11 +109,6 @@ class Broker:
                     if not members:
                         del self._by_channel[channel]
 
-    @property
-    def subscriber_count(self) -> int:
-        with self._lock:
-            return len({s for members in self._by_channel.values() for s in members})
-
     def dispatch(self, channel: str, message: Message) -> None:
         with self._lock:
             targets = set(self._by_channel.get(channel, ()))
