@@ -45,13 +45,17 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.perf import harness  # noqa: E402
+from tests.perf.harness import Processes, pct_round_half_even, wait_until  # noqa: E402
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -66,73 +70,6 @@ PASSWORD = "bench password 1234"
 ERROR_CODES = ["period_locked", "account_mapping_missing", "invalid_vat_code", "unknown_counterparty",
                "duplicate_voucher", "validation_failed", "timeout", "unknown"]
 RECORD_TYPES = ["expense_claim", "mileage_claim", "reimbursement_payment"]
-
-
-class Timeout(Exception):
-    pass
-
-
-def _on_alarm(_signum, _frame):  # type: ignore[no-untyped-def]
-    raise Timeout(f"benchmark exceeded {TIMEOUT:.0f}s")
-
-
-def _on_term(_signum, _frame):  # type: ignore[no-untyped-def]
-    raise KeyboardInterrupt
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))
-    return ordered[k]
-
-
-class Processes:
-    """Children started in their own sessions; `stop_all` kills each process group."""
-
-    def __init__(self) -> None:
-        self.children: list[tuple[str, subprocess.Popen]] = []
-
-    def start(self, name: str, command: list[str], env: dict, log: Path) -> subprocess.Popen:
-        out = open(log, "wb")
-        child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
-        out.close()
-        self.children.append((name, child))
-        return child
-
-    def check(self) -> None:
-        for name, child in self.children:
-            if child.poll() is not None:
-                raise RuntimeError(f"{name} exited with {child.returncode}")
-
-    def stop_all(self) -> None:
-        for _name, child in reversed(self.children):
-            if child.poll() is None:
-                try:
-                    os.killpg(child.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 5
-        for _name, child in reversed(self.children):
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            try:
-                os.killpg(child.pid, signal.SIGKILL)  # anything left in the group (forked job horses)
-            except ProcessLookupError:
-                pass
-            try:
-                child.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                pass
 
 
 SUBSCRIBER = r"""
@@ -183,47 +120,7 @@ OBSERVER = """() => {
 
 
 def main() -> int:
-    print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start", file=sys.stderr, flush=True)
-    signal.signal(signal.SIGALRM, _on_alarm)
-    signal.signal(signal.SIGTERM, _on_term)
-    signal.setitimer(signal.ITIMER_REAL, TIMEOUT)
-    processes = Processes()
-    with tempfile.TemporaryDirectory(prefix="bench-alert-") as tmp:
-        root = Path(tmp)
-        redis_socket = root / "redis.sock"
-        env = dict(os.environ)
-        env.update({
-            "INSTANCE_PATH": str(root),
-            "DATABASE_URL": f"sqlite:///{root / 'bench.sqlite3'}",
-            "REDIS_URL": f"unix://{redis_socket}",
-            "SECRET_KEY": "bench-" + os.urandom(8).hex(),
-            "PYTHONUNBUFFERED": "1",
-        })
-        for key in ("INSTANCE_PATH", "DATABASE_URL", "REDIS_URL", "SECRET_KEY"):
-            os.environ[key] = env[key]  # read by dashboard.config at import, below
-        redis_process = None
-        try:
-            from dashboard import embedded_redis
-
-            redis_process = embedded_redis.start(redis_socket)
-            results = run(root, env, processes)
-            for name, value in results.items():
-                print(f"{name}: {value}", flush=True)
-            return 0
-        except (Timeout, KeyboardInterrupt, Exception) as exc:  # noqa: BLE001
-            import traceback
-
-            traceback.print_exc()
-            print(f"# bench_alert_latency failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-            for log in sorted(root.glob("*.log")):
-                tail = log.read_text(errors="replace")[-3000:]
-                print(f"# --- {log.name} (tail) ---\n{tail}", file=sys.stderr, flush=True)
-            return 1
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            processes.stop_all()
-            if redis_process is not None:
-                embedded_redis.stop(redis_process, redis_socket)
+    return harness.run_with_services("alert_latency", run, timeout=TIMEOUT, tmp_prefix="bench-alert-")
 
 
 def run(root: Path, env: dict, processes: Processes) -> dict[str, str]:
@@ -242,7 +139,7 @@ def run(root: Path, env: dict, processes: Processes) -> dict[str, str]:
     from tests import factories
 
     app = create_app()
-    port = free_port()
+    port = harness.free_port()
     base = f"http://127.0.0.1:{port}"
     out: dict[str, str] = {}
 
@@ -251,10 +148,10 @@ def run(root: Path, env: dict, processes: Processes) -> dict[str, str]:
         plan = seed(db, factories, utcnow, SyncRecord, sa)
         admin_email, first_slug, admin_id = plan["email"], plan["slug"], plan["user_id"]
 
-    commands = production_commands(env, port)
+    commands = harness.production_commands(env, port)
     if os.environ.get("BENCH_RQ_WORKER_CLASS"):  # diagnosis only: `make bench` runs production's command
         commands["worker"] = with_worker_class(commands["worker"], os.environ["BENCH_RQ_WORKER_CLASS"])
-        print(f"# not production: rq worker --worker-class {os.environ['BENCH_RQ_WORKER_CLASS']}", flush=True)
+        harness.comment(f"not production: rq worker --worker-class {os.environ['BENCH_RQ_WORKER_CLASS']}")
     processes.start("web", commands["web"], env, root / "web.log")
     processes.start("worker", commands["worker"], env, root / "worker.log")
     client = redis_lib.Redis(unix_socket_path=str(root / "redis.sock"))
@@ -349,8 +246,8 @@ def run(root: Path, env: dict, processes: Processes) -> dict[str, str]:
                 stages["job_run"].append((ended_at - started_at) * 1000)
                 stages["job_end_to_page"].append((seen_at - ended_at) * 1000)
                 if os.environ.get("BENCH_VERBOSE"):
-                    print(f"# {i:3d} total {latencies[-1]:7.1f}  " + "  ".join(
-                        f"{k} {v[-1]:7.1f}" for k, v in stages.items()), file=sys.stderr, flush=True)
+                    harness.comment(f"{i:3d} total {latencies[-1]:7.1f}  " + "  ".join(
+                        f"{k} {v[-1]:7.1f}" for k, v in stages.items()))
                 db.session.rollback()
 
             offset_after = clock_offset(page)
@@ -359,11 +256,11 @@ def run(root: Path, env: dict, processes: Processes) -> dict[str, str]:
 
     out["alerts_measured"] = str(len(latencies))
     out["alert_latency_p50_ms"] = f"{statistics.median(latencies):.1f}"
-    out["alert_latency_p95_ms"] = f"{pct(latencies, 95):.1f}"
+    out["alert_latency_p95_ms"] = f"{pct_round_half_even(latencies, 95):.1f}"
     out["alert_latency_max_ms"] = f"{max(latencies):.1f}"
     for name, values in stages.items():
         out[f"alert_stage_{name}_p50_ms"] = f"{statistics.median(values):.1f}"
-        out[f"alert_stage_{name}_p95_ms"] = f"{pct(values, 95):.1f}"
+        out[f"alert_stage_{name}_p95_ms"] = f"{pct_round_half_even(values, 95):.1f}"
     out["page_clock_offset_ms"] = f"{max(abs(offset_before), abs(offset_after)):.2f}"
     return out
 
@@ -477,7 +374,7 @@ def raw_publish_to_subscriber(root: Path, client) -> tuple[str, str]:  # type: i
     lat = [(got[str(n)] - sent[n]) * 1000 for n in sent if str(n) in got]
     if len(lat) < RAW_SAMPLES:
         raise RuntimeError(f"raw subscriber missed {RAW_SAMPLES - len(lat)} messages")
-    return f"{statistics.median(lat):.2f}", f"{pct(lat, 95):.2f}"
+    return f"{statistics.median(lat):.2f}", f"{pct_round_half_even(lat, 95):.2f}"
 
 
 def raw_publish_to_browser(page, client, user_id: int) -> tuple[str, str]:  # type: ignore[no-untyped-def]
@@ -494,7 +391,7 @@ def raw_publish_to_browser(page, client, user_id: int) -> tuple[str, str]:  # ty
     page.wait_for_function(f"Object.keys(window.__bench.pings).length >= {samples}", timeout=10_000)
     pings = page.evaluate("window.__bench.pings")
     lat = [(pings[str(n)] / 1000 - sent[n]) * 1000 for n in sent]
-    return f"{statistics.median(lat):.2f}", f"{pct(lat, 95):.2f}"
+    return f"{statistics.median(lat):.2f}", f"{pct_round_half_even(lat, 95):.2f}"
 
 
 def raw_rq(client, app) -> tuple[str, str]:  # type: ignore[no-untyped-def]
@@ -517,7 +414,7 @@ def raw_rq(client, app) -> tuple[str, str]:  # type: ignore[no-untyped-def]
         lat.append((float(item["data"]) - sent) * 1000)
         time.sleep(0.05)
     pubsub.close()
-    return f"{statistics.median(lat):.1f}", f"{pct(lat, 95):.1f}"
+    return f"{statistics.median(lat):.1f}", f"{pct_round_half_even(lat, 95):.1f}"
 
 
 def started_job(_n: int) -> None:
@@ -526,21 +423,6 @@ def started_job(_n: int) -> None:
 
     started = time.time()
     redis_lib.Redis.from_url(os.environ["REDIS_URL"]).publish("bench-rq", repr(started))
-
-
-def production_commands(env: dict, port: int) -> dict[str, list[str]]:
-    """The web and worker commands of dashboard/supervisor.py, bound to 127.0.0.1:`port`."""
-    from dashboard import supervisor
-
-    if hasattr(supervisor, "production_commands"):  # (env, host, port) -> {"web": [...], "worker": [...]}
-        return supervisor.production_commands(env, "127.0.0.1", port)
-    # A copy of supervisor.run_all's table (as of 68ff192): keep in step until it is importable.
-    return {
-        "web": [str(BIN / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"),
-                "--bind", f"127.0.0.1:{port}", "wsgi:app"],
-        "worker": [str(BIN / "rq"), "worker", "--quiet", "--url", env["REDIS_URL"], "--with-scheduler",
-                   "--worker-class", "jobs.worker.AppWorker", "--path", str(ROOT), "alerts", "sync"],
-    }
 
 
 def with_worker_class(command: list[str], worker_class: str) -> list[str]:
@@ -568,17 +450,5 @@ def _http_ok(port: int) -> bool:
         return False
 
 
-def wait_until(check, seconds: float, message: str, processes: Processes | None = None) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        if processes is not None:
-            processes.check()
-        time.sleep(0.05)
-    raise RuntimeError(message)
-
-
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     sys.exit(main())

@@ -43,13 +43,11 @@ eval_attempts_per_s (goal >= 20,000), raw_batch_read_per_s.
 """
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -57,6 +55,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from tests.perf import harness  # noqa: E402
+from tests.perf.harness import progress, ts  # noqa: E402
 
 T = datetime(2026, 11, 20, 12, 0, 0)
 """When the measured batch starts."""
@@ -80,25 +81,13 @@ FRESH_RECORDS = BATCH_SIZE - LEFTOVERS_JOINING - LEFTOVERS_RAISING
 JOIN_KEY = ("expense_claim", "invalid_vat_code")
 RAISE_KEY = ("mileage_claim", "account_mapping_missing")
 
-ERROR_MIX = [
-    ("validation_failed", 22, "Field 'description' exceeds 60 characters", False),
-    ("account_mapping_missing", 18, "No ledger account mapped for category 'travel'", False),
-    ("invalid_vat_code", 14, "VAT code 25 is not valid for account 7140", False),
-    ("unknown_counterparty", 14, "Employee 10432 not found", False),
-    ("timeout", 12, "No answer within 30 s", True),
-    ("period_locked", 8, "Accounting period 2026-10 is closed", False),
-    ("duplicate_voucher", 6, "Voucher EXP-88213 already exists", False),
-    ("unknown", 6, "HTTP 500: Internal Server Error", True),
-]
-CODES = [c for c, _, _, _ in ERROR_MIX]
-WEIGHTS = [w for _, w, _, _ in ERROR_MIX]
+CODES = list(harness.ERROR_WEIGHTS)
+WEIGHTS = list(harness.ERROR_WEIGHTS.values())
 CUM_WEIGHTS = [sum(WEIGHTS[:i + 1]) for i in range(len(WEIGHTS))]
-MESSAGES = {c: m for c, _, m, _ in ERROR_MIX}
-TRANSIENT = {c for c, _, _, t in ERROR_MIX if t}
+MESSAGES = harness.ERROR_MESSAGES
+TRANSIENT = harness.TRANSIENT_ERRORS
 RECORD_TYPES = ("expense_claim", "mileage_claim", "reimbursement_payment")
 RETRY_OFFSETS = {True: (0, 60, 180, 420, 900), False: (0, 300, 1200, 3000, 6600)}
-PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=30000", "PRAGMA foreign_keys=ON",
-           "PRAGMA synchronous=NORMAL")
 BATCH_READ = (
     "SELECT sync_attempts.id, sync_attempts.record_id, sync_records.record_type, sync_attempts.attempted_at, "
     "sync_attempts.outcome, sync_attempts.error_code, sync_attempts.failure_streak FROM sync_attempts "
@@ -107,41 +96,22 @@ BATCH_READ = (
 )
 
 
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def ts(value: datetime) -> str:
-    """SQLAlchemy's storage format for DateTime on SQLite."""
-    return value.isoformat(" ", "microseconds")
-
-
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-evaluation-") as root:
-        tmp = Path(root)
-        os.environ["INSTANCE_PATH"] = str(tmp / "instance")  # read when dashboard.config is first imported
-        from dashboard import embedded_redis
-
-        socket_path = tmp / "redis.sock"
-        redis_process = embedded_redis.start(socket_path)
-        try:
-            figures = run(tmp, f"unix://{socket_path}")
-        finally:
-            embedded_redis.stop(redis_process, socket_path)
-    ms_10k, ms_1m, read_rate = figures
-    print(f"eval_10k_history_ms: {ms_10k:.1f}")
-    print(f"eval_1m_history_ms: {ms_1m:.1f}")
-    print(f"eval_history_ratio: {ms_1m / ms_10k:.3f}")
-    print(f"eval_attempts_per_s: {BATCH_SIZE / (ms_1m / 1000):.0f}")
-    print(f"raw_batch_read_per_s: {read_rate:.0f}")
+    with harness.sandbox("bench-evaluation-") as box:
+        ms_10k, ms_1m, read_rate = run(box)
+    harness.print_figures({
+        "eval_10k_history_ms": f"{ms_10k:.1f}",
+        "eval_1m_history_ms": f"{ms_1m:.1f}",
+        "eval_history_ratio": f"{ms_1m / ms_10k:.3f}",
+        "eval_attempts_per_s": f"{BATCH_SIZE / (ms_1m / 1000):.0f}",
+        "raw_batch_read_per_s": f"{read_rate:.0f}",
+    })
 
 
-def run(tmp: Path, redis_url: str) -> tuple[float, float, float]:
-    from dashboard import create_app
-    from dashboard.extensions import db
-
+def run(box: harness.Sandbox) -> tuple[float, float, float]:
+    tmp = box.root
     work = tmp / "work.sqlite3"
-    app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{work}", "REDIS_URL": redis_url})
+    app = box.app(work)
     with app.app_context():
         snapshots: dict[str, Path] = {}
         states: dict[str, State] = {}
@@ -168,13 +138,12 @@ def run(tmp: Path, redis_url: str) -> tuple[float, float, float]:
                     cpu_times[label].append(cpu)
                     if label == "1m":
                         reads.append(read_s)
-        db.session.remove()
-        db.engine.dispose()
+        harness.release_connections()
     ms = {label: statistics.median(values) * 1000 for label, values in timings.items()}
     cpu_ms = {label: statistics.median(values) * 1000 for label, values in cpu_times.items()}
     progress(f"median process CPU time per evaluation (less sensitive to other load on the machine): "
              f"10k {cpu_ms['10k']:.1f} ms, 1m {cpu_ms['1m']:.1f} ms, ratio {cpu_ms['1m'] / cpu_ms['10k']:.3f}; "
-             f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus")
+             f"{harness.machine_load()}")
     return ms["10k"], ms["1m"], BATCH_SIZE / statistics.median(reads)
 
 
@@ -193,14 +162,10 @@ class State:
 def build(path: Path, earlier_attempts: int) -> State:
     from dashboard.extensions import db
 
-    db.session.remove()
-    db.engine.dispose()
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    drop_database(path)
     db.create_all()
     state = seed_world()
-    db.session.remove()
-    db.engine.dispose()
+    harness.release_connections()
 
     started = time.perf_counter()
     mixed = earlier_attempts - QUIET_ATTEMPTS - 2 * (LEFTOVERS_JOINING + LEFTOVERS_RAISING) - STUCK_ATTEMPTS
@@ -219,9 +184,8 @@ def build(path: Path, earlier_attempts: int) -> State:
              f"{generated - started:.1f} s, inserted in {time.perf_counter() - generated:.1f} s")
 
     open_stuck_alerts(state, stuck)
-    db.session.remove()
-    db.engine.dispose()
-    checkpoint(path)
+    harness.release_connections()
+    harness.checkpoint(path)
     assert count_attempts(path, state.organization_id) == earlier_attempts
     return state
 
@@ -347,8 +311,7 @@ class History:
             counter = hours.setdefault(when.replace(minute=0, second=0, microsecond=0), [0, 0])
             counter[failed] += 1
             rows.append((self.org, batch[0], attempt[1], ts(when), attempt[2], attempt[3], attempt[4], attempt[5]))
-        connection = connect_raw(path)
-        connection.execute("PRAGMA cache_size=-262144")  # this bulk load only: 256 MB of page cache
+        connection = harness.connect_bulk(path)
         timings = []
         try:
             connection.execute("BEGIN IMMEDIATE")
@@ -360,18 +323,14 @@ class History:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self.records)
             timings.append(time.perf_counter())
             connection.executemany(
-                "INSERT INTO sync_batches (id, organization_id, connector_id, source, started_at, finished_at, "
-                "attempt_count, failure_count, evaluated_at) VALUES (?, ?, ?, 'orchestrator', ?, ?, ?, ?, ?)",
+                harness.INSERT_BATCH,
                 [(b[0], self.org, self.connector, ts(b[1]), ts(b[2]), b[3], b[4], ts(b[2] + timedelta(seconds=2)))
                  for b in batches])
             timings.append(time.perf_counter())
-            connection.executemany(
-                "INSERT INTO sync_attempts (organization_id, batch_id, record_id, attempted_at, outcome, error_code, "
-                "error_message, failure_streak) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            connection.executemany(harness.INSERT_ATTEMPT, rows)
             timings.append(time.perf_counter())
-            connection.executemany(
-                "INSERT INTO hourly_attempt_counts (organization_id, hour, successes, failures) VALUES (?, ?, ?, ?)",
-                [(self.org, ts(hour), s, f) for hour, (s, f) in sorted(hours.items())])
+            connection.executemany(harness.INSERT_HOURLY,
+                                   [(self.org, ts(hour), s, f) for hour, (s, f) in sorted(hours.items())])
             connection.execute("COMMIT")
             timings.append(time.perf_counter())
         finally:
@@ -481,7 +440,7 @@ def raw_batch_read(batch_id: int) -> float:
     from dashboard.extensions import db
 
     path = db.engine.url.database
-    connection = connect_raw(Path(path))
+    connection = harness.connect_raw(Path(path))
     try:
         connection.execute("SELECT count(*) FROM sqlite_master").fetchall()  # schema loaded before timing
         started = time.perf_counter()
@@ -495,26 +454,15 @@ def raw_batch_read(batch_id: int) -> float:
 
 # Files ------------------------------------------------------------------------------------------------
 
-def connect_raw(path: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, isolation_level=None)
-    for pragma in PRAGMAS:
-        connection.execute(pragma)
-    return connection
-
-
-def checkpoint(path: Path) -> None:
-    connection = sqlite3.connect(path)
-    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    connection.close()
+def drop_database(path: Path) -> None:
+    """The app's connections closed and the file gone, its WAL and shared-memory files with it."""
+    harness.release_connections()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def restore(snapshot: Path, work: Path) -> None:
-    from dashboard.extensions import db
-
-    db.session.remove()
-    db.engine.dispose()
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{work}{suffix}").unlink(missing_ok=True)
+    drop_database(work)
     shutil.copyfile(snapshot, work)
 
 

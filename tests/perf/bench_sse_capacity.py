@@ -36,17 +36,19 @@ import asyncio
 import json
 import os
 import resource
-import signal
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.perf import harness  # noqa: E402
+from tests.perf.harness import Processes, pct_round_half_even  # noqa: E402
+
 TIMEOUT = float(os.environ.get("BENCH_TIMEOUT_SECONDS", "300"))
 LEVELS = [int(x) for x in os.environ.get("BENCH_LEVELS", "1000,2500,5000,10000").split(",")]
 ORGS = 100
@@ -57,75 +59,6 @@ MISS_WAIT_S = 10.0
 CONNECT_CONCURRENCY = 200
 UA = "bench-sse-capacity/1"
 PASSWORD = "bench password 1234"
-
-
-class Timeout(Exception):
-    pass
-
-
-def _on_alarm(_signum, _frame):  # type: ignore[no-untyped-def]
-    raise Timeout(f"benchmark exceeded {TIMEOUT:.0f}s")
-
-
-def _on_term(_signum, _frame):  # type: ignore[no-untyped-def]
-    raise KeyboardInterrupt
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))
-    return ordered[k]
-
-
-class Processes:
-    """Children started in their own sessions; `stop_all` kills each process group."""
-
-    def __init__(self) -> None:
-        self.children: list[tuple[str, subprocess.Popen]] = []
-
-    def start(self, name: str, command: list[str], env: dict, log: Path) -> subprocess.Popen:
-        out = open(log, "wb")
-        child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
-        out.close()
-        self.children.append((name, child))
-        return child
-
-    def check(self) -> None:
-        for name, child in self.children:
-            if child.poll() is not None:
-                raise RuntimeError(f"{name} exited with {child.returncode}")
-
-    def stop(self, child: subprocess.Popen) -> None:
-        if child.poll() is None:
-            try:
-                os.killpg(child.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                child.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(child.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            child.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            pass
-        self.children = [(n, c) for n, c in self.children if c is not child]
-
-    def stop_all(self) -> None:
-        for _name, child in reversed(list(self.children)):
-            self.stop(child)
 
 
 # --- the client: one asyncio protocol per stream ---------------------------------------------------
@@ -283,18 +216,6 @@ def rss_kib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def gunicorn_worker_pid(master: int, timeout: float = 20.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        children = []
-        for task in Path(f"/proc/{master}/task").iterdir():
-            children += (task / "children").read_text().split()
-        if len(children) == 1:
-            return int(children[0])
-        time.sleep(0.1)
-    raise RuntimeError("gunicorn did not start exactly one worker")
-
-
 async def settle(worker_pid: int, seconds: float = 2.0) -> float:
     """RSS once the worker has been idle a moment."""
     await asyncio.sleep(seconds)
@@ -335,7 +256,7 @@ async def run_levels(port: int, worker_pid: int, cookies: list[tuple[int, str]],
         lost = sum(1 for s in held if s.closed)
         latencies, misses, leaks = await broadcast(by_org, held, publish, round_base)
         round_base += BROADCAST_ORGS
-        p99 = pct(latencies, 99) if latencies else float("inf")
+        p99 = pct_round_half_even(latencies, 99) if latencies else float("inf")
         p50 = statistics.median(latencies) if latencies else float("inf")
         ok = misses == 0 and leaks == 0 and lost == 0 and p99 <= P99_GOAL_S
         results["levels"].append({
@@ -343,9 +264,9 @@ async def run_levels(port: int, worker_pid: int, cookies: list[tuple[int, str]],
             "p99": p99, "misses": misses, "leaks": leaks, "lost": lost, "receivers": len(latencies) + misses,
             "why": "" if ok else f"misses={misses} leaks={leaks} closed={lost} p99={p99:.3f}s",
         })
-        print(f"# level {level}: opened in {connect_s:.1f}s, rss {rss / 1024:.1f} MiB, broadcast to "
-              f"{len(latencies) + misses} clients p50 {p50 * 1000:.1f} ms "
-              f"p99 {p99 * 1000:.1f} ms, misses {misses}, leaks {leaks}, closed {lost}", file=sys.stderr, flush=True)
+        harness.comment(f"level {level}: opened in {connect_s:.1f}s, rss {rss / 1024:.1f} MiB, broadcast to "
+                        f"{len(latencies) + misses} clients p50 {p50 * 1000:.1f} ms "
+                        f"p99 {p99 * 1000:.1f} ms, misses {misses}, leaks {leaks}, closed {lost}")
         if not ok:
             break
     for stream in held:
@@ -411,7 +332,7 @@ server.serve_forever()
 
 async def bare_fanout(root: Path, env: dict, n: int, users: list[tuple[int, int]], publish, processes) -> dict:
     """The same N clients and broadcasts against a bare gevent SSE fan-out (no Flask, no sessions)."""
-    port = free_port()
+    port = harness.free_port()
     child = processes.start("bare", [sys.executable, "-c", BARE_SERVER, str(port), env["REDIS_URL"]], env,
                             root / "bare.log")
     try:
@@ -432,21 +353,10 @@ async def bare_fanout(root: Path, env: dict, n: int, users: list[tuple[int, int]
         for stream in streams:
             stream.transport.close()
         await asyncio.sleep(0)
-        return {"kib": (rss - baseline) / n, "p99": pct(latencies, 99) if latencies else float("inf"),
+        return {"kib": (rss - baseline) / n, "p99": pct_round_half_even(latencies, 99) if latencies else float("inf"),
                 "misses": misses}
     finally:
         processes.stop(child)
-
-
-def web_command(env: dict, port: int) -> list[str]:
-    """The web command of dashboard/supervisor.py, bound to 127.0.0.1:`port`."""
-    from dashboard import supervisor
-
-    if hasattr(supervisor, "production_commands"):  # (env, host, port) -> {"web": [...], "worker": [...]}
-        return supervisor.production_commands(env, "127.0.0.1", port)["web"]
-    # A copy of supervisor.run_all's web command (as of 68ff192): keep in step until it is importable.
-    return [str(BIN / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
-            "wsgi:app"]
 
 
 def raw_publish_rate(client, seconds: float = 2.0) -> float:
@@ -509,7 +419,6 @@ def mint_cookies(app, pairs: list[tuple[int, int]]) -> list[tuple[int, str]]:  #
 def real_login_cookie(port: int, email: str) -> str:
     """Sign in through the real /login form (CSRF token and all) with a plain HTTP client."""
     import http.client
-    import re
     from urllib.parse import urlencode
 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -517,10 +426,7 @@ def real_login_cookie(port: int, email: str) -> str:
     response = conn.getresponse()
     body = response.read().decode()
     cookie = response.getheader("Set-Cookie").split(";", 1)[0]
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', body) or \
-        re.search(r'id="csrf_token" name="csrf_token" type="hidden" value="([^"]+)"', body) or \
-        re.search(r'name="csrf_token"[^>]*value="([^"]+)"', body)
-    form = urlencode({"csrf_token": token.group(1), "email": email, "password": PASSWORD})
+    form = urlencode({"csrf_token": harness.csrf_token(body), "email": email, "password": PASSWORD})
     conn.request("POST", "/login", body=form, headers={"User-Agent": UA, "Cookie": cookie,
                                                        "Content-Type": "application/x-www-form-urlencoded"})
     response = conn.getresponse()
@@ -535,51 +441,12 @@ STARTED = time.monotonic()
 
 
 def main() -> int:
-    print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start", file=sys.stderr, flush=True)
-    signal.signal(signal.SIGALRM, _on_alarm)
-    signal.signal(signal.SIGTERM, _on_term)
-    signal.setitimer(signal.ITIMER_REAL, TIMEOUT)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if hard < max(LEVELS) + 500:
-        print(f"# open-file limit {hard} is below {max(LEVELS) + 500}", file=sys.stderr)
-    processes = Processes()
-    with tempfile.TemporaryDirectory(prefix="bench-sse-") as tmp:
-        root = Path(tmp)
-        redis_socket = root / "redis.sock"
-        env = dict(os.environ)
-        env.update({
-            "INSTANCE_PATH": str(root),
-            "DATABASE_URL": f"sqlite:///{root / 'bench.sqlite3'}",
-            "REDIS_URL": f"unix://{redis_socket}",
-            "SECRET_KEY": "bench-" + os.urandom(8).hex(),
-            "WEB_CONCURRENCY": "1",
-            "PYTHONUNBUFFERED": "1",
-        })
-        for key in ("INSTANCE_PATH", "DATABASE_URL", "REDIS_URL", "SECRET_KEY"):
-            os.environ[key] = env[key]  # read by dashboard.config at import, below
-        redis_process = None
-        try:
-            from dashboard import embedded_redis
-
-            redis_process = embedded_redis.start(redis_socket)
-            for name, value in run(root, env, processes).items():
-                print(f"{name}: {value}", flush=True)
-            return 0
-        except (Timeout, KeyboardInterrupt, Exception) as exc:  # noqa: BLE001
-            import traceback
-
-            traceback.print_exc()
-            print(f"# bench_sse_capacity failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-            for log in sorted(root.glob("*.log")):
-                tail = log.read_text(errors="replace")[-3000:]
-                print(f"# --- {log.name} (tail) ---\n{tail}", file=sys.stderr, flush=True)
-            return 1
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            processes.stop_all()
-            if redis_process is not None:
-                embedded_redis.stop(redis_process, redis_socket)
+        harness.comment(f"open-file limit {hard} is below {max(LEVELS) + 500}")
+    return harness.run_with_services("sse_capacity", run, timeout=TIMEOUT, tmp_prefix="bench-sse-",
+                                     extra_env={"WEB_CONCURRENCY": "1"})
 
 
 def run(root: Path, env: dict, processes: Processes) -> dict[str, str]:
@@ -595,19 +462,10 @@ def run(root: Path, env: dict, processes: Processes) -> dict[str, str]:
         db.create_all()
         pairs = seed(db, sa)
         cookies = mint_cookies(app, pairs)
-    port = free_port()
-    web = processes.start("web", web_command(env, port), env, root / "web.log")
-    worker_pid = gunicorn_worker_pid(web.pid)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            processes.check()
-            if time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not listen")
-            time.sleep(0.1)
+    port = harness.free_port()
+    web = processes.start("web", harness.production_commands(env, port)["web"], env, root / "web.log")
+    worker_pid = harness.gunicorn_worker_pid(web.pid)
+    harness.wait_until(lambda: _listening(port), 30, "gunicorn did not listen", processes, interval=0.1)
 
     # The minted cookie must be what the real sign-in gives: check one user both ways.
     real = real_login_cookie(port, "bench-00000@example.org")
@@ -655,6 +513,13 @@ def run(root: Path, env: dict, processes: Processes) -> dict[str, str]:
     return out
 
 
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     sys.exit(main())

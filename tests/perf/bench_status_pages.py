@@ -85,7 +85,6 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from datetime import datetime, timedelta
@@ -95,6 +94,10 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from tests.perf import harness  # noqa: E402
+from tests.perf.harness import Processes, connect_raw, pct, ts  # noqa: E402
+
 BIN = Path(sys.executable).parent
 TIMEOUT = float(os.environ.get("BENCH_TIMEOUT_SECONDS", "280"))
 STARTED = time.monotonic()
@@ -130,193 +133,49 @@ FIRST = ("Kari", "Ola", "Ingrid", "Lars", "Aisha", "Mohammed", "Sigrid", "Jonas"
          "Henrik", "Maja", "Ali", "Sofie", "Tobias")
 LAST = ("Nordmann", "Hansen", "Johansen", "Olsen", "Larsen", "Andersen", "Pedersen", "Nilsen", "Khan",
         "Berg", "Haugen", "Bakken", "Lie", "Dahl")
-# (code, weight among ordinary failures, message, transient)
-ERROR_MIX = [
-    ("validation_failed", 22, "Field 'description' exceeds 60 characters", False),
-    ("account_mapping_missing", 10, "No ledger account mapped for category 'travel'", False),
-    ("invalid_vat_code", 14, "VAT code 25 is not valid for account 7140", False),
-    ("unknown_counterparty", 14, "Employee 10432 not found", False),
-    ("timeout", 12, "No answer within 30 s", True),
-    ("period_locked", 8, "Accounting period 2026-10 is closed", False),
-    ("duplicate_voucher", 6, "Voucher EXP-88213 already exists", False),
-    ("unknown", 6, "HTTP 500: Internal Server Error", True),
-    ("rate_limited", 4, "429 Too Many Requests", True),
-    ("system_unavailable", 4, "503 Service Unavailable", True),
-]
-CODES = [c for c, _, _, _ in ERROR_MIX]
-CODE_CUM = [sum(w for _, w, _, _ in ERROR_MIX[:i + 1]) for i in range(len(ERROR_MIX))]
-MESSAGES = {c: m for c, _, m, _ in ERROR_MIX}
-TRANSIENT = {c for c, _, _, t in ERROR_MIX if t}
+# Weights among ordinary failures (the draw order is this dict's): the usual mix with fewer
+# account_mapping_missing (the incident's code) and throttling codes besides.
+ERROR_WEIGHTS = {**harness.ERROR_WEIGHTS, "account_mapping_missing": 10, "rate_limited": 4, "system_unavailable": 4}
+CODES = list(ERROR_WEIGHTS)
+CODE_CUM = list(itertools.accumulate(ERROR_WEIGHTS.values()))
+MESSAGES = harness.ERROR_MESSAGES
+TRANSIENT = harness.TRANSIENT_ERRORS
 OUTAGE_CODES = ("system_unavailable", "rate_limited", "timeout")
 RETRY_GAPS = {True: (60, 120, 240, 480, 900), False: (300, 900, 1800, 3600, 7200)}
-PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=30000", "PRAGMA foreign_keys=ON",
-           "PRAGMA synchronous=NORMAL")
 SORTS = ("approved", "-approved", "amount", "-amount")
 FIGURES = ("first_page", "deep_page", "filtered", "alert_view")
 
 
-class Timeout(Exception):
-    pass
-
-
-def _on_alarm(_signum, _frame):  # type: ignore[no-untyped-def]
-    raise Timeout(f"benchmark exceeded {TIMEOUT:.0f} s")
-
-
-def _on_term(_signum, _frame):  # type: ignore[no-untyped-def]
-    raise KeyboardInterrupt
-
-
 def progress(message: str) -> None:
-    print(f"[{time.monotonic() - STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))
-    return ordered[k]
-
-
-def ts(value: datetime) -> str:
-    """SQLAlchemy's storage format for DateTime on SQLite (always with microseconds)."""
-    return value.isoformat(" ", "microseconds")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def connect_raw(path: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    for pragma in PRAGMAS:
-        connection.execute(pragma)
-    return connection
-
-
-class Processes:
-    """Children started in their own sessions; `stop_all` kills each process group."""
-
-    def __init__(self) -> None:
-        self.children: list[tuple[str, subprocess.Popen]] = []
-
-    def start(self, name: str, command: list[str], env: dict, log: Path) -> subprocess.Popen:
-        with open(log, "wb") as out:
-            child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        self.children.append((name, child))
-        return child
-
-    def check(self) -> None:
-        for name, child in self.children:
-            if child.poll() is not None:
-                raise RuntimeError(f"{name} exited with {child.returncode}")
-
-    def stop(self, child: subprocess.Popen) -> None:
-        for sig, wait in ((signal.SIGTERM, 6), (signal.SIGKILL, 3)):
-            if child.poll() is not None:
-                break
-            try:
-                os.killpg(child.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                child.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                pass
-        try:  # stragglers of the group (the gunicorn worker), whatever happened to the leader
-            os.killpg(child.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.children = [(n, c) for n, c in self.children if c is not child]
-
-    def stop_all(self) -> None:
-        for _name, child in reversed(list(self.children)):
-            self.stop(child)
+    harness.progress(f"[{time.monotonic() - STARTED:6.1f}s] {message}")
 
 
 # --- main -------------------------------------------------------------------------------------------------
 
 def main() -> int:
-    progress(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
-    signal.signal(signal.SIGALRM, _on_alarm)
-    signal.signal(signal.SIGTERM, _on_term)
-    signal.setitimer(signal.ITIMER_REAL, TIMEOUT)
-    processes = Processes()
-    with tempfile.TemporaryDirectory(prefix="bench-status-") as tmp:
-        root = Path(tmp)
-        redis_socket = root / "redis.sock"
-        env = dict(os.environ)
-        env.update({
-            "INSTANCE_PATH": str(root / "instance"),
-            "DATABASE_URL": f"sqlite:///{root / 'bench.sqlite3'}",
-            "REDIS_URL": f"unix://{redis_socket}",
-            "SECRET_KEY": "bench-" + os.urandom(8).hex(),
-            "WEB_CONCURRENCY": "1",
-            "PYTHONUNBUFFERED": "1",
-        })
-        env.pop("ACCESS_LOG", None)
-        for key in ("INSTANCE_PATH", "DATABASE_URL", "REDIS_URL", "SECRET_KEY"):
-            os.environ[key] = env[key]  # read by dashboard.config at import, below
-        redis_process = None
-        try:
-            from dashboard import embedded_redis
-
-            redis_process = embedded_redis.start(redis_socket)
-            figures = run(root, env, processes)
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            for name, value in figures.items():
-                print(f"{name}: {value}", flush=True)
-            return 0
-        except (Timeout, KeyboardInterrupt, Exception) as exc:  # noqa: BLE001
-            import traceback
-
-            traceback.print_exc()
-            progress(f"bench_status_pages failed: {type(exc).__name__}: {exc}")
-            for log in sorted(root.glob("*.log")):
-                tail = log.read_text(errors="replace")[-3000:]
-                print(f"# --- {log.name} (tail) ---\n{tail}", file=sys.stderr, flush=True)
-            return 1
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            processes.stop_all()
-            if redis_process is not None:
-                embedded_redis.stop(redis_process, redis_socket)
+    return harness.run_with_services("status_pages", run, timeout=TIMEOUT, tmp_prefix="bench-status-",
+                                     instance_dir="instance", extra_env={"WEB_CONCURRENCY": "1"},
+                                     unset_env=("ACCESS_LOG",), say=progress)
 
 
 def run(root: Path, env: dict, processes: Processes) -> dict[str, str]:
     from dashboard import create_app
-    from dashboard.extensions import db
 
     db_path = root / "bench.sqlite3"
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_path}"})
     with app.app_context():
         world = build(app, db_path)
-        db.session.remove()
-        db.engine.dispose()
-    progress(f"database {db_path.stat().st_size / 1e6:,.0f} MB; load average {os.getloadavg()[0]:.2f}")
+        harness.release_connections()
+    progress(f"database {db_path.stat().st_size / 1e6:,.0f} MB; {harness.machine_load()}")
 
     plans = plan_requests(db_path, world)
     progress("request plans: " + ", ".join(f"{k} {len(v)}" for k, v in plans.items()))
 
-    port = free_port()
-    web = processes.start("web", web_command(env, port), env, root / "web.log")
+    port = harness.free_port()
+    web = processes.start("web", harness.production_commands(env, port)["web"], env, root / "web.log")
     client = Client(port)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            status, _body, _ms = client.get("/healthz")
-            if status == 200:
-                break
-        except OSError:
-            client.close()
-        processes.check()
-        if time.monotonic() > deadline:
-            raise RuntimeError("gunicorn did not answer /healthz within 30 s")
-        time.sleep(0.2)
-    worker = worker_pid(web.pid)
+    harness.wait_until(client.healthy, 30, "gunicorn did not answer /healthz within 30 s", processes, interval=0.2)
+    worker = harness.gunicorn_worker_pid(web.pid)
     progress(f"gunicorn on 127.0.0.1:{port}, worker pid {worker}")
     client.login(EMAIL, PASSWORD)
     progress("signed in through /login")
@@ -389,33 +248,6 @@ def run(root: Path, env: dict, processes: Processes) -> dict[str, str]:
                  f"is Python (ORM, templates, Flask); wall p50 {pct(timings[figure], 50):.1f} ms vs bare request "
                  f"{pct(timings['healthz'], 50):.1f} ms")
     return out
-
-
-def web_command(env: dict, port: int) -> list[str]:
-    """Production's web command (dashboard/supervisor.py), bound to 127.0.0.1:`port`."""
-    from dashboard import supervisor
-
-    if hasattr(supervisor, "production_commands"):
-        return supervisor.production_commands(env, "127.0.0.1", port)["web"]
-    return [str(BIN / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
-            "wsgi:app"]
-
-
-def worker_pid(master: int, timeout: float = 20.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        children = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == master:
-                        children.append(int(entry.name))
-                except (OSError, IndexError, ValueError):
-                    pass
-        if len(children) == 1:
-            return children[0]
-        time.sleep(0.1)
-    raise RuntimeError("gunicorn did not start exactly one worker")
 
 
 def start_profiler(worker: int, processes: Processes, root: Path) -> tuple[subprocess.Popen, Path] | None:
@@ -525,13 +357,20 @@ class Client:
         status, data, ms, _response = self.request("GET", path)
         return status, data, ms
 
+    def healthy(self) -> bool:
+        """GET /healthz answers 200 (a refused or dropped connection is closed, to be made again)."""
+        try:
+            status, _body, _ms = self.get("/healthz")
+        except OSError:
+            self.close()
+            return False
+        return status == 200
+
     def login(self, email: str, password: str) -> None:
         status, body, _ms = self.get("/login")
         assert status == 200, status
-        token = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', body) or \
-            re.search(rb'value="([^"]+)"[^>]*name="csrf_token"', body)
-        assert token, "no CSRF token in the sign-in form"
-        form = urlencode({"csrf_token": token.group(1).decode(), "email": email, "password": password})
+        token = harness.csrf_token(body.decode())
+        form = urlencode({"csrf_token": token, "email": email, "password": password})
         status, _body, _ms, response = self.request(
             "POST", "/login", body=form, headers={"Content-Type": "application/x-www-form-urlencoded"})
         if status != 302:
@@ -591,8 +430,7 @@ def build(app, db_path: Path) -> World:  # type: ignore[no-untyped-def]
     db.session.commit()
     world = World()
     world.org_id, world.connector_id, world.user_id, world.now = organization.id, connector.id, admin.id, now
-    db.session.remove()
-    db.engine.dispose()
+    harness.release_connections()
 
     history = History(world, random.Random(SEED))
     history.generate()
@@ -786,8 +624,7 @@ class History:
         self.attempts = []
         progress(f"  {len(rows):,} attempt rows, {len(batches):,} batches, {len(hours):,} hours "
                  f"prepared in {time.perf_counter() - started:.1f} s")
-        connection = connect_raw(path)
-        connection.execute("PRAGMA cache_size=-262144")  # this bulk load only: 256 MB of page cache
+        connection = harness.connect_bulk(path)
         # Indexes are dropped for the load and made again with their own DDL (faster than keeping them up).
         indexes = connection.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
@@ -805,17 +642,14 @@ class History:
                 ((r[0], org, connector, *r[1:]) for r in self.records))
             timings.append(time.perf_counter())
             connection.executemany(
-                "INSERT INTO sync_batches (id, organization_id, connector_id, source, started_at, finished_at, "
-                "attempt_count, failure_count, evaluated_at) VALUES (?, ?, ?, 'orchestrator', ?, ?, ?, ?, ?)",
+                harness.INSERT_BATCH,
                 [(b[0], org, connector, ts(base + timedelta(seconds=b[1])), ts(base + timedelta(seconds=b[2])),
                   b[3], b[4], ts(base + timedelta(seconds=b[2] + 2))) for b in batches])
-            connection.executemany(
-                "INSERT INTO sync_attempts (organization_id, batch_id, record_id, attempted_at, outcome, error_code, "
-                "error_message, failure_streak) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            connection.executemany(harness.INSERT_ATTEMPT, rows)
             timings.append(time.perf_counter())
             hour_zero = base.replace(minute=0, second=0, microsecond=0)
             connection.executemany(
-                "INSERT INTO hourly_attempt_counts (organization_id, hour, successes, failures) VALUES (?, ?, ?, ?)",
+                harness.INSERT_HOURLY,
                 [(org, ts(hour_zero + timedelta(hours=h)), s, f) for h, (s, f) in sorted(hours.items())])
             for _name, sql in indexes:
                 connection.execute(sql)
@@ -1147,7 +981,7 @@ def replay_sql(app, db_path: Path, plans: dict[str, list[PagePlan]], world: Worl
         engine = db.engine
         client = app.test_client()
         page = client.get("/login")
-        token = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', page.data).group(1).decode()
+        token = harness.csrf_token(page.get_data(as_text=True))
         response = client.post("/login", data={"csrf_token": token, "email": EMAIL, "password": PASSWORD})
         assert response.status_code == 302, response.status_code
         sa.event.listen(engine, "before_cursor_execute", on_execute)
@@ -1172,8 +1006,7 @@ def replay_sql(app, db_path: Path, plans: dict[str, list[PagePlan]], world: Worl
                         db.session.expunge_all()
         finally:
             sa.event.remove(engine, "before_cursor_execute", on_execute)
-        db.session.remove()
-        db.engine.dispose()
+        harness.release_connections()
     # The whole page without the records table's statements (they are replaced per request).
     constant: dict[str, list[tuple[str, tuple]]] = {}
     for figure in FIGURES:

@@ -31,12 +31,10 @@ stdout: `sync_log_attempts_per_s`, `raw_insert_rows_per_s`, `sync_log_ratio_to_r
 """
 from __future__ import annotations
 
-import os
 import random
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -44,6 +42,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from tests.perf import harness  # noqa: E402
+from tests.perf.harness import progress  # noqa: E402
 
 BATCH_SIZE = 1_000
 BATCHES_PER_RUN = 10
@@ -55,64 +56,37 @@ SEED = 20261120
 T0 = datetime(2026, 11, 20, 6, 0, 0)
 
 # Record-level errors (a connector-level error would stop an orchestrator batch), in a plausible mix.
-ERROR_MIX = [
-    ("validation_failed", 22, "Field 'description' exceeds 60 characters"),
-    ("account_mapping_missing", 18, "No ledger account mapped for category 'travel'"),
-    ("invalid_vat_code", 14, "VAT code 25 is not valid for account 7140"),
-    ("unknown_counterparty", 14, "Employee 10432 not found"),
-    ("timeout", 12, "No answer within 30 s"),
-    ("period_locked", 8, "Accounting period 2026-10 is closed"),
-    ("duplicate_voucher", 6, "Voucher EXP-88213 already exists"),
-    ("unknown", 6, "HTTP 500: Internal Server Error"),
-]
+ERROR_WEIGHTS = harness.ERROR_WEIGHTS
 RECORD_TYPES = ("expense_claim", "mileage_claim", "reimbursement_payment")
 ATTEMPT_COLUMNS = ("organization_id", "batch_id", "record_id", "attempted_at", "outcome", "error_code",
                    "error_message", "failure_streak", "triggered_by_id")
-PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=30000", "PRAGMA foreign_keys=ON",
-           "PRAGMA synchronous=NORMAL")
-
-
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-sync-log-") as root:
-        tmp = Path(root)
-        os.environ["INSTANCE_PATH"] = str(tmp / "instance")  # read when dashboard.config is first imported
-        from dashboard import embedded_redis
-
-        socket_path = tmp / "redis.sock"
-        redis_process = embedded_redis.start(socket_path)
-        try:
-            figures = run(tmp, f"unix://{socket_path}")
-        finally:
-            embedded_redis.stop(redis_process, socket_path)
-    app_rate, raw_rate = figures
-    print(f"sync_log_attempts_per_s: {app_rate:.0f}")
-    print(f"raw_insert_rows_per_s: {raw_rate:.0f}")
-    print(f"sync_log_ratio_to_raw: {app_rate / raw_rate:.3f}")
+    with harness.sandbox("bench-sync-log-") as box:
+        app_rate, raw_rate = run(box)
+    harness.print_figures({
+        "sync_log_attempts_per_s": f"{app_rate:.0f}",
+        "raw_insert_rows_per_s": f"{raw_rate:.0f}",
+        "sync_log_ratio_to_raw": f"{app_rate / raw_rate:.3f}",
+    })
 
 
-def run(tmp: Path, redis_url: str) -> tuple[float, float]:
+def run(box: harness.Sandbox) -> tuple[float, float]:
     import sqlalchemy as sa
 
-    from dashboard import create_app
     from dashboard.extensions import db
 
-    app_path, raw_path, replay_path = tmp / "app.sqlite3", tmp / "raw.sqlite3", tmp / "replay.sqlite3"
-    app = create_app({
-        "SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{app_path}", "REDIS_URL": redis_url,
-    })
+    app_path, raw_path, replay_path = box.root / "app.sqlite3", box.root / "raw.sqlite3", box.root / "replay.sqlite3"
+    app = box.app(app_path)
     with app.app_context():
         db.create_all()
         connector_id, record_ids = seed()
-        db.session.remove()
-        db.engine.dispose()
+        harness.release_connections()
         # Same schema, indexes, pragmas and parent rows, before any attempt.
         copy_database(app_path, raw_path)
         copy_database(app_path, replay_path)
-        progress(f"seeded {len(record_ids)} records; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus")
+        progress(f"seeded {len(record_ids)} records; {harness.machine_load()}")
 
         captured: list[tuple[str, object, bool]] = []
 
@@ -123,7 +97,7 @@ def run(tmp: Path, redis_url: str) -> tuple[float, float]:
 
         rng = random.Random(SEED)
         reader = sqlite3.connect(app_path)
-        raw, replay = connect_raw(raw_path), connect_raw(replay_path)
+        raw, replay = harness.connect_raw(raw_path), harness.connect_raw(replay_path)
         app_rates: list[float] = []
         raw_rates: list[float] = []
         replay_rates: list[float] = []
@@ -163,14 +137,13 @@ def run(tmp: Path, redis_url: str) -> tuple[float, float]:
             reader.close()
             raw.close()
             replay.close()
-            db.session.remove()
-            db.engine.dispose()
+            harness.release_connections()
     app_rate, raw_rate, replay_rate = (statistics.median(r) for r in (app_rates, raw_rates, replay_rates))
     progress(f"what limits it: the app's own SQL statements replayed with raw sqlite3 (same parameters, one "
              f"transaction per batch) run at {replay_rate:,.0f} attempts/s = {replay_rate / raw_rate:.3f} of the raw "
              f"insert; the app reaches {app_rate / replay_rate:.3f} of that replay. Ratio by process CPU time "
              f"(less sensitive to other load on the machine): {statistics.median(cpu_ratios):.3f}; "
-             f"load average {os.getloadavg()[0]:.1f}")
+             f"{harness.machine_load()}")
     return app_rate, raw_rate
 
 
@@ -209,9 +182,9 @@ def make_outcomes(rng: random.Random, record_ids: list[int], batch_number: int) 
     """1,000 distinct records, rotating through the pool; ~30% failures; attempts 50 ms apart."""
     from dashboard.sync.log import Outcome
 
-    codes = [code for code, _, _ in ERROR_MIX]
-    weights = [weight for _, weight, _ in ERROR_MIX]
-    messages = {code: message for code, _, message in ERROR_MIX}
+    codes = list(ERROR_WEIGHTS)
+    weights = list(ERROR_WEIGHTS.values())
+    messages = harness.ERROR_MESSAGES
     start = (batch_number * BATCH_SIZE) % len(record_ids)
     chosen = [record_ids[(start + i) % len(record_ids)] for i in range(BATCH_SIZE)]
     at = T0 + timedelta(minutes=5 * batch_number)
@@ -287,16 +260,9 @@ def replay_batch(replay: sqlite3.Connection, statements: list[tuple[str, object,
     return time.perf_counter() - started
 
 
-def connect_raw(path: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, isolation_level=None)
-    for pragma in PRAGMAS:
-        connection.execute(pragma)
-    return connection
-
-
 def copy_database(source: Path, target: Path) -> None:
+    harness.checkpoint(source)
     src = sqlite3.connect(source)
-    src.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     dst = sqlite3.connect(target)
     src.backup(dst)
     dst.close()
