@@ -19,6 +19,13 @@ def _own(notification_id: int) -> Notification:
     return notification
 
 
+def _mark_read(notification: Notification) -> Notification:
+    if notification.read_at is None:
+        notification.read_at = utcnow()
+        db.session.commit()
+    return notification
+
+
 def _tray_context() -> dict:
     rows = db.session.execute(
         sa.select(Notification, Organization.name)
@@ -47,10 +54,7 @@ def index():
 @login_required
 def open_notification(notification_id: int):
     """Mark the notification read and go to its alert's view (the platform page for platform alerts)."""
-    notification = _own(notification_id)
-    if notification.read_at is None:
-        notification.read_at = utcnow()
-        db.session.commit()
+    notification = _mark_read(_own(notification_id))
     alert = db.session.get(Alert, notification.alert_id)
     return redirect((alert.details or {}).get("link") or url_for("orgs.home"))
 
@@ -58,10 +62,7 @@ def open_notification(notification_id: int):
 @bp.post("/notifications/<int:notification_id>/read")
 @login_required
 def mark_read(notification_id: int):
-    notification = _own(notification_id)
-    if notification.read_at is None:
-        notification.read_at = utcnow()
-        db.session.commit()
+    _mark_read(_own(notification_id))
     return _after_change()
 
 

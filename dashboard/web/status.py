@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import werkzeug.exceptions
 from flask import (
     Blueprint,
     Response,
@@ -36,6 +37,12 @@ from dashboard.web import status_queries as q
 from dashboard.web.access import org_view
 
 bp = Blueprint("status", __name__)
+
+
+@bp.errorhandler(actions.NotFound)
+def _not_found(_error: actions.NotFound) -> Any:
+    """Another organization's record or alert answers 404, as if it did not exist."""
+    return current_app.handle_http_exception(werkzeug.exceptions.NotFound())
 REFRESH_EVENT = "records-changed"
 """Tells the screen's panels that records changed; each fetches its own fragment again."""
 
@@ -131,20 +138,14 @@ def retry_selected(org: Organization) -> Any:
     if len(values) > q.MAX_SELECTION or None in parsed:
         return _refused(org, _("Select at most %(n)d records from the table.", n=q.MAX_SELECTION))
     ids = tuple(sorted(i for i in parsed if i is not None))
-    try:
-        count = actions.retry_records(org, ids, current_user)
-    except actions.NotFound:
-        abort(404)
+    count = actions.retry_records(org, ids, current_user)
     return _retried(org, q.RetrySelection(record_ids=ids, total=count))
 
 
 @bp.post("/orgs/<org>/integration/records/<int:record_id>/retry")
 @org_view
 def retry_record(org: Organization, record_id: int) -> Any:
-    try:
-        count = actions.retry_records(org, [record_id], current_user)
-    except actions.NotFound:
-        abort(404)
+    count = actions.retry_records(org, [record_id], current_user)
     return _retried(org, q.RetrySelection(record_ids=(record_id,), total=count))
 
 
@@ -152,10 +153,7 @@ def retry_record(org: Organization, record_id: int) -> Any:
 @org_view
 def retry_alert(org: Organization, alert_id: int) -> Any:
     """Retry every failed record affected by the alert."""
-    try:
-        count = actions.retry_alert(org, alert_id, current_user)
-    except actions.NotFound:
-        abort(404)
+    count = actions.retry_alert(org, alert_id, current_user)
     return _retried(org, q.RetrySelection(alert_id=alert_id, total=count))
 
 
@@ -166,8 +164,6 @@ def exclude_record(org: Organization, record_id: int) -> Any:
     reason = request.form.get("reason", "")
     try:
         excluded = actions.exclude_record(org, record_id, current_user, reason)
-    except actions.NotFound:
-        abort(404)
     except actions.ActionRefused as refusal:
         found = q.record_of(org, record_id) or abort(404)
         return render_template("status/record.html", org=org, record=found, history=q.record_history(found),
@@ -181,8 +177,6 @@ def include_record(org: Organization, record_id: int) -> Any:
     """Put an excluded record back in sync."""
     try:
         included = actions.include_record(org, record_id, current_user)
-    except actions.NotFound:
-        abort(404)
     except actions.ActionRefused as refusal:
         return _refused(org, str(refusal))
     return _done(org, _("Record %(ref)s is included again and syncs at the next run.", ref=included.source_ref))
