@@ -89,6 +89,8 @@ class Broker:
         self._lock = threading.Lock()
         self._by_channel: dict[str, set[Subscriber]] = {}
         self._thread: threading.Thread | None = None
+        self.subscribed = threading.Event()
+        """Set while the Redis subscription is live (events published before it are not seen)."""
 
     def subscribe(self, channels: frozenset[str]) -> Subscriber:
         subscriber = Subscriber(channels)
@@ -132,6 +134,8 @@ class Broker:
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.psubscribe(CHANNEL_PREFIX + "*")
+                pubsub.get_message(timeout=5)  # the subscription's confirmation
+                self.subscribed.set()
                 if connected_before:
                     self._broadcast(RESYNC)
                 connected_before = True
@@ -147,6 +151,7 @@ class Broker:
                         continue
                     self.dispatch(channel, message)
             except Exception:  # noqa: BLE001 - Redis went away: back off and resubscribe
+                self.subscribed.clear()
                 log.warning("live event listener lost Redis; retrying in %.1fs", delay)
             finally:
                 try:
@@ -172,6 +177,7 @@ def broker_for(redis_url: str) -> Broker:
 def event_stream(broker: Broker, channels: frozenset[str], heartbeat: float = HEARTBEAT_SECONDS) -> Iterator[bytes]:
     """The bytes of one stream: an opening comment at once, then events and heartbeats."""
     subscriber = broker.subscribe(channels)
+    broker.subscribed.wait(timeout=2)  # open the stream once events can reach it (so a re-fetch then misses nothing)
     try:
         yield b": connected\nretry: 2000\n\n"
         while True:

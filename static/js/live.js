@@ -59,6 +59,11 @@
       bound.add(source);
       source.addEventListener("notification", onNotification);
       source.addEventListener("resync", resync);
+      ["records-changed", "alert-changed", "platform-changed"].forEach(function (type) {
+        source.addEventListener(type, function () {
+          document.body.dispatchEvent(new CustomEvent("live:changed", { detail: { type: type } }));
+        });
+      });
     }
     document.body.dataset.live = "open";
     resync();
