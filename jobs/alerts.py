@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timezone
+from datetime import timedelta, timezone
 
 from rq import Retry
 
@@ -41,9 +41,10 @@ def schedule_announcement() -> None:
     due = next_announcement()
     if due is None:
         return
+    # RQ schedules to the whole second, rounding down: run a second later so the wait has surely ended.
+    run_at = due.replace(microsecond=0, tzinfo=timezone.utc) + timedelta(seconds=1)
     try:
-        alerts_queue().enqueue_at(due.replace(tzinfo=timezone.utc), "jobs.alerts.announce",
-                                  job_id=f"announce-{due:%Y%m%dT%H%M%S%f}")
+        alerts_queue().enqueue_at(run_at, "jobs.alerts.announce", job_id=f"announce-{run_at:%Y%m%dT%H%M%S}")
     except Exception:  # noqa: BLE001 - the minute scan announces it
         log.warning("could not schedule the announcement due at %s", due)
 
@@ -70,6 +71,7 @@ def announce() -> None:
     from dashboard.alerts.engine import announce as run_announce
 
     run_announce()
+    schedule_announcement()
 
 
 @in_app_context

@@ -164,7 +164,7 @@ def test_threshold_alert_is_announced_when_its_grouping_wait_ends(world, db):
     db.session.rollback()
     assert notifications(world.global_admin) == []
     assert len(alerts_queue().scheduled_job_registry) == 1
-    time.sleep(1.2)
+    time.sleep(2.2)
     scheduler = RQScheduler([alerts_queue()], connection=redis_ext.client)
     scheduler.acquire_locks()
     scheduler.enqueue_scheduled_jobs()
