@@ -1,6 +1,6 @@
 """Typed models by area; importing this module registers them all."""
 from dashboard.models.alerts import Alert, AlertEvent, AlertRecord, Notification
-from dashboard.models.base import utcnow
+from dashboard.models.base import of_organization, utcnow
 from dashboard.models.sync_log import (
     Connector,
     HourlyAttemptCount,
@@ -27,5 +27,6 @@ __all__ = [
     "SyncBatch",
     "SyncRecord",
     "User",
+    "of_organization",
     "utcnow",
 ]

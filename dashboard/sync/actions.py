@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from dashboard.extensions import db
-from dashboard.models import Alert, AlertRecord, Connector, Organization, RecordAction, SyncRecord, User, utcnow
+from dashboard.models import (
+    Alert, AlertRecord, Connector, Organization, RecordAction, SyncRecord, User, of_organization, utcnow,
+)
 from dashboard.sync.orchestrator import PUSHED_PROVIDERS
 from jobs.alerts import enqueue_organization_check
 from jobs.sync import enqueue_sync
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 MAX_REASON_LENGTH = 500
 
 
@@ -50,7 +53,7 @@ def retry_records(organization: Organization, record_ids: Iterable[int], user: U
 
 def retry_alert(organization: Organization, alert_id: int, user: User) -> int:
     """Retry every failed record affected by one of the organization's alerts; returns how many."""
-    _alert_of(organization, alert_id)
+    _owned(Alert, organization, alert_id)
     affected = sa.select(AlertRecord.record_id).where(AlertRecord.alert_id == alert_id)
     return _retry(organization, SyncRecord.id.in_(affected), user)
 
@@ -62,7 +65,7 @@ def exclude_record(organization: Organization, record_id: int, user: User, reaso
         raise ActionRefused(_("Give a reason for excluding the record."))
     if len(reason) > MAX_REASON_LENGTH:
         raise ActionRefused(_("The reason can be at most %(n)d characters long.", n=MAX_REASON_LENGTH))
-    record = _record_of(organization, record_id)
+    record = _owned(SyncRecord, organization, record_id)
     if record.status in ("synced", "excluded"):
         raise ActionRefused(_("Only a pending or failed record can be excluded."))
     record.status = "excluded"
@@ -77,7 +80,7 @@ def exclude_record(organization: Organization, record_id: int, user: User, reaso
 
 def include_record(organization: Organization, record_id: int, user: User) -> SyncRecord:
     """Put an excluded record back in sync: failed if its streak is unbroken, else pending; due now."""
-    record = _record_of(organization, record_id)
+    record = _owned(SyncRecord, organization, record_id)
     if record.status != "excluded":
         raise ActionRefused(_("Only an excluded record can be included again."))
     record.status = "failed" if record.consecutive_failures > 0 else "pending"
@@ -91,11 +94,7 @@ def include_record(organization: Organization, record_id: int, user: User) -> Sy
 def configure_connector(organization: Organization, connector_id: int, user: User, *, enabled: bool,
                         settings: dict[str, Any], secret: str | None = None) -> Connector:
     """Save a connector's checked settings; a new secret replaces the old one, an empty one keeps it."""
-    connector = db.session.scalar(
-        sa.select(Connector).where(Connector.id == connector_id, Connector.organization_id == organization.id)
-    )
-    if connector is None:
-        raise NotFound()
+    connector = _owned(Connector, organization, connector_id)
     connector.enabled = enabled
     connector.settings = settings
     if secret:
@@ -128,19 +127,8 @@ def _retry(organization: Organization, condition: sa.ColumnElement[bool], user: 
     return len(retried)
 
 
-def _record_of(organization: Organization, record_id: int) -> SyncRecord:
-    record = db.session.scalar(
-        sa.select(SyncRecord).where(SyncRecord.id == record_id, SyncRecord.organization_id == organization.id)
-    )
-    if record is None:
+def _owned(model: type[T], organization: Organization, object_id: int) -> T:
+    found = of_organization(model, organization.id, object_id)
+    if found is None:
         raise NotFound()
-    return record
-
-
-def _alert_of(organization: Organization, alert_id: int) -> Alert:
-    alert = db.session.scalar(
-        sa.select(Alert).where(Alert.id == alert_id, Alert.organization_id == organization.id)
-    )
-    if alert is None:
-        raise NotFound()
-    return alert
+    return found

@@ -28,7 +28,7 @@ from flask_babel import ngettext
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
-from dashboard.models import Organization
+from dashboard.models import Alert, Connector, Organization, SyncRecord, of_organization
 from dashboard.models.sync_log import RECORD_TYPES
 from dashboard.sync import actions
 from dashboard.sync.errors import ERROR_CODES
@@ -101,7 +101,7 @@ def chart(org: Organization) -> Any:
 @org_view
 def record(org: Organization, record_id: int) -> str:
     """A record's history (the sync log), inline for htmx; with its actions as a page otherwise."""
-    found = q.record_of(org, record_id) or abort(404)
+    found = of_organization(SyncRecord, org.id, record_id) or abort(404)
     history = q.record_history(found)
     if _partial():
         return render_template("status/_history.html", org=org, record=found, history=history)
@@ -116,7 +116,7 @@ def retry_progress(org: Organization) -> Any:
         selection = q.parse_selection(request.args)
     except q.FilterError as error:
         abort(400, str(error))
-    if selection.alert_id is not None and q.alert_of(org, selection.alert_id) is None:
+    if selection.alert_id is not None and of_organization(Alert, org.id, selection.alert_id) is None:
         abort(404)
     if not _partial():
         return redirect(url_for("status.screen", org=org.slug, _anchor="records"))
@@ -165,7 +165,7 @@ def exclude_record(org: Organization, record_id: int) -> Any:
     try:
         excluded = actions.exclude_record(org, record_id, current_user, reason)
     except actions.ActionRefused as refusal:
-        found = q.record_of(org, record_id) or abort(404)
+        found = of_organization(SyncRecord, org.id, record_id) or abort(404)
         return render_template("status/record.html", org=org, record=found, history=q.record_history(found),
                                back=_next_url(org), reason=reason, reason_error=str(refusal)), 422
     return _done(org, _("Record %(ref)s is excluded from sync.", ref=excluded.source_ref))
@@ -186,7 +186,7 @@ def include_record(org: Organization, record_id: int) -> Any:
 @org_view
 def connector_settings(org: Organization, connector_id: int) -> Any:
     """Enable or disable a connector; its sandbox scenario, or its URL and write-only secret."""
-    connector = q.connector_of(org, connector_id) or abort(404)
+    connector = of_organization(Connector, org.id, connector_id) or abort(404)
     form = q.SettingsForm.submitted(connector, request.form)
     if form.errors:
         if _partial():
@@ -225,7 +225,7 @@ def _records_context(org: Organization, args: MultiDict[str, str],
         after, before = args.get("after") or None, args.get("before") or None
         summary = next((s for s in open_alerts or [] if s.alert.id == filters.alert_id), None)
         if filters.alert_id is not None and summary is None:
-            alert = q.alert_of(org, filters.alert_id) or abort(404)
+            alert = of_organization(Alert, org.id, filters.alert_id) or abort(404)
             summary = q.alert_summaries([alert])[0]
         page = q.records_page(org, filters, after=after, before=before)
     except q.FilterError as error:

@@ -242,10 +242,6 @@ class AlertSummary:
         return self.by_status.get("failed", 0)
 
 
-def alert_of(organization: Organization, alert_id: int) -> Alert | None:
-    return db.session.scalar(sa.select(Alert).where(Alert.id == alert_id, Alert.organization_id == organization.id))
-
-
 def alert_summaries(alerts: Sequence[Alert]) -> list[AlertSummary]:
     """Each alert with its affected records counted by status and its amount at stake: one query."""
     stored = [a for a in alerts if "by_status" in (a.details or {}) and "waiting_amounts" in (a.details or {})]
@@ -447,12 +443,6 @@ class HistoryEntry:
     alert_kind: str | None = None
 
 
-def record_of(organization: Organization, record_id: int) -> SyncRecord | None:
-    return db.session.scalar(
-        sa.select(SyncRecord).where(SyncRecord.id == record_id, SyncRecord.organization_id == organization.id)
-    )
-
-
 def record_history(record: SyncRecord, limit: int = HISTORY_LIMIT) -> list[HistoryEntry]:
     """The newest `limit` entries of the record's sync log, interleaved by time."""
     triggered_by = so.aliased(User)
@@ -652,9 +642,3 @@ def settings_forms(organization: Organization, submitted: SettingsForm | None = 
         sa.select(Connector).where(Connector.organization_id == organization.id).order_by(Connector.id)
     ).all()
     return [submitted if submitted and submitted.connector.id == c.id else SettingsForm.of(c) for c in connectors]
-
-
-def connector_of(organization: Organization, connector_id: int) -> Connector | None:
-    return db.session.scalar(
-        sa.select(Connector).where(Connector.id == connector_id, Connector.organization_id == organization.id)
-    )
