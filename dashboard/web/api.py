@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 
 from dashboard.extensions import db
 from dashboard.models import ApiToken, SyncBatch, utcnow
-from dashboard.sync.ingest import FieldError, PayloadRejected, find_batch, ingest, parse_payload, request_model
+from dashboard.sync.ingest import find_batch, ingest
+from dashboard.sync.payload import FieldError, PayloadRejected, parse_payload, request_model
 from dashboard.tokens import find_token
 from jobs.alerts import enqueue_evaluation
 
