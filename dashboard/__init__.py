@@ -35,8 +35,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     with app.app_context():
         configure_engine(db.engine)
 
-    from dashboard.web import register_blueprints
+    from dashboard.web import converters, register_blueprints
 
+    converters.register(app)
     register_blueprints(app)
 
     from dashboard.cli import register_commands

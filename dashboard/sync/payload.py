@@ -7,12 +7,24 @@ Choices the API contract documents:
 - Times are RFC 3339 strings with a UTC offset (naive times are refused, not
   guessed); they are stored as naive UTC, the database's convention. An
   attempt or approval may be at most `CLOCK_SKEW` in the future.
+- An approval is at most `APPROVAL_HORIZON` (10 years) old: older records are
+  past any bookkeeping retention and are typos (1900, year 1), not records.
+- An attempt is no older than the attempt horizon (`API_ATTEMPT_HORIZON_DAYS`,
+  default `ATTEMPT_HORIZON`, 30 days): the alert rules read the last hours
+  and days, so a report that old is a replay or a wrong clock, not news. An
+  attempt is never before its record's approval.
+- Strings carry no control characters (C0, DEL, C1): NUL breaks PostgreSQL
+  and ESC the terminals that read logs. Only `error_message` may hold tab,
+  CR and LF.
 - Attempts that name the same `record_ref` must agree on the record's details
-  (type, amount, currency, approval time).
+  (type, amount, currency, approval time), and no two may name the same
+  `record_ref` and `attempted_at` (an attempt is identified by its record and
+  its time).
 """
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal, Optional
@@ -29,6 +41,15 @@ from dashboard.sync.errors import ERROR_CODES
 
 CLOCK_SKEW = timedelta(minutes=5)
 """How far in the future a reported time may be, for clocks that run a little fast."""
+ATTEMPT_HORIZON = timedelta(days=30)
+"""How old a reported attempt may be, unless the caller passes its configured horizon."""
+APPROVAL_HORIZON_YEARS = 10
+APPROVAL_HORIZON = timedelta(days=round(APPROVAL_HORIZON_YEARS * 365.25))
+"""How old a record's approval may be."""
+CONTROL_CHARACTERS = r"\u0000-\u001F\u007F-\u009F"
+"""C0 controls, DEL and C1 controls, as a character range for Python and JSON Schema (ECMA-262) alike."""
+CONTROL_CHARACTERS_BUT_LINES = r"\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F"
+"""The control characters without tab, LF and CR."""
 MAX_AMOUNT_MINOR = 2**63 - 1
 """The largest amount the database column holds."""
 UNKNOWN_CONNECTOR = "No connector with this id in your organization"
@@ -57,6 +78,8 @@ class _Context:
 
     now: datetime
     connector_ids: frozenset[int]
+    horizon: timedelta
+    """How old an attempt may be."""
 
 
 def _naive_utc(value: datetime) -> datetime:
@@ -69,34 +92,89 @@ def _naive_utc(value: datetime) -> datetime:
 UtcTime = Annotated[AwareDatetime, AfterValidator(_naive_utc)]
 
 
+def _not_in_the_future(value: datetime, context: _Context) -> None:
+    if value > context.now + CLOCK_SKEW:
+        raise PydanticCustomError("datetime_future", "Time is in the future")
+
+
+def _days(span: timedelta) -> str:
+    days = span / timedelta(days=1)
+    return f"{days:g} day" if days == 1 else f"{days:g} days"
+
+
+def _without(characters: str) -> dict[str, str]:
+    """The JSON Schema of a string without these characters (its validator is `_refuse_control_characters`)."""
+    return {"pattern": f"^[^{characters}]*$"}
+
+
+def _refuse_control_characters(value: str | None, characters: str) -> str | None:
+    found = re.search(f"[{characters}]", value) if value is not None else None
+    if found:
+        raise PydanticCustomError("control_character", "Control character {character} is not allowed",
+                                  {"character": f"U+{ord(found.group()):04X}"})
+    return value
+
+
 class AttemptReport(BaseModel):
     """One push of one record to the accounting system, as the outside orchestrator saw it."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    record_ref: str = Field(min_length=1, max_length=100,
-                            description="The record's reference in the source system, unique per connector.")
+    record_ref: str = Field(min_length=1, max_length=100, json_schema_extra=_without(CONTROL_CHARACTERS),
+                            description="The record's reference in the source system, unique per connector; "
+                                        "no control characters.")
     record_type: Literal[RECORD_TYPES]  # type: ignore[valid-type]
     amount_minor: int = Field(ge=0, le=MAX_AMOUNT_MINOR, description="Amount in minor units (øre).")
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, such as NOK.")
-    approved_at: UtcTime = Field(description="When the record was approved; RFC 3339 with a UTC offset, not in "
-                                             "the future.")
+    approved_at: UtcTime = Field(description="When the record was approved; RFC 3339 with a UTC offset, not "
+                                             f"more than {CLOCK_SKEW.seconds // 60} minutes in the future and "
+                                             f"not more than {APPROVAL_HORIZON_YEARS} years ago.")
     attempted_at: UtcTime = Field(description="When the push was attempted; RFC 3339 with a UTC offset, not "
-                                              f"more than {CLOCK_SKEW.seconds // 60} minutes in the future.")
+                                              f"more than {CLOCK_SKEW.seconds // 60} minutes in the future, not "
+                                              "older than the server's attempt horizon (30 days by default) and "
+                                              "not before `approved_at`. An attempt is identified by its "
+                                              "`record_ref` and `attempted_at`: a request names each pair once.")
     outcome: Literal[OUTCOMES]  # type: ignore[valid-type]
     error_code: Optional[Literal[tuple(ERROR_CODES)]] = Field(  # type: ignore[valid-type]
         default=None, validate_default=True, description="Required when the outcome is failure, else absent.")
     error_message: Optional[str] = Field(default=None, max_length=1000,
-                                         description="Only with a failure.")
-    external_id: Optional[str] = Field(default=None, max_length=200,
-                                       description="The voucher id in the accounting system; only with a success.")
+                                         json_schema_extra=_without(CONTROL_CHARACTERS_BUT_LINES),
+                                         description="Only with a failure; no control characters but tab, CR "
+                                                     "and LF.")
+    external_id: Optional[str] = Field(default=None, max_length=200, json_schema_extra=_without(CONTROL_CHARACTERS),
+                                       description="The voucher id in the accounting system; only with a success; "
+                                                   "no control characters.")
 
-    @field_validator("approved_at", "attempted_at")
+    @field_validator("approved_at")
     @classmethod
-    def _not_in_the_future(cls, value: datetime, info: ValidationInfo) -> datetime:
-        if value > info.context.now + CLOCK_SKEW:
-            raise PydanticCustomError("datetime_future", "Time is in the future")
+    def _approval_is_plausible(cls, value: datetime, info: ValidationInfo) -> datetime:
+        _not_in_the_future(value, info.context)
+        if value < info.context.now - APPROVAL_HORIZON:
+            raise PydanticCustomError("approval_too_old", "More than {years} years ago",
+                                      {"years": APPROVAL_HORIZON_YEARS})
         return value
+
+    @field_validator("attempted_at")
+    @classmethod
+    def _attempt_is_recent_and_after_approval(cls, value: datetime, info: ValidationInfo) -> datetime:
+        _not_in_the_future(value, info.context)
+        if value < info.context.now - info.context.horizon:
+            raise PydanticCustomError("attempt_too_old", "More than {horizon} ago (the attempt horizon)",
+                                      {"horizon": _days(info.context.horizon)})
+        approved_at = info.data.get("approved_at")  # absent when invalid itself
+        if approved_at is not None and value < approved_at:
+            raise PydanticCustomError("attempt_before_approval", "Before the record's approval (approved_at)")
+        return value
+
+    @field_validator("record_ref", "external_id")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        return _refuse_control_characters(value, CONTROL_CHARACTERS)
+
+    @field_validator("error_message")
+    @classmethod
+    def _lines(cls, value: str | None) -> str | None:
+        return _refuse_control_characters(value, CONTROL_CHARACTERS_BUT_LINES)
 
     @field_validator("error_code")
     @classmethod
@@ -150,16 +228,20 @@ def request_model(max_attempts: int) -> type[SyncBatchRequest]:
                         attempts=(list[AttemptReport], Field(min_length=1, max_length=max_attempts)))
 
 
-def parse_payload(raw: bytes, *, organization_id: int, max_attempts: int) -> SyncBatchRequest:
-    """Validate a request body for an organization; raise PayloadRejected (400 or 422) naming every bad field."""
-    context = _Context(now=utcnow(), connector_ids=_connector_ids(organization_id))
+def parse_payload(raw: bytes, *, organization_id: int, max_attempts: int,
+                  horizon: timedelta = ATTEMPT_HORIZON) -> SyncBatchRequest:
+    """Validate a request body for an organization; raise PayloadRejected (400 or 422) naming every bad field.
+
+    `horizon` is how old an attempt may be.
+    """
+    context = _Context(now=utcnow(), connector_ids=_connector_ids(organization_id), horizon=horizon)
     try:
         payload = request_model(max_attempts).model_validate_json(raw, context=context)
     except ValidationError as error:
         raise _rejection(error) from None
-    conflicts = _conflicting_details(payload.attempts)
-    if conflicts:
-        raise unprocessable(conflicts)
+    contradictions = _contradictions(payload.attempts)
+    if contradictions:
+        raise unprocessable(contradictions)
     return payload
 
 
@@ -193,15 +275,21 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
 _RECORD_DETAILS = ("record_type", "amount_minor", "currency", "approved_at")
 
 
-def _conflicting_details(attempts: list[AttemptReport]) -> list[FieldError]:
-    first_index: dict[str, int] = {}
-    conflicts = []
+def _contradictions(attempts: list[AttemptReport]) -> list[FieldError]:
+    """Attempts that disagree with an earlier one on their record's details, or repeat an earlier attempt."""
+    first_of_record: dict[str, int] = {}
+    first_of_attempt: dict[tuple[str, datetime], int] = {}
+    problems = []
     for index, attempt in enumerate(attempts):
-        first = first_index.setdefault(attempt.record_ref, index)
+        first = first_of_record.setdefault(attempt.record_ref, index)
         for name in _RECORD_DETAILS:
             if getattr(attempt, name) != getattr(attempts[first], name):
-                conflicts.append(FieldError(f"attempts[{index}].{name}",
-                                            f"Differs from attempts[{first}], which has the same record_ref"))
-    return conflicts
+                problems.append(FieldError(f"attempts[{index}].{name}",
+                                           f"Differs from attempts[{first}], which has the same record_ref"))
+        same = first_of_attempt.setdefault((attempt.record_ref, attempt.attempted_at), index)
+        if same != index:
+            problems.append(FieldError(f"attempts[{index}].attempted_at",
+                                       f"Same record_ref and attempted_at as attempts[{same}]"))
+    return problems
 
 

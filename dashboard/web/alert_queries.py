@@ -11,6 +11,7 @@ from dashboard.extensions import db
 from dashboard.models import Alert, AlertEvent, User
 from dashboard.sync.errors import ErrorCode
 from dashboard.sync.errors import describe as describe_error
+from dashboard.web.converters import MAX_ID
 
 PAGE_SIZE = 50
 ALERT_FILTERS = ("open", "resolved")
@@ -34,9 +35,12 @@ class Cursor:
     def decode(cls, value: str) -> "Cursor":
         opened_at, _, alert_id = value.rpartition("_")
         try:
-            return cls(datetime.fromisoformat(opened_at), int(alert_id))
+            cursor = cls(datetime.fromisoformat(opened_at), int(alert_id))
         except ValueError as error:
             raise BadCursor(value) from error
+        if not 0 <= cursor.id <= MAX_ID:  # no alert has it, and the database cannot even compare it
+            raise BadCursor(value)
+        return cursor
 
     @classmethod
     def of(cls, alert: Alert) -> "Cursor":

@@ -5,6 +5,7 @@ writes nothing. The OpenAPI document at `/api/v1/openapi.json` is the contract.
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -50,7 +51,8 @@ def openapi() -> Response:
 
 def _write_batch(token: ApiToken, key: str | None) -> tuple[Response, int] | Response:
     payload = parse_payload(request.get_data(cache=False), organization_id=token.organization_id,
-                            max_attempts=current_app.config["API_MAX_ATTEMPTS_PER_REQUEST"])
+                            max_attempts=current_app.config["API_MAX_ATTEMPTS_PER_REQUEST"],
+                            horizon=timedelta(days=current_app.config.get("API_ATTEMPT_HORIZON_DAYS", 30)))
     try:
         batch = ingest(token.organization_id, payload, idempotency_key=key,
                        max_auto_attempts=current_app.config["SYNC_MAX_AUTO_ATTEMPTS"])
