@@ -1,14 +1,37 @@
 """Database engine behaviour that every process needs.
 
-SQLite serves web, workers and cron at once only in WAL mode with a busy
-timeout. A transaction that reads and then writes must start with
-``BEGIN IMMEDIATE``: a deferred one gets SQLITE_BUSY at once when it tries to
-upgrade its lock. Jobs and state-changing requests mark their transactions as
-writers with :func:`writer`; reads stay deferred so pages never wait for them.
+SQLite serves web, workers and cron at once only in WAL mode. A transaction
+that reads and then writes must start with ``BEGIN IMMEDIATE``: a deferred one
+gets SQLITE_BUSY at once when it tries to upgrade its lock. Jobs and
+state-changing requests mark their transactions as writers with :func:`writer`
+(or run them in :func:`write_transaction`); reads stay deferred so pages never
+wait for them.
+
+Waiting for the write lock must never stall a process. SQLite's own busy
+handler sleeps in C, which freezes a gevent worker's whole event loop (and so
+every other request and live stream of that process). So:
+
+- writers of one process queue on a per-database lock of the process (a
+  gevent lock under gunicorn's gevent worker, a thread lock elsewhere), so at
+  most one of them asks SQLite for the write lock at a time;
+- under gevent, SQLite's busy timeout is 0 and ``BEGIN IMMEDIATE`` is retried
+  with cooperative sleeps while another process (a worker writing a batch)
+  holds the lock; other processes keep SQLite's busy wait, which blocks only
+  themselves;
+- a writer that cannot have the lock within ``SQLITE_WRITE_WAIT_SECONDS``
+  gets :class:`DatabaseBusy`, which the web answers with 503 and Retry-After.
+
+Whoever holds a write transaction must not read a socket, call Redis or call
+another service before it commits: queue such work for after the commit
+(`dashboard.live.publish.queue_event`, `dashboard.queues.enqueue_after_commit`).
 """
 from __future__ import annotations
 
 import contextvars
+import sqlite3
+import sys
+import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -16,6 +39,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 _immediate: contextvars.ContextVar[bool] = contextvars.ContextVar("immediate", default=False)
+_process_locks: dict[str, threading.Lock] = {}
+_HELD = "dashboard_write_lock"
+BUSY_TIMEOUT_MS = 30_000
+"""SQLite's busy wait in processes without an event loop (workers, CLI, tests)."""
+
+
+class DatabaseBusy(Exception):
+    """The database could not take a write now (its write lock stayed busy, or it is full)."""
+
+    def __init__(self, reason: str, retry_after: int = 1) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 @contextmanager
@@ -28,6 +64,25 @@ def writer() -> Iterator[None]:
         _immediate.reset(token)
 
 
+@contextmanager
+def write_transaction() -> Iterator[None]:
+    """One short write transaction: end the current (read) one, BEGIN IMMEDIATE, commit at the end.
+
+    For views that read first and write afterwards: the reads' snapshot could not be
+    upgraded to a writer once another process has committed.
+    """
+    from dashboard.extensions import db
+
+    db.session.commit()
+    with writer():
+        try:
+            yield
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+
+
 def mark_writer() -> contextvars.Token[bool]:
     """Mark the rest of this request as a writer; reset the returned token when it ends."""
     return _immediate.set(True)
@@ -37,20 +92,70 @@ def unmark_writer(token: contextvars.Token[bool]) -> None:
     _immediate.reset(token)
 
 
-def configure_engine(engine: Engine) -> None:
+def cooperative() -> bool:
+    """Whether this process runs on gevent's event loop (gunicorn's gevent worker patches threading)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return bool(monkey and monkey.is_module_patched("threading"))
+
+
+def configure_engine(engine: Engine, write_wait_seconds: float = 10.0) -> None:
     if engine.dialect.name != "sqlite":
         return
+    on_event_loop = cooperative()
+    lock = _process_locks.setdefault(str(engine.url), threading.Lock())
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None  # SQLAlchemy's begin event issues BEGIN
         cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={0 if on_event_loop else BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection):  # type: ignore[no-untyped-def]
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if _immediate.get() else "BEGIN")
+        if not _immediate.get():
+            connection.exec_driver_sql("BEGIN")
+            return
+        deadline = time.monotonic() + write_wait_seconds
+        if not lock.acquire(timeout=write_wait_seconds):
+            raise DatabaseBusy("Another request of this process held the database's write lock too long")
+        connection.info[_HELD] = lock
+        try:
+            _begin_immediate(connection.connection.dbapi_connection, deadline)
+        except BaseException:
+            _release(connection.info)
+            raise
+
+    @sa.event.listens_for(engine, "commit")
+    @sa.event.listens_for(engine, "rollback")
+    def _on_end(connection):  # type: ignore[no-untyped-def]
+        _release(connection.info)
+
+    @sa.event.listens_for(engine.pool, "checkin")
+    def _on_checkin(_dbapi_connection, record):  # type: ignore[no-untyped-def]
+        _release(record.info)
+
+
+def _begin_immediate(dbapi_connection: sqlite3.Connection, deadline: float) -> None:
+    """BEGIN IMMEDIATE, retried with short sleeps (cooperative under gevent) until the deadline."""
+    pause = 0.002
+    while True:
+        try:
+            dbapi_connection.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise
+            if time.monotonic() + pause > deadline:
+                raise DatabaseBusy("The database is busy with other writes") from None
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
+def _release(info: dict) -> None:
+    lock = info.pop(_HELD, None)
+    if lock is not None:
+        lock.release()

@@ -1,10 +1,29 @@
-"""RQ queues. Alert evaluation has its own queue, which workers take first."""
+"""RQ queues, and the one place that enqueues jobs: after the database commits.
+
+Alert evaluation has its own queue, which workers take first. Jobs are queued
+on the database session and sent to Redis only once its transaction has
+committed, so that a job never runs before the rows it reads exist, and no
+transaction (on SQLite: the write lock) is ever held across a Redis call. If
+Redis is down the job is not sent, and nothing is lost: the periodic scan
+sweeps batches that were never evaluated and re-checks every organization,
+and the periodic sync pushes records that are due.
+"""
 from __future__ import annotations
 
-from flask import current_app
-from rq import Queue
+import logging
+from dataclasses import dataclass, field
+from typing import Any
 
-from dashboard.extensions import redis_ext
+import sqlalchemy as sa
+from flask import current_app
+from rq import Queue, Retry
+from sqlalchemy.orm import Session
+
+from dashboard.extensions import db, redis_ext
+
+log = logging.getLogger(__name__)
+_KEY = "queued_jobs"
+_RETRY_INTERVALS = [1, 5, 15]
 
 
 def alerts_queue() -> Queue:
@@ -13,3 +32,57 @@ def alerts_queue() -> Queue:
 
 def sync_queue() -> Queue:
     return Queue(current_app.config["QUEUE_SYNC"], connection=redis_ext.client)
+
+
+@dataclass(frozen=True)
+class _Job:
+    queue: str
+    func: str
+    args: tuple[Any, ...]
+    options: tuple[tuple[str, Any], ...] = field(default=())
+
+
+def evaluate_after_commit(batch_id: int) -> None:
+    """Evaluate a batch's alert rules once it is committed (one job per batch, whoever asks)."""
+    _queue(_Job("alerts", "jobs.alerts.evaluate_batch", (batch_id,), (("job_id", f"evaluate-batch-{batch_id}"),)))
+
+
+def check_organization_after_commit(organization_id: int) -> None:
+    """Re-check an organization's open alerts (after an exclusion, a connector change) once committed."""
+    _queue(_Job("alerts", "jobs.alerts.check_organization", (organization_id,)))
+
+
+def sync_after_commit(connector_id: int) -> None:
+    """Sync a connector at once, once its records' new state is committed."""
+    _queue(_Job("sync", "jobs.sync.sync_connector", (connector_id,), (("job_timeout", 600),)))
+
+
+def enqueue_now(queue: str, func: str, *args: Any, **options: Any) -> bool:
+    """Send one job to Redis now (the caller holds no transaction); False when Redis is unreachable."""
+    try:
+        target = alerts_queue() if queue == "alerts" else sync_queue()
+        target.enqueue(func, *args, retry=Retry(max=len(_RETRY_INTERVALS), interval=_RETRY_INTERVALS), **options)
+    except Exception:  # noqa: BLE001 - Redis outage: the periodic scan and sync catch up
+        log.warning("could not enqueue %s%r; the periodic scan catches up", func, args)
+        return False
+    return True
+
+
+def _queue(job: _Job) -> None:
+    pending: list[_Job] = db.session.info.setdefault(_KEY, [])
+    if job not in pending:
+        pending.append(job)
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _enqueue_after_commit(session: Session) -> None:
+    pending = session.info.pop(_KEY, None)
+    if not pending or not current_app:
+        return
+    for job in pending:
+        enqueue_now(job.queue, job.func, *job.args, **dict(job.options))
+
+
+@sa.event.listens_for(Session, "after_rollback")
+def _drop_after_rollback(session: Session) -> None:
+    session.info.pop(_KEY, None)

@@ -4,33 +4,16 @@ from __future__ import annotations
 import logging
 from datetime import timedelta, timezone
 
-from rq import Retry
-
 from jobs import in_app_context
 
 log = logging.getLogger(__name__)
 
 
 def enqueue_evaluation(batch_id: int) -> None:
-    """Queue a batch's evaluation; if Redis is down the sweep evaluates it later, so nothing is lost."""
-    from dashboard.queues import alerts_queue
+    """Queue a batch's evaluation now (the caller holds no transaction); the sweep covers a Redis outage."""
+    from dashboard.queues import enqueue_now
 
-    try:
-        alerts_queue().enqueue("jobs.alerts.evaluate_batch", batch_id, retry=Retry(max=3, interval=[1, 5, 15]),
-                               job_id=f"evaluate-batch-{batch_id}")
-    except Exception:  # noqa: BLE001 - Redis outage: the sweep picks the batch up
-        log.warning("could not enqueue evaluation of batch %s; the sweep will evaluate it", batch_id)
-
-
-def enqueue_organization_check(organization_id: int) -> None:
-    """Queue a re-check of an organization's open alerts (after an exclusion, say)."""
-    from dashboard.queues import alerts_queue
-
-    try:
-        alerts_queue().enqueue("jobs.alerts.check_organization", organization_id,
-                               retry=Retry(max=3, interval=[1, 5, 15]))
-    except Exception:  # noqa: BLE001 - the periodic scan re-checks every organization anyway
-        log.warning("could not enqueue a check of organization %s", organization_id)
+    enqueue_now("alerts", "jobs.alerts.evaluate_batch", batch_id, job_id=f"evaluate-batch-{batch_id}")
 
 
 def schedule_announcement() -> None:

@@ -10,14 +10,9 @@ log = logging.getLogger(__name__)
 
 def enqueue_sync(connector_id: int) -> bool:
     """Queue a sync of one connector at once; False when Redis cannot be reached."""
-    from dashboard.queues import sync_queue
+    from dashboard.queues import enqueue_now
 
-    try:
-        sync_queue().enqueue("jobs.sync.sync_connector", connector_id, job_timeout=600)
-    except Exception:  # noqa: BLE001 - the periodic sync runs it later
-        log.warning("could not enqueue a sync of connector %s", connector_id)
-        return False
-    return True
+    return enqueue_now("sync", "jobs.sync.sync_connector", connector_id, job_timeout=600)
 
 
 @in_app_context

@@ -122,8 +122,8 @@ def sweep_unevaluated(now: datetime | None = None, older_than: timedelta = timed
     """Evaluate committed batches that no job evaluated (Redis down, worker killed); returns their ids."""
     now = now or utcnow()
     ids = list(db.session.scalars(
-        sa.select(SyncBatch.id).where(SyncBatch.evaluated_at.is_(None), SyncBatch.finished_at <= now - older_than)
-        .order_by(SyncBatch.finished_at, SyncBatch.id).limit(500)
+        sa.select(SyncBatch.id).where(SyncBatch.evaluated_at.is_(None), SyncBatch.received_at <= now - older_than)
+        .order_by(SyncBatch.received_at, SyncBatch.id).limit(500)
     ))
     db.session.rollback()
     return [batch_id for batch_id in ids if evaluate_batch(batch_id, now)]
@@ -431,12 +431,12 @@ def _open_alert(fingerprint: str) -> Alert | None:
 
 
 def _batch_facts(batch_id: int) -> list[rules.AttemptFact]:
-    """The batch's failed attempts in log order: the only attempts the rules read."""
+    """The batch's failed attempts in log order, late ones left out: the only attempts the rules read."""
     rows = db.session.execute(
         sa.select(SyncAttempt.id, SyncAttempt.record_id, SyncRecord.record_type, SyncAttempt.attempted_at,
                   SyncAttempt.outcome, SyncAttempt.error_code, SyncAttempt.failure_streak)
         .join(SyncRecord, SyncRecord.id == SyncAttempt.record_id)
-        .where(SyncAttempt.batch_id == batch_id, SyncAttempt.outcome == "failure")
+        .where(SyncAttempt.batch_id == batch_id, SyncAttempt.outcome == "failure", SyncAttempt.late.is_(False))
         .order_by(SyncAttempt.attempted_at, SyncAttempt.id)
     ).all()
     return [rules.AttemptFact(r.id, r.record_id, r.record_type, r.attempted_at, r.outcome == "failure",

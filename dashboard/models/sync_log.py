@@ -103,7 +103,7 @@ class SyncBatch(db.Model):
         sa.Index("ix_sync_batches_evaluated_at", "evaluated_at"),
         sa.Index(
             "ix_sync_batches_unevaluated",
-            "finished_at",
+            "received_at",
             sqlite_where=sa.text("evaluated_at IS NULL"),
             postgresql_where=sa.text("evaluated_at IS NULL"),
         ),
@@ -119,14 +119,24 @@ class SyncBatch(db.Model):
     finished_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
     attempt_count: so.Mapped[int] = so.mapped_column(default=0)
     failure_count: so.Mapped[int] = so.mapped_column(default=0)
+    received_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    """When this service wrote the batch: the sweep judges a batch's age by it, not by a client's clock."""
     stopped_reason: so.Mapped[Optional[str]] = so.mapped_column(sa.String(40))
     evaluated_at: so.Mapped[Optional[datetime]]
     idempotency_key: so.Mapped[Optional[str]] = so.mapped_column(sa.String(200))
+    request_hash: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64))
+    """SHA-256 of an ingested request's body: a reused Idempotency-Key with another body is refused."""
     response_body: so.Mapped[Optional[dict[str, Any]]] = so.mapped_column(sa.JSON)
 
 
 class SyncAttempt(db.Model):
-    """The sync log: one row per push attempt, never updated."""
+    """The sync log: one row per push attempt, never updated.
+
+    An attempt is a fact identified by its record and its time: sending it again
+    writes nothing. An attempt older than its record's newest when it arrives is
+    `late`: logged and shown, but it changed neither the record's state nor any
+    streak (its own `failure_streak` is 0), and the alert rules do not act on it.
+    """
 
     __tablename__ = "sync_attempts"
     __table_args__ = (
@@ -136,7 +146,7 @@ class SyncAttempt(db.Model):
             "(outcome = 'success' AND error_code IS NULL) OR (outcome = 'failure' AND error_code IS NOT NULL)",
             name="error_code_iff_failure",
         ),
-        sa.Index("ix_sync_attempts_record_time", "record_id", "attempted_at"),
+        sa.UniqueConstraint("record_id", "attempted_at"),
         sa.Index("ix_sync_attempts_batch", "batch_id"),
         sa.Index(
             "ix_sync_attempts_org_failures",
@@ -157,6 +167,7 @@ class SyncAttempt(db.Model):
     error_code: so.Mapped[Optional[str]] = so.mapped_column(sa.String(40))
     error_message: so.Mapped[Optional[str]] = so.mapped_column(sa.String(1000))
     failure_streak: so.Mapped[int] = so.mapped_column(default=0)
+    late: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
     triggered_by_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
 
 

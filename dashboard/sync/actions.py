@@ -1,8 +1,8 @@
 """Administrator actions: retry, exclude and include records (each logged with who did it); connector settings.
 
-Each action changes only the given organization's records, commits its one
-transaction, and only then queues the work that must see it (a sync for a
-retry, an alert re-check for an exclusion).
+Each action changes only the given organization's records and commits its one
+transaction; the work that must see it (a sync for a retry, an alert re-check
+for an exclusion) is queued for after the commit.
 """
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ from dashboard.extensions import db
 from dashboard.models import (
     Alert, AlertRecord, Connector, Organization, RecordAction, SyncRecord, User, of_organization, utcnow,
 )
+from dashboard.queues import check_organization_after_commit, sync_after_commit
 from dashboard.sync.orchestrator import PUSHED_PROVIDERS
-from jobs.alerts import enqueue_organization_check
-from jobs.sync import enqueue_sync
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,8 +72,8 @@ def exclude_record(organization: Organization, record_id: int, user: User, reaso
     record.next_attempt_at = None
     record.retry_requested_by_id = None
     db.session.add(RecordAction(record_id=record.id, user_id=user.id, action="exclude", reason=reason))
-    db.session.commit()  # the alert check must see the exclusion
-    enqueue_organization_check(organization.id)
+    check_organization_after_commit(organization.id)  # the alert check must see the exclusion
+    db.session.commit()
     return record
 
 
@@ -99,11 +98,11 @@ def configure_connector(organization: Organization, connector_id: int, user: Use
     connector.settings = settings
     if secret:
         connector.secret = secret
-    db.session.commit()
-    log.info("connector %s settings changed by user %s (enabled=%s)", connector.id, user.id, enabled)
     if enabled and connector.provider in PUSHED_PROVIDERS:
-        enqueue_sync(connector.id)
-    enqueue_organization_check(organization.id)  # the alert rules must see the connector as it is now
+        sync_after_commit(connector.id)
+    check_organization_after_commit(organization.id)  # the alert rules must see the connector as it is now
+    db.session.commit()
+    log.info("connector %s settings changed by user %s (enabled=%s)", connector_id, user.id, enabled)
     return connector
 
 
@@ -121,9 +120,9 @@ def _retry(organization: Organization, condition: sa.ColumnElement[bool], user: 
         db.session.execute(sa.insert(RecordAction), [
             {"record_id": row.id, "user_id": user.id, "action": "retry", "created_at": now} for row in retried
         ])
-    db.session.commit()  # the sync job must see the records as due
     for connector_id in sorted({row.connector_id for row in retried}):
-        enqueue_sync(connector_id)
+        sync_after_commit(connector_id)  # the sync job must see the records as due
+    db.session.commit()
     return len(retried)
 
 

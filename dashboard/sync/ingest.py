@@ -1,12 +1,44 @@
-"""Ingestion: a validated payload (`dashboard.sync.payload`) becomes one batch of the sync log."""
+"""Ingestion: a validated payload (`dashboard.sync.payload`) becomes one batch of the sync log.
+
+Attempts are facts: one already in the log (same record, same time, same
+outcome) is skipped and reported as skipped, so a client that re-sends a batch
+after a dropped connection, with or without an Idempotency-Key, writes nothing
+twice. The same record and time with another outcome is a contradiction and is
+refused. Records are immutable once known: a report that gives a known record
+another type, amount, currency or approval time is refused, not applied.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from dashboard.extensions import db
-from dashboard.models import Connector, SyncBatch, SyncRecord
+from dashboard.models import Connector, SyncAttempt, SyncBatch, SyncRecord
+from dashboard.queues import evaluate_after_commit
+from dashboard.sync.errors import describe
 from dashboard.sync.log import Outcome, record_batch
-from dashboard.sync.payload import UNKNOWN_CONNECTOR, AttemptReport, FieldError, SyncBatchRequest, unprocessable
+from dashboard.sync.payload import (
+    UNKNOWN_CONNECTOR, AttemptReport, FieldError, PayloadRejected, SyncBatchRequest, unprocessable,
+)
+
+RECORD_DETAILS = ("record_type", "amount_minor", "currency", "approved_at")
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What one request wrote: the batch (none when every attempt was in the log already)."""
+
+    batch_id: int | None
+    written: int
+    failures: int
+    skipped: int
+
+    def body(self) -> dict[str, Any]:
+        return {"batch_id": self.batch_id, "attempts": self.written, "failures": self.failures,
+                "skipped": self.skipped}
 
 
 def ingest(
@@ -15,24 +47,36 @@ def ingest(
     *,
     max_auto_attempts: int,
     idempotency_key: str | None = None,
-) -> SyncBatch:
-    """Write the payload as one batch of the sync log; the caller commits, then enqueues the evaluation."""
+    request_hash: str | None = None,
+) -> Ingested:
+    """Write the payload's new attempts as one batch, and queue its evaluation for after the commit.
+
+    Runs in the caller's write transaction, which the caller commits. Raises PayloadRejected
+    (409) when the payload contradicts the log, having written nothing.
+    """
     connector = db.session.scalar(
         sa.select(Connector).where(Connector.id == payload.connector, Connector.organization_id == organization_id)
     )
     if connector is None:
         raise unprocessable([FieldError("connector", UNKNOWN_CONNECTOR)])
-    record_ids = _upsert_records(connector, payload.attempts)
-    ordered = sorted(payload.attempts, key=lambda a: a.attempted_at)
-    return record_batch(
+    record_ids = _known_or_new_records(connector, payload.attempts)
+    new = _new_attempts(record_ids, payload.attempts)
+    if not new:
+        return Ingested(None, 0, 0, len(payload.attempts))
+    batch = record_batch(
         connector,
-        [_outcome(record_ids[a.record_ref], a) for a in ordered],
+        [_outcome(record_ids[a.record_ref], a) for a in new],
         source="api",
-        started_at=ordered[0].attempted_at,
-        finished_at=ordered[-1].attempted_at,
+        started_at=min(a.attempted_at for a in new),
+        finished_at=max(a.attempted_at for a in new),
         max_auto_attempts=max_auto_attempts,
         idempotency_key=idempotency_key,
     )
+    result = Ingested(batch.id, batch.attempt_count, batch.failure_count, len(payload.attempts) - len(new))
+    batch.request_hash = request_hash
+    batch.response_body = result.body()
+    evaluate_after_commit(batch.id)
+    return result
 
 
 def find_batch(organization_id: int, idempotency_key: str) -> SyncBatch | None:
@@ -42,28 +86,77 @@ def find_batch(organization_id: int, idempotency_key: str) -> SyncBatch | None:
     )
 
 
-def _upsert_records(connector: Connector, attempts: list[AttemptReport]) -> dict[str, int]:
-    """The record id of each reference; unknown references become new pending records."""
-    details = {a.record_ref: a for a in attempts}
-    records = {
+def _known_or_new_records(connector: Connector, attempts: list[AttemptReport]) -> dict[str, int]:
+    """The record id of each reference; unknown references become new pending records.
+
+    A known record whose details differ from the report's is a conflict (409), naming both values.
+    """
+    first_index: dict[str, int] = {}
+    for index, attempt in enumerate(attempts):
+        first_index.setdefault(attempt.record_ref, index)
+    known = {
         r.source_ref: r
         for r in db.session.scalars(
-            sa.select(SyncRecord).where(SyncRecord.connector_id == connector.id, SyncRecord.source_ref.in_(details))
+            sa.select(SyncRecord).where(SyncRecord.connector_id == connector.id,
+                                        SyncRecord.source_ref.in_(first_index))
         )
     }
-    for ref, attempt in details.items():
-        record = records.get(ref)
-        if record is None:
-            record = SyncRecord(organization_id=connector.organization_id, connector_id=connector.id,
-                                source_ref=ref, status="pending", consecutive_failures=0, auto_attempts=0)
-            db.session.add(record)
-            records[ref] = record
-        record.record_type = attempt.record_type
-        record.amount_minor = attempt.amount_minor
-        record.currency = attempt.currency
-        record.approved_at = attempt.approved_at
+    conflicts = [
+        FieldError(f"attempts[{index}].{name}",
+                   f"Record {ref!r} is known with {name} {_shown(getattr(known[ref], name))}, not "
+                   f"{_shown(getattr(attempts[index], name))}; records cannot be changed once known")
+        for ref, index in first_index.items() if ref in known
+        for name in RECORD_DETAILS if getattr(known[ref], name) != getattr(attempts[index], name)
+    ]
+    if conflicts:
+        raise PayloadRejected(409, "The report contradicts records already known; nothing was written", conflicts)
+    new_records = [
+        SyncRecord(organization_id=connector.organization_id, connector_id=connector.id, source_ref=ref,
+                   status="pending", consecutive_failures=0, auto_attempts=0,
+                   **{name: getattr(attempts[index], name) for name in RECORD_DETAILS})
+        for ref, index in first_index.items() if ref not in known
+    ]
+    db.session.add_all(new_records)
     db.session.flush()
-    return {ref: record.id for ref, record in records.items()}
+    return {ref: record.id for ref, record in {**known, **{r.source_ref: r for r in new_records}}.items()}
+
+
+def _new_attempts(record_ids: dict[str, int], attempts: list[AttemptReport]) -> list[AttemptReport]:
+    """The attempts not yet in the log; an attempt logged with another outcome is a conflict (409)."""
+    logged = {
+        (row.record_id, row.attempted_at): row
+        for row in db.session.execute(
+            sa.select(SyncAttempt.record_id, SyncAttempt.attempted_at, SyncAttempt.outcome, SyncAttempt.error_code)
+            .where(SyncAttempt.record_id.in_(set(record_ids.values())),
+                   SyncAttempt.attempted_at.between(min(a.attempted_at for a in attempts),
+                                                    max(a.attempted_at for a in attempts)))
+        )
+    }
+    new, conflicts = [], []
+    for index, attempt in enumerate(attempts):
+        row = logged.get((record_ids[attempt.record_ref], attempt.attempted_at))
+        if row is None:
+            new.append(attempt)
+        elif (row.outcome, row.error_code) != (attempt.outcome, _logged_code(attempt)):
+            conflicts.append(FieldError(
+                f"attempts[{index}].outcome",
+                f"This attempt is logged as {_shown_outcome(row.outcome, row.error_code)}, not "
+                f"{_shown_outcome(attempt.outcome, attempt.error_code)}"))
+    if conflicts:
+        raise PayloadRejected(409, "The report contradicts attempts already logged; nothing was written", conflicts)
+    return new
+
+
+def _logged_code(attempt: AttemptReport) -> str | None:
+    return describe(attempt.error_code).code if attempt.outcome == "failure" else None
+
+
+def _shown(value: object) -> str:
+    return value.isoformat() + "Z" if isinstance(value, datetime) else repr(value)
+
+
+def _shown_outcome(outcome: str, error_code: str | None) -> str:
+    return f"{outcome} ({error_code})" if error_code else outcome
 
 
 def _outcome(record_id: int, attempt: AttemptReport) -> Outcome:

@@ -4,6 +4,11 @@ A batch's attempts, the records' new state, the hourly counters and the batch
 row are written together by :func:`record_batch`; the caller commits them in
 one transaction. Each attempt stores the record's failure streak as of that
 attempt, so the alert rules read crossings from the log.
+
+The log is read in attempt-time order. An attempt older than its record's
+newest when it arrives is *late*: it is logged (and shown in the record's
+history) but changes neither the record's state nor any streak, so it can
+neither raise nor resolve an alert.
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ class _RecordState:
     status: str
     consecutive_failures: int
     auto_attempts: int
+    newest_attempt_at: datetime | None
 
 
 def record_batch(
@@ -53,8 +59,11 @@ def record_batch(
     stopped_reason: str | None = None,
     idempotency_key: str | None = None,
 ) -> SyncBatch:
-    """Write a batch and its attempts, and move each record to its new state. Does not commit."""
-    outcomes = list(outcomes)
+    """Write a batch and its attempts, and move each record to its new state. Does not commit.
+
+    Outcomes are applied in attempt-time order; each (record, time) must be new to the log.
+    """
+    outcomes = sorted(outcomes, key=lambda o: o.attempted_at)
     batch = SyncBatch(
         organization_id=connector.organization_id, connector_id=connector.id, source=source,
         started_at=started_at, finished_at=finished_at, attempt_count=len(outcomes),
@@ -71,6 +80,12 @@ def record_batch(
     last_success: datetime | None = None
     for o in outcomes:
         state = states[o.record_id]
+        counter = hours.setdefault(o.attempted_at.replace(minute=0, second=0, microsecond=0), [0, 0])
+        counter[0 if o.ok else 1] += 1
+        if state.newest_attempt_at is not None and o.attempted_at < state.newest_attempt_at:
+            attempts.append(_attempt_row(connector, batch, o, failure_streak=0, late=True))
+            continue
+        state.newest_attempt_at = o.attempted_at
         update = updates.setdefault(o.record_id, {"id": o.record_id, "retry_requested_by_id": None})
         if o.ok:
             state.consecutive_failures = 0
@@ -90,20 +105,13 @@ def record_batch(
                                                           max_auto_attempts, o.retry_after, retry_delay_scale),
                           last_attempt_at=o.attempted_at, last_error_code=error.code,
                           last_error_message=o.error_message)
-        attempts.append({
-            "organization_id": connector.organization_id, "batch_id": batch.id, "record_id": o.record_id,
-            "attempted_at": o.attempted_at, "outcome": "success" if o.ok else "failure",
-            "error_code": None if o.ok else describe(o.error_code).code,
-            "error_message": None if o.ok else (o.error_message or "")[:1000],
-            "failure_streak": state.consecutive_failures, "triggered_by_id": o.triggered_by_id,
-        })
-        counter = hours.setdefault(o.attempted_at.replace(minute=0, second=0, microsecond=0), [0, 0])
-        counter[0 if o.ok else 1] += 1
+        attempts.append(_attempt_row(connector, batch, o, failure_streak=state.consecutive_failures, late=False))
 
     if attempts:
         # Core insert: one executemany (the ORM bulk path splits rows by which keys are None).
         db.session.execute(SyncAttempt.__table__.insert(), attempts)
-        _bulk_update_records(list(updates.values()))
+        if updates:
+            _bulk_update_records(list(updates.values()))
         _add_hourly_counts(connector.organization_id, hours)
     connector.last_batch_at = finished_at
     if last_success is not None and (connector.last_success_at is None or last_success > connector.last_success_at):
@@ -111,12 +119,23 @@ def record_batch(
     return batch
 
 
+def _attempt_row(connector: Connector, batch: SyncBatch, o: Outcome, *, failure_streak: int, late: bool) -> dict:
+    return {
+        "organization_id": connector.organization_id, "batch_id": batch.id, "record_id": o.record_id,
+        "attempted_at": o.attempted_at, "outcome": "success" if o.ok else "failure",
+        "error_code": None if o.ok else describe(o.error_code).code,
+        "error_message": None if o.ok else (o.error_message or "")[:1000],
+        "failure_streak": failure_streak, "late": late, "triggered_by_id": o.triggered_by_id,
+    }
+
+
 def _load_states(record_ids: set[int]) -> dict[int, _RecordState]:
     rows = db.session.execute(
-        sa.select(SyncRecord.id, SyncRecord.status, SyncRecord.consecutive_failures, SyncRecord.auto_attempts)
+        sa.select(SyncRecord.id, SyncRecord.status, SyncRecord.consecutive_failures, SyncRecord.auto_attempts,
+                  SyncRecord.last_attempt_at)
         .where(SyncRecord.id.in_(record_ids))
     ).all()
-    return {r.id: _RecordState(r.status, r.consecutive_failures, r.auto_attempts) for r in rows}
+    return {r.id: _RecordState(r.status, r.consecutive_failures, r.auto_attempts, r.last_attempt_at) for r in rows}
 
 
 def _bulk_update_records(updates: list[dict]) -> None:

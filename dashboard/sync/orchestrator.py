@@ -16,6 +16,7 @@ from flask import current_app
 
 from dashboard.extensions import db, redis_ext
 from dashboard.models import Connector, SyncBatch, SyncRecord, utcnow
+from dashboard.queues import evaluate_after_commit
 from dashboard.sync.connectors import OutgoingRecord, adapter_for
 from dashboard.sync.errors import describe
 from dashboard.sync.log import Outcome, record_batch
@@ -85,10 +86,8 @@ def _sync(connector_id: int) -> SyncBatch | None:
         max_auto_attempts=current_app.config["SYNC_MAX_AUTO_ATTEMPTS"],
         retry_delay_scale=current_app.config["RETRY_DELAY_SCALE"], stopped_reason=stopped_reason,
     )
-    db.session.commit()  # the evaluation must see this batch's attempts
-    from jobs.alerts import enqueue_evaluation
-
-    enqueue_evaluation(batch.id)
+    evaluate_after_commit(batch.id)  # the evaluation must see this batch's attempts
+    db.session.commit()
     return batch
 
 

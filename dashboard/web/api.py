@@ -5,18 +5,20 @@ writes nothing. The OpenAPI document at `/api/v1/openapi.json` is the contract.
 """
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import IntegrityError
 
+from dashboard.database import DatabaseBusy, write_transaction
 from dashboard.extensions import db
 from dashboard.models import ApiToken, SyncBatch, utcnow
 from dashboard.sync.ingest import find_batch, ingest
-from dashboard.sync.payload import FieldError, PayloadRejected, parse_payload, request_model
+from dashboard.sync.payload import FieldError, PayloadRejected, SyncBatchRequest, parse_payload, request_model
 from dashboard.tokens import find_token
-from jobs.alerts import enqueue_evaluation
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -25,19 +27,33 @@ IDEMPOTENCY_KEY_MAX_LENGTH = 200
 
 @bp.post("/sync-batches")
 def create_sync_batch() -> tuple[Response, int] | Response:
-    token = _authenticated_token()
-    if token is None:
+    """Read and validate the request, then write it in one short write transaction.
+
+    The body is read from the socket before the database is touched, and the reads
+    (token, idempotency key, connectors) end before the write begins, so the write lock
+    is held only while the batch is written; the evaluation is queued after the commit.
+    """
+    if request.authorization is None:
         return _unauthorized()
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
         return _error(400, "Invalid Idempotency-Key header", [
             FieldError("Idempotency-Key", f"Must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters")])
-    if key is not None and (earlier := find_batch(token.organization_id, key)) is not None:
-        return _replay(earlier)
+    raw = request.get_data(cache=False)
+    digest = hashlib.sha256(raw).hexdigest()
+    token = _authenticated_token()
+    if token is None:
+        return _unauthorized()
+    organization_id, token_id = token.organization_id, token.id
+    if key is not None and (earlier := find_batch(organization_id, key)) is not None:
+        return _replay(earlier, digest)
     if request.mimetype != "application/json":
         return _error(415, "The body must be application/json")
     try:
-        return _write_batch(token, key)
+        payload = parse_payload(raw, organization_id=organization_id,
+                                max_attempts=current_app.config["API_MAX_ATTEMPTS_PER_REQUEST"],
+                                horizon=timedelta(days=current_app.config["API_ATTEMPT_HORIZON_DAYS"]))
+        return _write_batch(organization_id, token_id, payload, key, digest)
     except PayloadRejected as rejected:
         db.session.rollback()
         return _error(rejected.status, rejected.message, rejected.fields)
@@ -49,33 +65,31 @@ def openapi() -> Response:
                                     current_app.config["MAX_CONTENT_LENGTH"]))
 
 
-def _write_batch(token: ApiToken, key: str | None) -> tuple[Response, int] | Response:
-    payload = parse_payload(request.get_data(cache=False), organization_id=token.organization_id,
-                            max_attempts=current_app.config["API_MAX_ATTEMPTS_PER_REQUEST"],
-                            horizon=timedelta(days=current_app.config.get("API_ATTEMPT_HORIZON_DAYS", 30)))
-    try:
-        batch = ingest(token.organization_id, payload, idempotency_key=key,
-                       max_auto_attempts=current_app.config["SYNC_MAX_AUTO_ATTEMPTS"])
-        batch.response_body = {"batch_id": batch.id, "attempts": batch.attempt_count,
-                               "failures": batch.failure_count}
-        token.last_used_at = utcnow()
-        db.session.commit()
-    except IntegrityError:
-        return _after_conflict(token.organization_id, key)
-    enqueue_evaluation(batch.id)
-    return jsonify(batch.response_body), 201
+WRITE_TRIES = 3
+"""A request whose records or attempts a concurrent request wrote first is tried again, then replayed or skipped."""
 
 
-def _after_conflict(organization_id: int, key: str | None) -> tuple[Response, int] | Response:
-    """A concurrent request won the race: replay it when it carried the same key, else ask for a retry."""
-    db.session.rollback()
-    earlier = find_batch(organization_id, key) if key is not None else None
-    if earlier is not None:
-        return _replay(earlier)
-    return _error(409, "A concurrent request wrote the same records; retry the request")
+def _write_batch(organization_id: int, token_id: int, payload: SyncBatchRequest, key: str | None,
+                 digest: str) -> tuple[Response, int]:
+    db.session.rollback()  # end the reads: the write begins afresh, with BEGIN IMMEDIATE on SQLite
+    for _try in range(WRITE_TRIES):
+        try:
+            with write_transaction():
+                result = ingest(organization_id, payload, idempotency_key=key, request_hash=digest,
+                                max_auto_attempts=current_app.config["SYNC_MAX_AUTO_ATTEMPTS"])
+                db.session.execute(sa.update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))
+        except IntegrityError:
+            if key is not None and (earlier := find_batch(organization_id, key)) is not None:
+                return _replay(earlier, digest)
+            continue
+        return jsonify(result.body()), 201 if result.batch_id is not None else 200
+    raise DatabaseBusy("Concurrent requests kept writing the same records; retry the request")
 
 
-def _replay(batch: SyncBatch) -> tuple[Response, int]:
+def _replay(batch: SyncBatch, digest: str) -> tuple[Response, int]:
+    if batch.request_hash is not None and batch.request_hash != digest:
+        return _error(422, "This Idempotency-Key was used with a different body; nothing was written", [
+            FieldError("Idempotency-Key", "Already used by this organization for a request with another body")])
     response = jsonify(batch.response_body)
     response.headers["Idempotent-Replayed"] = "true"
     return response, 201
@@ -134,11 +148,13 @@ _ERROR_SCHEMA: dict[str, Any] = {
 
 _CREATED_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["batch_id", "attempts", "failures"],
+    "required": ["batch_id", "attempts", "failures", "skipped"],
     "properties": {
-        "batch_id": {"type": "integer"},
+        "batch_id": {"type": ["integer", "null"], "description": "Null when every attempt was logged already."},
         "attempts": {"type": "integer", "description": "Attempts written."},
         "failures": {"type": "integer", "description": "Of which failed."},
+        "skipped": {"type": "integer", "description": "Attempts already in the log (same record, time and "
+                                                      "outcome), written before by an earlier request."},
     },
 }
 
@@ -183,14 +199,19 @@ def _create_operation(max_body_bytes: int) -> dict[str, Any]:
     return {
         "summary": "Report sync attempts as one batch",
         "operationId": "createSyncBatch",
-        "description": "Upserts the records by `record_ref` (per connector), appends the attempts to the sync "
-                       "log in `attempted_at` order and queues the alert evaluation. Any error writes nothing.",
+        "description": "Creates unknown records by `record_ref` (per connector; a known record's details "
+                       "cannot change), appends the attempts that are new to the sync log in `attempted_at` "
+                       "order and queues the alert evaluation. An attempt is identified by its record and "
+                       "`attempted_at`: one already logged is skipped, so re-sending a request writes nothing "
+                       "twice. An attempt older than its record's newest is logged but changes neither the "
+                       "record's state nor its failure streak. Any error writes nothing.",
         "security": [{"bearerAuth": []}],
         "parameters": [{
             "name": "Idempotency-Key", "in": "header", "required": False,
             "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH},
             "description": "A retried request with a key already used by the organization returns the first "
-                           "response (with `Idempotent-Replayed: true`) and writes nothing.",
+                           "response (with `Idempotent-Replayed: true`) and writes nothing; the same key with "
+                           "a different body is refused (422).",
         }],
         "requestBody": {
             "required": True,
@@ -200,11 +221,16 @@ def _create_operation(max_body_bytes: int) -> dict[str, Any]:
         "responses": {
             "201": {"description": "The batch was written (or replayed for a known Idempotency-Key)",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SyncBatchCreated"}}}},
+            "200": {"description": "Every attempt was in the log already: nothing was written",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SyncBatchCreated"}}}},
             "400": _error_response("The body is not valid JSON, or the Idempotency-Key header is invalid"),
             "401": _error_response("The bearer token is missing or wrong (see WWW-Authenticate)"),
-            "409": _error_response("A concurrent request wrote the same records; retry"),
+            "409": _error_response("The report contradicts the log: a known record with other details, or a "
+                                   "logged attempt with another outcome; `fields` names each, with both values"),
             "413": _error_response("The body is over the size limit"),
             "415": _error_response("The body is not application/json"),
             "422": _error_response("The body is invalid; `fields` names every bad field"),
+            "503": {**_error_response("The database is busy or full; retry after `Retry-After` seconds"),
+                    "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
         },
     }

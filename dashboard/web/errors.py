@@ -1,9 +1,20 @@
 """Error pages in the site layout; JSON for API paths."""
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+import logging
+
+from flask import Flask, Response, jsonify, make_response, render_template, request
+from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
+
+from dashboard.database import DatabaseBusy
+from dashboard.extensions import db
+
+log = logging.getLogger(__name__)
+BUSY_RETRY_AFTER_SECONDS = 1
+FULL_RETRY_AFTER_SECONDS = 60
 
 
 def register(app: Flask) -> None:
@@ -15,9 +26,32 @@ def register(app: Flask) -> None:
     def http_error(error: HTTPException):  # type: ignore[no-untyped-def]
         return _render(error.code or 500, error.description)
 
+    @app.errorhandler(DatabaseBusy)
+    def database_busy(error: DatabaseBusy):  # type: ignore[no-untyped-def]
+        return _unavailable(error.reason, error.retry_after)
 
-def _render(code: int, description: str | None):  # type: ignore[no-untyped-def]
+    @app.errorhandler(OperationalError)
+    def database_unavailable(error: OperationalError):  # type: ignore[no-untyped-def]
+        """The database refused the work for now (locked, full, unreachable): 503, never a bare 500."""
+        log.warning("database unavailable: %s", error.orig)
+        text = str(error.orig).lower()
+        if "full" in text:
+            return _unavailable(_("The database is full; nothing was written"), FULL_RETRY_AFTER_SECONDS)
+        if "locked" in text or "busy" in text:
+            return _unavailable(_("The database is busy with other writes; nothing was written"),
+                                BUSY_RETRY_AFTER_SECONDS)
+        return _unavailable(_("The database cannot be reached; nothing was written"), BUSY_RETRY_AFTER_SECONDS)
+
+
+def _unavailable(reason: str, retry_after: int) -> tuple[Response, int]:
+    db.session.rollback()
+    response, code = _render(503, reason)
+    response.headers["Retry-After"] = str(retry_after)
+    return response, code
+
+
+def _render(code: int, description: str | None) -> tuple[Response, int]:
     if request.path.startswith("/api/"):
         return jsonify(error={"status": code, "message": description or "Server error"}), code
     template = f"errors/{code}.html" if code in (403, 404, 500) else "errors/generic.html"
-    return render_template(template, code=code, description=description), code
+    return make_response(render_template(template, code=code, description=description)), code

@@ -5,6 +5,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from dashboard.database import write_transaction
 from dashboard.extensions import db
 from dashboard.models import Alert, Notification, Organization, utcnow
 
@@ -21,8 +22,10 @@ def _own(notification_id: int) -> Notification:
 
 def _mark_read(notification: Notification) -> Notification:
     if notification.read_at is None:
-        notification.read_at = utcnow()
-        db.session.commit()
+        with write_transaction():  # a GET reads first: its snapshot cannot become a writer
+            db.session.execute(sa.update(Notification).where(Notification.id == notification.id,
+                                                             Notification.read_at.is_(None))
+                               .values(read_at=utcnow()))
     return notification
 
 

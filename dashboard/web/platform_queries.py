@@ -144,7 +144,7 @@ def system_health(now: datetime, connection: Redis, queue_names: list[str]) -> H
     last_evaluated = db.session.scalar(sa.select(sa.func.max(SyncBatch.evaluated_at)))
     unevaluated = db.session.scalar(
         sa.select(sa.func.count()).where(SyncBatch.evaluated_at.is_(None),
-                                         SyncBatch.finished_at < now - UNEVALUATED_AFTER)
+                                         SyncBatch.received_at < now - UNEVALUATED_AFTER)
     ) or 0
     try:
         redis_health: RedisHealth | None = _redis_health(now, connection, queue_names)

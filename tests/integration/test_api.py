@@ -250,7 +250,7 @@ def test_a_valid_request_writes_one_batch_with_each_attempts_failure_streak(post
     assert response.status_code == 201, response.get_data(as_text=True)
     body = response.get_json()
     batch = db.session.get(SyncBatch, body["batch_id"])
-    assert body == {"batch_id": batch.id, "attempts": 4, "failures": 3}
+    assert body == {"batch_id": batch.id, "attempts": 4, "failures": 3, "skipped": 0}
     assert (batch.source, batch.organization_id, batch.connector_id) == ("api", world.org_a.id, world.connector_a.id)
     assert batch.response_body == body
     attempts = db.session.scalars(sa.select(SyncAttempt).where(SyncAttempt.batch_id == batch.id)
@@ -279,7 +279,9 @@ def test_times_are_stored_as_naive_utc(post, world, db):
 def test_an_existing_record_continues_its_streak(post, world, db):
     """Given a record of connector A that has failed twice, when the API reports a third failure,
     then that attempt's streak is 3 and no second record is created."""
-    record = factories.record(world.connector_a, source_ref="EXP-9", status="failed", consecutive_failures=2)
+    approved_at = (NOW - timedelta(days=1)).replace(tzinfo=None)  # as the report below says
+    record = factories.record(world.connector_a, approved_at, source_ref="EXP-9", status="failed",
+                              consecutive_failures=2)
     db.session.commit()
 
     response = post({"connector": world.connector_a.id, "attempts": [attempt("EXP-9")]})

@@ -97,7 +97,7 @@ def test_a_platform_incident_shows_its_organizations(client, world, login):
 
 def test_health_panel_shows_workers_scheduler_queues_and_evaluation(client, world, login, redis_url):
     """Given a registered worker on the alerts queue, a cron scheduler, a queued job, an evaluated batch, a batch
-    unevaluated for five minutes and a recorded sweep, when a global admin opens the platform page,
+    received five minutes ago and not evaluated, and a recorded sweep, when a global admin opens the platform page,
     the health panel shows each of them."""
     connection = Redis.from_url(redis_url)
     worker = Worker(["alerts", "sync"], connection=connection, name="worker-one")
@@ -109,9 +109,10 @@ def test_health_panel_shows_workers_scheduler_queues_and_evaluation(client, worl
     now = utcnow()
     db.session.add_all([
         SyncBatch(organization_id=world.org_a.id, connector_id=world.connector_a.id,
-                  finished_at=now - timedelta(minutes=10), evaluated_at=now - timedelta(minutes=9)),
+                  finished_at=now - timedelta(minutes=10), received_at=now - timedelta(minutes=10),
+                  evaluated_at=now - timedelta(minutes=9)),
         SyncBatch(organization_id=world.org_a.id, connector_id=world.connector_a.id,
-                  finished_at=now - timedelta(minutes=5)),
+                  finished_at=now - timedelta(minutes=5), received_at=now - timedelta(minutes=5)),
         SyncBatch(organization_id=world.org_a.id, connector_id=world.connector_a.id, finished_at=now),
     ])
     db.session.commit()
