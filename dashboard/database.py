@@ -16,8 +16,8 @@ every other request and live stream of that process). So:
   most one of them asks SQLite for the write lock at a time;
 - under gevent, SQLite's busy timeout is 0 and ``BEGIN IMMEDIATE`` is retried
   with cooperative sleeps while another process (a worker writing a batch)
-  holds the lock; other processes keep SQLite's busy wait, which blocks only
-  themselves;
+  holds the lock; other processes (workers, CLI, threaded test servers) keep
+  SQLite's busy wait, which blocks only the waiting thread;
 - a writer that cannot have the lock within ``SQLITE_WRITE_WAIT_SECONDS``
   gets :class:`DatabaseBusy`, which the web answers with 503 and Retry-After.
 
@@ -41,8 +41,6 @@ from sqlalchemy.engine import Engine
 _immediate: contextvars.ContextVar[bool] = contextvars.ContextVar("immediate", default=False)
 _process_locks: dict[str, threading.Lock] = {}
 _HELD = "dashboard_write_lock"
-BUSY_TIMEOUT_MS = 30_000
-"""SQLite's busy wait in processes without an event loop (workers, CLI, tests)."""
 
 
 class DatabaseBusy(Exception):
@@ -92,6 +90,11 @@ def unmark_writer(token: contextvars.Token[bool]) -> None:
     _immediate.reset(token)
 
 
+def read_only_from_now() -> None:
+    """The rest of this request only reads (to render an error page after a write was refused)."""
+    _immediate.set(False)
+
+
 def cooperative() -> bool:
     """Whether this process runs on gevent's event loop (gunicorn's gevent worker patches threading)."""
     monkey = sys.modules.get("gevent.monkey")
@@ -101,14 +104,14 @@ def cooperative() -> bool:
 def configure_engine(engine: Engine, write_wait_seconds: float = 10.0) -> None:
     if engine.dialect.name != "sqlite":
         return
-    on_event_loop = cooperative()
+    busy_timeout_ms = 0 if cooperative() else int(write_wait_seconds * 1000)
     lock = _process_locks.setdefault(str(engine.url), threading.Lock())
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None  # SQLAlchemy's begin event issues BEGIN
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={0 if on_event_loop else BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")

@@ -9,7 +9,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from dashboard.database import DatabaseBusy
+from dashboard.database import DatabaseBusy, read_only_from_now
 from dashboard.extensions import db
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ def register(app: Flask) -> None:
 
 def _unavailable(reason: str, retry_after: int) -> tuple[Response, int]:
     db.session.rollback()
+    read_only_from_now()
     response, code = _render(503, reason)
     response.headers["Retry-After"] = str(retry_after)
     return response, code
