@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from dashboard.extensions import db
 from dashboard.models import Connector, Membership, Organization, PlatformSettings, SyncRecord, User, utcnow
+from dashboard.vocabulary import RecordStatus
 
 DEMO_PASSWORD = "demo-password"
 
@@ -98,7 +99,7 @@ def _records(org: Organization, connector: Connector, spec: DemoOrg, rng: random
             organization_id=org.id, connector_id=connector.id, record_type=record_type,
             source_ref=f"{spec.slug}-{i + 1:05d}", volunteer=rng.choice(VOLUNTEERS),
             description=f"{label} {i + 1}", amount_minor=rng.randrange(low, high, 50), currency="NOK",
-            approved_at=approved, status="pending", next_attempt_at=None,
+            approved_at=approved, status=RecordStatus.PENDING, next_attempt_at=None,
         ))
     return records
 
@@ -122,7 +123,7 @@ def add_demo_records(per_org: int = 3, now: datetime | None = None) -> int:
                 organization_id=org.id, connector_id=connector.id, record_type=record_type,
                 source_ref=f"{spec.slug}-{count + i + 1:05d}", volunteer=rng.choice(VOLUNTEERS),
                 description=f"{label} {count + i + 1}", amount_minor=rng.randrange(low, high, 50),
-                currency="NOK", approved_at=now, status="pending",
+                currency="NOK", approved_at=now, status=RecordStatus.PENDING,
             ))
             added += 1
     db.session.commit()

@@ -13,7 +13,8 @@ from dashboard.alerts import rules
 from dashboard.extensions import db
 from dashboard.models import Alert, AlertRecord, Connector, Organization, SyncRecord
 from dashboard.sync.errors import describe as describe_error
-from dashboard.web.formatting import age, money
+from dashboard.vocabulary import WAITING_STATUSES
+from dashboard.formatting import age, money
 
 RECORD_TYPE_NAMES = {
     "expense_claim": ("expense claim", "expense claims"),
@@ -113,7 +114,7 @@ def _figures(alert_id: int) -> dict[str, Any]:
     for status, currency, amount, count, _oldest in rows:
         by_status[status] = by_status.get(status, 0) + count
         amounts[currency] = amounts.get(currency, 0) + int(amount or 0)
-        if status in rules.WAITING_STATUSES:
+        if status in WAITING_STATUSES:
             waiting[currency] = waiting.get(currency, 0) + int(amount or 0)
     return {
         "affected_count": sum(by_status.values()),

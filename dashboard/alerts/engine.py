@@ -30,6 +30,9 @@ from dashboard.models import (
     SyncRecord,
     utcnow,
 )
+from dashboard.vocabulary import (
+    CLEARED_STATUSES, WAITING_STATUSES, AlertEventKind, AlertStatus, AttemptOutcome, LiveEvent, NotificationEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +74,7 @@ def evaluate_batch(batch_id: int, now: datetime | None = None) -> bool:
     _touch_alerts_of_batch(ev, batch_id)
     batch.evaluated_at = now
     _finish(ev)
-    queue_event(organization_channel(organization.id), "records-changed", {"batch_id": batch_id})
+    queue_event(organization_channel(organization.id), LiveEvent.RECORDS_CHANGED, {"batch_id": batch_id})
     db.session.commit()
     return True
 
@@ -83,7 +86,7 @@ def check_organization(organization_id: int, now: datetime | None = None, refres
     ev = _Evaluation(_lock_organization(organization_id), now)
     if refresh_figures:
         ev.touched.update(db.session.scalars(
-            sa.select(Alert.id).where(Alert.organization_id == organization_id, Alert.status == "open")))
+            sa.select(Alert.id).where(Alert.organization_id == organization_id, Alert.status == AlertStatus.OPEN)))
     connectors = db.session.scalars(
         sa.select(Connector).where(Connector.organization_id == organization_id).order_by(Connector.id)
     ).all()
@@ -158,13 +161,13 @@ def announce_due(now: datetime) -> None:
         db.session.refresh(alert)
         if alert.global_announced_at is not None:
             continue
-        decision = rules.global_announcement(alert.rule, alert.status == "open", platform is not None)
+        decision = rules.global_announcement(alert.rule, alert.status == AlertStatus.OPEN, platform is not None)
         alert.global_announced_at = now
         if decision == "notify":
-            _event(alert, "announced", now, detail="global administrators")
-            _notify(alert, recipients.global_admins(), "raised", now)
+            _event(alert, AlertEventKind.ANNOUNCED, now, detail="global administrators")
+            _notify(alert, recipients.global_admins(), NotificationEvent.RAISED, now)
         elif decision == "fold":
-            _event(alert, "folded", now, detail=f"into platform alert {platform.id}")  # type: ignore[union-attr]
+            _event(alert, AlertEventKind.FOLDED, now, detail=f"into platform alert {platform.id}")  # type: ignore[union-attr]
 
 
 # Rules ---------------------------------------------------------------------------------------------------
@@ -215,7 +218,7 @@ def _apply_stale(ev: _Evaluation, connector: Connector) -> None:
         return
     cutoff = rules.stale_cutoff(ev.now, org.stale_after_hours)
     waiting = sa.select(SyncRecord.id).where(
-        SyncRecord.connector_id == connector.id, SyncRecord.status.in_(rules.WAITING_STATUSES),
+        SyncRecord.connector_id == connector.id, SyncRecord.status.in_(WAITING_STATUSES),
         SyncRecord.approved_at < cutoff,
     )
     if alert is None:
@@ -236,10 +239,10 @@ def _resolve_cleared(ev: _Evaluation) -> None:
     waiting = (
         sa.select(AlertRecord.alert_id)
         .join(SyncRecord, SyncRecord.id == AlertRecord.record_id)
-        .where(AlertRecord.alert_id == Alert.id, SyncRecord.status.not_in(rules.CLEARED_STATUSES))
+        .where(AlertRecord.alert_id == Alert.id, SyncRecord.status.not_in(CLEARED_STATUSES))
     )
     cleared = db.session.scalars(
-        sa.select(Alert).where(Alert.organization_id == ev.organization.id, Alert.status == "open",
+        sa.select(Alert).where(Alert.organization_id == ev.organization.id, Alert.status == AlertStatus.OPEN,
                                ~waiting.exists()).order_by(Alert.id)
     ).all()
     for alert in cleared:
@@ -252,7 +255,7 @@ def _touch_alerts_of_batch(ev: _Evaluation, batch_id: int) -> None:
         sa.select(AlertRecord.alert_id.distinct())
         .join(SyncAttempt, SyncAttempt.record_id == AlertRecord.record_id)
         .join(Alert, Alert.id == AlertRecord.alert_id)
-        .where(SyncAttempt.batch_id == batch_id, Alert.status == "open")
+        .where(SyncAttempt.batch_id == batch_id, Alert.status == AlertStatus.OPEN)
     ))
 
 
@@ -264,8 +267,8 @@ def _finish(ev: _Evaluation) -> None:
             continue
         _refresh_content(alert)
         if alert_id in ev.raised:
-            _notify(alert, recipients.for_raise(alert), "raised", ev.now)
-        queue_event(organization_channel(ev.organization.id), "alert-changed", {"alert_id": alert_id})
+            _notify(alert, recipients.for_raise(alert), NotificationEvent.RAISED, ev.now)
+        queue_event(organization_channel(ev.organization.id), LiveEvent.ALERT_CHANGED, {"alert_id": alert_id})
     if ev.opened_or_resolved:
         _update_platform(ev.now)
     announce_due(ev.now)
@@ -277,7 +280,7 @@ def _update_platform(now: datetime) -> None:
     rows = db.session.execute(
         sa.select(Organization.id, Organization.slug, Organization.name, Alert.rule)
         .join(Alert, Alert.organization_id == Organization.id)
-        .where(Alert.status == "open").distinct().order_by(Organization.name)
+        .where(Alert.status == AlertStatus.OPEN).distinct().order_by(Organization.name)
     ).all()
     organizations: dict[int, dict] = {}
     for org_id, slug, name, rule in rows:
@@ -287,24 +290,24 @@ def _update_platform(now: datetime) -> None:
     action = rules.platform_action(len(organizations), settings.incident_min_organizations, platform is not None)
     if action == "open":
         platform = Alert(organization_id=None, rule=rules.PLATFORM, fingerprint=rules.PLATFORM_FINGERPRINT,
-                         status="open", title="", opened_at=now, last_seen_at=now,
+                         status=AlertStatus.OPEN, title="", opened_at=now, last_seen_at=now,
                          details={"organizations": list(organizations.values())},
                          global_due_at=now + timedelta(seconds=settings.grouping_wait_seconds))
         db.session.add(platform)
         db.session.flush()
-        _event(platform, "raised", now, detail=", ".join(o["name"] for o in organizations.values()))
+        _event(platform, AlertEventKind.RAISED, now, detail=", ".join(o["name"] for o in organizations.values()))
     elif action == "update":
         assert platform is not None
         if platform.details.get("organizations") != list(organizations.values()):
             platform.details = {"organizations": list(organizations.values())}
             platform.last_seen_at = now
-            _event(platform, "updated", now, detail=", ".join(o["name"] for o in organizations.values()))
+            _event(platform, AlertEventKind.UPDATED, now, detail=", ".join(o["name"] for o in organizations.values()))
     elif action == "resolve":
         assert platform is not None
         _close(platform, now)
     if platform is not None:
         _refresh_content(platform)
-        queue_event(PLATFORM_CHANNEL, "platform-changed", {"alert_id": platform.id})
+        queue_event(PLATFORM_CHANNEL, LiveEvent.PLATFORM_CHANGED, {"alert_id": platform.id})
 
 
 # Writing -------------------------------------------------------------------------------------------------
@@ -312,7 +315,7 @@ def _update_platform(now: datetime) -> None:
 def _raise(ev: _Evaluation, rule: str, fingerprint: str, *, opened_at: datetime | None = None,
            record_type: str | None = None, error_code: str | None = None, connector_id: int | None = None) -> Alert:
     org = ev.organization
-    alert = Alert(organization_id=org.id, rule=rule, fingerprint=fingerprint, status="open", title="",
+    alert = Alert(organization_id=org.id, rule=rule, fingerprint=fingerprint, status=AlertStatus.OPEN, title="",
                   record_type=record_type, error_code=error_code, connector_id=connector_id,
                   opened_at=ev.now, last_seen_at=ev.now, details={})
     if rule == rules.ERROR_THRESHOLD:
@@ -323,7 +326,7 @@ def _raise(ev: _Evaluation, rule: str, fingerprint: str, *, opened_at: datetime 
     ev.opened_or_resolved = True
     ev.touched.add(alert.id)
     ev.raised.add(alert.id)
-    _event(alert, "raised", ev.now, detail=f"crossing at {opened_at:%Y-%m-%d %H:%M:%S}" if opened_at else "")
+    _event(alert, AlertEventKind.RAISED, ev.now, detail=f"crossing at {opened_at:%Y-%m-%d %H:%M:%S}" if opened_at else "")
     return alert
 
 
@@ -341,7 +344,7 @@ def _join(ev: _Evaluation, alert: Alert, record_ids: list[int]) -> None:
     db.session.execute(sa.insert(AlertRecord), [{"alert_id": alert.id, "record_id": r, "joined_at": ev.now}
                                                 for r in new])
     if alert.id not in ev.raised:
-        db.session.execute(sa.insert(AlertEvent), [{"alert_id": alert.id, "kind": "joined", "at": ev.now,
+        db.session.execute(sa.insert(AlertEvent), [{"alert_id": alert.id, "kind": AlertEventKind.JOINED, "at": ev.now,
                                                     "record_id": r, "detail": ""} for r in new])
     alert.last_seen_at = ev.now
     ev.touched.add(alert.id)
@@ -350,20 +353,20 @@ def _join(ev: _Evaluation, alert: Alert, record_ids: list[int]) -> None:
 def _resolve(ev: _Evaluation, alert: Alert) -> None:
     if alert.id in ev.raised:  # raised and cleared in one evaluation: tell of the raise before the resolution
         _refresh_content(alert)
-        _notify(alert, recipients.for_raise(alert), "raised", ev.now)
+        _notify(alert, recipients.for_raise(alert), NotificationEvent.RAISED, ev.now)
     _close(alert, ev.now)
     ev.opened_or_resolved = True
     ev.touched.add(alert.id)
 
 
 def _close(alert: Alert, now: datetime) -> None:
-    alert.status = "resolved"
+    alert.status = AlertStatus.RESOLVED
     alert.resolved_at = now
     if alert.global_announced_at is None:
         alert.global_due_at = None  # resolved within the grouping wait: never announced
-    _event(alert, "resolved", now)
+    _event(alert, AlertEventKind.RESOLVED, now)
     _refresh_content(alert)
-    _notify(alert, recipients.for_resolution(alert), "resolved", now)
+    _notify(alert, recipients.for_resolution(alert), NotificationEvent.RESOLVED, now)
 
 
 def _notify(alert: Alert, user_ids: list[int], event: str, now: datetime) -> None:
@@ -380,8 +383,8 @@ def _notify(alert: Alert, user_ids: list[int], event: str, now: datetime) -> Non
                                     organization_id=alert.organization_id, title=alert.title, created_at=now)
         db.session.add(notification)
         db.session.flush()
-        _event(alert, "notified", now, user_id=user_id, detail=event)
-        queue_event(user_channel(user_id), "notification",
+        _event(alert, AlertEventKind.NOTIFIED, now, user_id=user_id, detail=event)
+        queue_event(user_channel(user_id), LiveEvent.NOTIFICATION,
                     {"id": notification.id, "alert_id": alert.id, "event": event, "title": alert.title,
                      "link": f"/notifications/{notification.id}"})
 
@@ -426,7 +429,7 @@ def _lock_platform() -> PlatformSettings:
 
 def _open_alert(fingerprint: str) -> Alert | None:
     return db.session.scalars(
-        sa.select(Alert).where(Alert.fingerprint == fingerprint, Alert.status == "open")
+        sa.select(Alert).where(Alert.fingerprint == fingerprint, Alert.status == AlertStatus.OPEN)
     ).one_or_none()
 
 
@@ -436,10 +439,10 @@ def _batch_facts(batch_id: int) -> list[rules.AttemptFact]:
         sa.select(SyncAttempt.id, SyncAttempt.record_id, SyncRecord.record_type, SyncAttempt.attempted_at,
                   SyncAttempt.outcome, SyncAttempt.error_code, SyncAttempt.failure_streak)
         .join(SyncRecord, SyncRecord.id == SyncAttempt.record_id)
-        .where(SyncAttempt.batch_id == batch_id, SyncAttempt.outcome == "failure", SyncAttempt.late.is_(False))
+        .where(SyncAttempt.batch_id == batch_id, SyncAttempt.outcome == AttemptOutcome.FAILURE, SyncAttempt.late.is_(False))
         .order_by(SyncAttempt.attempted_at, SyncAttempt.id)
     ).all()
-    return [rules.AttemptFact(r.id, r.record_id, r.record_type, r.attempted_at, r.outcome == "failure",
+    return [rules.AttemptFact(r.id, r.record_id, r.record_type, r.attempted_at, r.outcome == AttemptOutcome.FAILURE,
                               r.error_code, r.failure_streak) for r in rows]
 
 
@@ -452,7 +455,7 @@ def _failures_around(organization_id: int, keys: list[tuple[datetime, int]], thr
     first and last, whatever the size of the history.
     """
     first, last = min(keys), max(keys)
-    failure = sa.and_(SyncAttempt.organization_id == organization_id, SyncAttempt.outcome == "failure")
+    failure = sa.and_(SyncAttempt.organization_id == organization_id, SyncAttempt.outcome == AttemptOutcome.FAILURE)
     before = db.session.execute(
         sa.select(SyncAttempt.attempted_at, SyncAttempt.id).where(
             failure, sa.or_(SyncAttempt.attempted_at < first[0],
@@ -472,7 +475,7 @@ def _records_failed_between(organization_id: int, start: datetime, end: tuple[da
     """Records with a failed attempt in the window (start, end]: the affected set of a new error-threshold alert."""
     return list(db.session.scalars(
         sa.select(SyncAttempt.record_id).where(
-            SyncAttempt.organization_id == organization_id, SyncAttempt.outcome == "failure",
+            SyncAttempt.organization_id == organization_id, SyncAttempt.outcome == AttemptOutcome.FAILURE,
             SyncAttempt.attempted_at > start,
             sa.or_(SyncAttempt.attempted_at < end[0],
                    sa.and_(SyncAttempt.attempted_at == end[0], SyncAttempt.id <= end[1])))

@@ -5,6 +5,7 @@ import sqlalchemy as sa
 
 from dashboard.extensions import db
 from dashboard.models import Alert, Membership, Notification, User
+from dashboard.vocabulary import NotificationEvent
 
 
 def organization_admins(organization_id: int) -> list[int]:
@@ -28,7 +29,7 @@ def for_raise(alert: Alert) -> list[int]:
 def for_resolution(alert: Alert) -> list[int]:
     """Recipients of the raise notification who still hold the role that made them recipients."""
     raised_to = set(db.session.scalars(
-        sa.select(Notification.user_id).where(Notification.alert_id == alert.id, Notification.event == "raised")
+        sa.select(Notification.user_id).where(Notification.alert_id == alert.id, Notification.event == NotificationEvent.RAISED)
     ))
     if not raised_to:
         return []

@@ -13,8 +13,6 @@ CONSECUTIVE = "consecutive_failures"
 ERROR_THRESHOLD = "error_threshold"
 STALE = "stale_sync"
 PLATFORM = "platform_incident"
-CLEARED_STATUSES = frozenset({"synced", "excluded"})
-WAITING_STATUSES = ("pending", "failed")
 
 
 @dataclass(frozen=True)
@@ -86,19 +84,16 @@ def stale_fingerprint(organization_id: int, connector_id: int) -> str:
 
 
 def stale_cutoff(now: datetime, stale_after_hours: int) -> datetime:
-    """Records approved before this instant have waited more than the threshold."""
+    """Records approved before this instant have waited more than the threshold.
+
+    A record is stale when it waits (`dashboard.vocabulary.WAITING_STATUSES`) and was approved
+    before the cutoff; the engine applies that as SQL (`_apply_stale`).
+    """
     return now - timedelta(hours=stale_after_hours)
 
 
-def is_stale(approved_at: datetime, status: str, now: datetime, stale_after_hours: int) -> bool:
-    return status in WAITING_STATUSES and approved_at < stale_cutoff(now, stale_after_hours)
-
-
-# Rule 4: resolution.
-
-def is_cleared(statuses: Iterable[str]) -> bool:
-    """An alert resolves when every affected record is synced or excluded."""
-    return all(s in CLEARED_STATUSES for s in statuses)
+# Rule 4, resolution, is stated where it is applied: an open alert resolves when none of its records
+# is outside `dashboard.vocabulary.CLEARED_STATUSES` (the engine's `_resolve_cleared`).
 
 
 # Rule 5: the platform incident and what global admins hear.

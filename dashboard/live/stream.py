@@ -22,12 +22,13 @@ import redis
 from flask_sse import Message
 
 from dashboard.live.publish import CHANNEL_PREFIX, PLATFORM_CHANNEL, organization_channel, user_channel
+from dashboard.vocabulary import LiveEvent
 
 log = logging.getLogger(__name__)
 ALL_ORGANIZATIONS = "org:*"
 HEARTBEAT_SECONDS = 15.0
 QUEUE_LIMIT = 100
-RESYNC = Message({"reason": "reconnected"}, type="resync")
+RESYNC = Message({"reason": "reconnected"}, type=LiveEvent.RESYNC.value)
 
 
 def channels_for(user_id: int, organization_ids: set[int], is_global_admin: bool) -> frozenset[str]:

@@ -9,11 +9,12 @@ import sqlalchemy.orm as so
 
 from dashboard.extensions import db
 from dashboard.models.base import enum_check, utcnow
+from dashboard.vocabulary import AlertEventKind, AlertStatus, NotificationEvent, values
 
 RULES = ("consecutive_failures", "error_threshold", "stale_sync", "platform_incident")
-ALERT_STATUSES = ("open", "resolved")
-ALERT_EVENT_KINDS = ("raised", "joined", "notified", "resolved", "announced", "folded", "updated")
-NOTIFICATION_EVENTS = ("raised", "resolved")
+ALERT_STATUSES = values(AlertStatus)
+ALERT_EVENT_KINDS = values(AlertEventKind)
+NOTIFICATION_EVENTS = values(NotificationEvent)
 
 
 class Alert(db.Model):
@@ -53,7 +54,7 @@ class Alert(db.Model):
     connector_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("connectors.id", ondelete="SET NULL"))
     rule: so.Mapped[str] = so.mapped_column(sa.String(30))
     fingerprint: so.Mapped[str] = so.mapped_column(sa.String(200))
-    status: so.Mapped[str] = so.mapped_column(sa.String(10), default="open")
+    status: so.Mapped[str] = so.mapped_column(sa.String(10), default=AlertStatus.OPEN.value)
     record_type: so.Mapped[Optional[str]] = so.mapped_column(sa.String(40))
     error_code: so.Mapped[Optional[str]] = so.mapped_column(sa.String(40))
     error_message: so.Mapped[Optional[str]] = so.mapped_column(sa.String(1000))

@@ -9,12 +9,13 @@ import sqlalchemy.orm as so
 
 from dashboard.extensions import db
 from dashboard.models.base import enum_check, utcnow
+from dashboard.vocabulary import AttemptOutcome, RecordStatus, values
 
 PROVIDERS = ("sandbox", "http", "external")
 """`external`: an orchestrator outside this service reports its attempts through the ingestion API."""
 RECORD_TYPES = ("expense_claim", "mileage_claim", "reimbursement_payment")
-RECORD_STATUSES = ("pending", "synced", "failed", "excluded")
-OUTCOMES = ("success", "failure")
+RECORD_STATUSES = values(RecordStatus)
+OUTCOMES = values(AttemptOutcome)
 BATCH_SOURCES = ("orchestrator", "api")
 RECORD_ACTIONS = ("retry", "exclude", "include")
 
@@ -75,7 +76,7 @@ class SyncRecord(db.Model):
     amount_minor: so.Mapped[int] = so.mapped_column(sa.BigInteger)
     currency: so.Mapped[str] = so.mapped_column(sa.String(3), default="NOK")
     approved_at: so.Mapped[datetime]
-    status: so.Mapped[str] = so.mapped_column(sa.String(20), default="pending")
+    status: so.Mapped[str] = so.mapped_column(sa.String(20), default=RecordStatus.PENDING.value)
     consecutive_failures: so.Mapped[int] = so.mapped_column(default=0)
     auto_attempts: so.Mapped[int] = so.mapped_column(default=0)
     next_attempt_at: so.Mapped[Optional[datetime]]

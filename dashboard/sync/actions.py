@@ -19,6 +19,7 @@ from dashboard.models import (
 )
 from dashboard.queues import check_organization_after_commit, sync_after_commit
 from dashboard.sync.orchestrator import PUSHED_PROVIDERS
+from dashboard.vocabulary import CLEARED_STATUSES, RecordStatus
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,9 +66,9 @@ def exclude_record(organization: Organization, record_id: int, user: User, reaso
     if len(reason) > MAX_REASON_LENGTH:
         raise ActionRefused(_("The reason can be at most %(n)d characters long.", n=MAX_REASON_LENGTH))
     record = _owned(SyncRecord, organization, record_id)
-    if record.status in ("synced", "excluded"):
+    if record.status in CLEARED_STATUSES:
         raise ActionRefused(_("Only a pending or failed record can be excluded."))
-    record.status = "excluded"
+    record.status = RecordStatus.EXCLUDED
     record.excluded_reason = reason
     record.next_attempt_at = None
     record.retry_requested_by_id = None
@@ -80,9 +81,9 @@ def exclude_record(organization: Organization, record_id: int, user: User, reaso
 def include_record(organization: Organization, record_id: int, user: User) -> SyncRecord:
     """Put an excluded record back in sync: failed if its streak is unbroken, else pending; due now."""
     record = _owned(SyncRecord, organization, record_id)
-    if record.status != "excluded":
+    if record.status != RecordStatus.EXCLUDED:
         raise ActionRefused(_("Only an excluded record can be included again."))
-    record.status = "failed" if record.consecutive_failures > 0 else "pending"
+    record.status = RecordStatus.FAILED if record.consecutive_failures > 0 else RecordStatus.PENDING
     record.excluded_reason = None
     record.next_attempt_at = utcnow()
     db.session.add(RecordAction(record_id=record.id, user_id=user.id, action="include"))
@@ -111,7 +112,7 @@ def _retry(organization: Organization, condition: sa.ColumnElement[bool], user: 
     now = utcnow()
     retried = db.session.execute(
         sa.update(SyncRecord)
-        .where(SyncRecord.organization_id == organization.id, SyncRecord.status == "failed", condition)
+        .where(SyncRecord.organization_id == organization.id, SyncRecord.status == RecordStatus.FAILED, condition)
         .values(auto_attempts=0, next_attempt_at=now, retry_requested_by_id=user.id)
         .returning(SyncRecord.id, SyncRecord.connector_id)
         .execution_options(synchronize_session=False)

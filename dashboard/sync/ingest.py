@@ -23,6 +23,7 @@ from dashboard.sync.log import Outcome, record_batch
 from dashboard.sync.payload import (
     UNKNOWN_CONNECTOR, AttemptReport, FieldError, PayloadRejected, SyncBatchRequest, unprocessable,
 )
+from dashboard.vocabulary import AttemptOutcome, RecordStatus
 
 RECORD_DETAILS = ("record_type", "amount_minor", "currency", "approved_at")
 
@@ -112,7 +113,7 @@ def _known_or_new_records(connector: Connector, attempts: list[AttemptReport]) -
         raise PayloadRejected(409, "The report contradicts records already known; nothing was written", conflicts)
     new_records = [
         SyncRecord(organization_id=connector.organization_id, connector_id=connector.id, source_ref=ref,
-                   status="pending", consecutive_failures=0, auto_attempts=0,
+                   status=RecordStatus.PENDING, consecutive_failures=0, auto_attempts=0,
                    **{name: getattr(attempts[index], name) for name in RECORD_DETAILS})
         for ref, index in first_index.items() if ref not in known
     ]
@@ -148,7 +149,7 @@ def _new_attempts(record_ids: dict[str, int], attempts: list[AttemptReport]) -> 
 
 
 def _logged_code(attempt: AttemptReport) -> str | None:
-    return describe(attempt.error_code).code if attempt.outcome == "failure" else None
+    return describe(attempt.error_code).code if attempt.outcome == AttemptOutcome.FAILURE else None
 
 
 def _shown(value: object) -> str:
@@ -163,7 +164,7 @@ def _outcome(record_id: int, attempt: AttemptReport) -> Outcome:
     return Outcome(
         record_id=record_id,
         attempted_at=attempt.attempted_at,
-        ok=attempt.outcome == "success",
+        ok=attempt.outcome == AttemptOutcome.SUCCESS,
         external_id=attempt.external_id,
         error_code=attempt.error_code,
         error_message=attempt.error_message,

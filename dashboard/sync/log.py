@@ -23,6 +23,7 @@ from dashboard.extensions import db
 from dashboard.models import Connector, HourlyAttemptCount, SyncAttempt, SyncBatch, SyncRecord
 from dashboard.sync.errors import describe
 from dashboard.sync.retry import next_attempt_at
+from dashboard.vocabulary import AttemptOutcome, RecordStatus
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def record_batch(
         if o.ok:
             state.consecutive_failures = 0
             state.auto_attempts = 0
-            update.update(status="synced" if state.status != "excluded" else "excluded",
+            update.update(status=RecordStatus.SYNCED if state.status != RecordStatus.EXCLUDED else RecordStatus.EXCLUDED,
                           consecutive_failures=0, auto_attempts=0, next_attempt_at=None,
                           synced_at=o.attempted_at, external_id=o.external_id, last_attempt_at=o.attempted_at,
                           last_error_code=None, last_error_message=None)
@@ -99,7 +100,7 @@ def record_batch(
             state.consecutive_failures += 1
             state.auto_attempts += 1
             error = describe(o.error_code)
-            update.update(status="failed" if state.status != "excluded" else "excluded",
+            update.update(status=RecordStatus.FAILED if state.status != RecordStatus.EXCLUDED else RecordStatus.EXCLUDED,
                           consecutive_failures=state.consecutive_failures, auto_attempts=state.auto_attempts,
                           next_attempt_at=next_attempt_at(o.attempted_at, error.transient, state.auto_attempts,
                                                           max_auto_attempts, o.retry_after, retry_delay_scale),
@@ -122,7 +123,7 @@ def record_batch(
 def _attempt_row(connector: Connector, batch: SyncBatch, o: Outcome, *, failure_streak: int, late: bool) -> dict:
     return {
         "organization_id": connector.organization_id, "batch_id": batch.id, "record_id": o.record_id,
-        "attempted_at": o.attempted_at, "outcome": "success" if o.ok else "failure",
+        "attempted_at": o.attempted_at, "outcome": AttemptOutcome.SUCCESS if o.ok else AttemptOutcome.FAILURE,
         "error_code": None if o.ok else describe(o.error_code).code,
         "error_message": None if o.ok else (o.error_message or "")[:1000],
         "failure_streak": failure_streak, "late": late, "triggered_by_id": o.triggered_by_id,

@@ -20,6 +20,7 @@ from dashboard.queues import evaluate_after_commit
 from dashboard.sync.connectors import OutgoingRecord, adapter_for
 from dashboard.sync.errors import describe
 from dashboard.sync.log import Outcome, record_batch
+from dashboard.vocabulary import RecordStatus
 
 log = logging.getLogger(__name__)
 PUSHED_PROVIDERS = ("sandbox", "http")
@@ -35,9 +36,9 @@ def connectors_to_sync() -> list[int]:
 
 def due_records(connector_id: int, now, limit: int) -> list[SyncRecord]:  # type: ignore[no-untyped-def]
     """Pending records and failed ones due for an automatic retry, oldest approval first."""
-    pending = (sa.select(SyncRecord).where(SyncRecord.connector_id == connector_id, SyncRecord.status == "pending")
+    pending = (sa.select(SyncRecord).where(SyncRecord.connector_id == connector_id, SyncRecord.status == RecordStatus.PENDING)
                .order_by(SyncRecord.approved_at, SyncRecord.id).limit(limit))
-    retry = (sa.select(SyncRecord).where(SyncRecord.connector_id == connector_id, SyncRecord.status == "failed",
+    retry = (sa.select(SyncRecord).where(SyncRecord.connector_id == connector_id, SyncRecord.status == RecordStatus.FAILED,
                                          SyncRecord.next_attempt_at <= now)
              .order_by(SyncRecord.approved_at, SyncRecord.id).limit(limit))
     records = list(db.session.scalars(pending)) + list(db.session.scalars(retry))

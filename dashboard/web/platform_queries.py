@@ -19,6 +19,7 @@ from rq.defaults import DEFAULT_CRON_SCHEDULER_TTL, DEFAULT_WORKER_TTL
 from dashboard.alerts import rules
 from dashboard.extensions import db
 from dashboard.models import Alert, Connector, HourlyAttemptCount, Organization, SyncBatch, SyncRecord
+from dashboard.vocabulary import WAITING_STATUSES, AlertStatus
 
 LAST_SCAN_KEY = "dashboard:last-scan"
 """Set by the periodic scan job to the ISO time of its last run."""
@@ -56,7 +57,7 @@ def organization_summaries(now: datetime) -> list[OrganizationSummary]:
     last_success = sa.select(sa.func.max(Connector.last_success_at)).where(Connector.organization_id == org)
     errors = (sa.select(sa.func.coalesce(sa.func.sum(HourlyAttemptCount.failures), 0))
               .where(HourlyAttemptCount.organization_id == org, HourlyAttemptCount.hour > now - ERROR_WINDOW))
-    waiting_records = sa.and_(SyncRecord.organization_id == org, SyncRecord.status.in_(rules.WAITING_STATUSES))
+    waiting_records = sa.and_(SyncRecord.organization_id == org, SyncRecord.status.in_(WAITING_STATUSES))
     waiting = sa.select(sa.func.count()).where(waiting_records)
     oldest = sa.select(sa.func.min(SyncRecord.approved_at)).where(waiting_records)
     rows = db.session.execute(sa.select(
@@ -77,7 +78,7 @@ def organization_summaries(now: datetime) -> list[OrganizationSummary]:
 def _open_alerts_by_organization() -> dict[int, dict[str, int]]:
     rows = db.session.execute(
         sa.select(Alert.organization_id, Alert.rule, sa.func.count())
-        .where(Alert.status == "open", Alert.organization_id.is_not(None))
+        .where(Alert.status == AlertStatus.OPEN, Alert.organization_id.is_not(None))
         .group_by(Alert.organization_id, Alert.rule)
     ).all()
     alerts: dict[int, dict[str, int]] = {}
@@ -91,7 +92,7 @@ def platform_incidents(now: datetime) -> list[Alert]:
     return list(db.session.scalars(
         sa.select(Alert)
         .where(Alert.organization_id.is_(None), Alert.rule == rules.PLATFORM,
-               sa.or_(Alert.status == "open", Alert.resolved_at >= now - RECENT_INCIDENTS))
+               sa.or_(Alert.status == AlertStatus.OPEN, Alert.resolved_at >= now - RECENT_INCIDENTS))
         .order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(INCIDENT_LIMIT)
     ))
 

@@ -57,9 +57,11 @@
     var source = e.detail && e.detail.source;
     if (source && bound && !bound.has(source)) {
       bound.add(source);
-      source.addEventListener("notification", onNotification);
-      source.addEventListener("resync", resync);
-      ["records-changed", "alert-changed", "platform-changed"].forEach(function (type) {
+      /* Event names come from the server's vocabulary (dashboard/vocabulary.py LiveEvent). */
+      var names = JSON.parse(document.body.dataset.liveEvents);
+      source.addEventListener(names.NOTIFICATION, onNotification);
+      source.addEventListener(names.RESYNC, resync);
+      [names.RECORDS_CHANGED, names.ALERT_CHANGED, names.PLATFORM_CHANGED].forEach(function (type) {
         source.addEventListener(type, function () {
           document.body.dispatchEvent(new CustomEvent("live:changed", { detail: { type: type } }));
         });

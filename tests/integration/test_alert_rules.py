@@ -7,7 +7,7 @@ from dashboard.alerts.engine import announce_due, check_organization, evaluate_b
 from dashboard.extensions import db
 from dashboard.models import Alert, AlertEvent
 from tests import factories
-from tests.alerting import T0, affected_ids, alerts, log_batch, notifications, run
+from tests.alerting import T0, affected_ids, alerts, log_batch, notifications, run, set_status
 
 LOCKED = "period_locked"
 
@@ -90,6 +90,18 @@ def test_partial_retry_sends_no_resolution(world, rec):
     assert notifications(event="resolved") == []
 
 
+def test_an_alert_whose_records_are_synced_or_excluded_resolves(world, rec):
+    """Given a rule-1 alert over two records, when one is synced and the other excluded, the alert resolves."""
+    other = factories.record(world.connector_a, record_type=rec.record_type)
+    fail(world, rec, 3)
+    fail(world, other, 3, start=T0 + timedelta(minutes=10))
+    run(world.connector_a, [(rec, None)], at=T0 + timedelta(hours=1))
+    set_status(other, "excluded")
+    check_organization(world.org_a.id, now=T0 + timedelta(hours=2))
+    [alert] = alerts(rule="consecutive_failures")
+    assert alert.status == "resolved"
+
+
 def test_resolved_alert_never_reopens(world, rec):
     """Given a resolved alert, when the record crosses again, a new alert is raised."""
     fail(world, rec, 3)
@@ -154,10 +166,11 @@ def test_resolved_threshold_alert_does_not_flap_while_window_is_full(world):
 
 # Rule 3 ---------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("age, raises", [(timedelta(hours=47, minutes=59), False),
+@pytest.mark.parametrize("age, raises", [(timedelta(hours=47, minutes=59), False), (timedelta(hours=48), False),
                                          (timedelta(hours=48, minutes=1), True)])
 def test_staleness_boundary(world, age, raises):
-    """Given a record approved `age` ago and never synced, the stale rule fires only past 48 hours."""
+    """Given a record approved `age` ago and never synced, the stale rule fires only past 48 hours
+    (47 h 59 min and exactly 48 h are not stale)."""
     factories.record(world.connector_a, approved_at=T0 - age)
     db.session.commit()
     check_organization(world.org_a.id, now=T0)
@@ -167,6 +180,16 @@ def test_staleness_boundary(world, age, raises):
         assert stale[0].details["link"].startswith("/orgs/org-a/integration?alert=")
         assert "never synced" in stale[0].body
         assert len(notifications(world.admin_a)) == 1
+
+
+@pytest.mark.parametrize("status, raises", [("pending", True), ("failed", True), ("synced", False),
+                                            ("excluded", False)])
+def test_only_waiting_records_can_be_stale(world, status, raises):
+    """Given a record approved 3 days ago, it is stale only while it waits (pending or failed)."""
+    factories.record(world.connector_a, approved_at=T0 - timedelta(days=3), status=status)
+    db.session.commit()
+    check_organization(world.org_a.id, now=T0)
+    assert bool(alerts(rule="stale_sync")) is raises
 
 
 def test_disabled_connector_raises_nothing(world):

@@ -74,6 +74,8 @@ def test_given_a_full_database_when_a_batch_is_posted_then_503_names_it_and_writ
     before, connector_id = written_rows(db), world.connector_a.id
     db.session.remove()
     _db.engine.dispose()
+    with sqlite3.connect(sqlite_path) as compact:
+        compact.execute("VACUUM")  # no free pages left for the inserts to reuse
 
     @sa.event.listens_for(_db.engine, "connect")
     def _no_room(dbapi_connection, _record):  # type: ignore[no-untyped-def]

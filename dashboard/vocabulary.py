@@ -1,0 +1,77 @@
+"""The words the whole service shares: states, outcomes, events, and their labels, each defined once.
+
+They are string enums, so they compare equal to the strings stored in the
+database and sent to browsers. Templates get them as globals (`RecordStatus`,
+`LiveEvent`, ...), and the browser's scripts read the live event names from
+the page (`data-live-events` on `<body>`), so no name is spelled twice. Plain
+Python: the pure alert rules use it too. Their labels, in people's words, are
+the web's (`dashboard.web.formatting`).
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RecordStatus(StrEnum):
+    PENDING = "pending"
+    SYNCED = "synced"
+    FAILED = "failed"
+    EXCLUDED = "excluded"
+
+
+WAITING_STATUSES = (RecordStatus.PENDING, RecordStatus.FAILED)
+"""Approved records not yet in the accounting system (and not taken out by an administrator)."""
+CLEARED_STATUSES = (RecordStatus.SYNCED, RecordStatus.EXCLUDED)
+"""Records an alert no longer waits for."""
+
+
+class AttemptOutcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class AlertEventKind(StrEnum):
+    """What the alert side of the sync log records."""
+
+    RAISED = "raised"
+    JOINED = "joined"
+    NOTIFIED = "notified"
+    RESOLVED = "resolved"
+    ANNOUNCED = "announced"
+    FOLDED = "folded"
+    UPDATED = "updated"
+
+
+class NotificationEvent(StrEnum):
+    """The alert events a person is told of."""
+
+    RAISED = "raised"
+    RESOLVED = "resolved"
+
+
+class LiveEvent(StrEnum):
+    """Server-Sent Event types, published after commit and listened to by the pages."""
+
+    NOTIFICATION = "notification"
+    RECORDS_CHANGED = "records-changed"
+    ALERT_CHANGED = "alert-changed"
+    PLATFORM_CHANGED = "platform-changed"
+    RESYNC = "resync"
+    """Sent by the stream itself when it may have missed events: re-fetch from the database."""
+
+
+def values(enum: type[StrEnum]) -> tuple[str, ...]:
+    """The stored strings of an enum, for CHECK constraints and validators."""
+    return tuple(member.value for member in enum)
+
+
+def register(app) -> None:  # type: ignore[no-untyped-def]
+    """Expose the vocabulary to templates (and, through `live_events`, to the pages' scripts)."""
+    for enum in (RecordStatus, AttemptOutcome, AlertStatus, AlertEventKind, NotificationEvent, LiveEvent):
+        app.add_template_global(enum, enum.__name__)
+    app.add_template_global({member.name: member.value for member in LiveEvent}, "live_events")
