@@ -51,7 +51,7 @@ def seed_demo(now: datetime | None = None) -> list[tuple[str, str]]:
     now = now or utcnow()
     rng = random.Random(2026)
     if db.session.get(PlatformSettings, 1) is None:
-        db.session.add(PlatformSettings(id=1, incident_min_organizations=2, grouping_wait_seconds=60))
+        db.session.add(PlatformSettings.defaults())
     logins: list[tuple[str, str]] = []
     for spec in DEMO_ORGS:
         org = db.session.scalar(sa.select(Organization).where(Organization.slug == spec.slug))

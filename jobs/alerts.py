@@ -61,5 +61,10 @@ def announce() -> None:
 def scan() -> None:
     """Every minute: staleness, the grouping wait, and batches that were never evaluated."""
     from dashboard.alerts.engine import scan as run_scan
+    from dashboard.extensions import redis_ext
+    from dashboard.models import utcnow
+    from dashboard.scan_clock import record_scan
 
-    run_scan()
+    now = utcnow()
+    run_scan(now)
+    record_scan(redis_ext.client, now)

@@ -52,13 +52,22 @@ class PlatformSettings(db.Model):
         sa.CheckConstraint("grouping_wait_seconds >= 0", name="grouping_wait_nonnegative"),
     )
 
+    DEFAULT_INCIDENT_MIN_ORGANIZATIONS = 2
+    DEFAULT_GROUPING_WAIT_SECONDS = 60
+
     id: so.Mapped[int] = so.mapped_column(primary_key=True, default=1)
-    incident_min_organizations: so.Mapped[int] = so.mapped_column(default=2)
-    grouping_wait_seconds: so.Mapped[int] = so.mapped_column(default=60)
+    incident_min_organizations: so.Mapped[int] = so.mapped_column(default=DEFAULT_INCIDENT_MIN_ORGANIZATIONS)
+    grouping_wait_seconds: so.Mapped[int] = so.mapped_column(default=DEFAULT_GROUPING_WAIT_SECONDS)
+
+    @classmethod
+    def defaults(cls) -> "PlatformSettings":
+        """The row as it is before any global admin changed it (not added to the session)."""
+        return cls(id=1, incident_min_organizations=cls.DEFAULT_INCIDENT_MIN_ORGANIZATIONS,
+                   grouping_wait_seconds=cls.DEFAULT_GROUPING_WAIT_SECONDS)
 
     @classmethod
     def load(cls) -> "PlatformSettings":
-        return db.session.get(cls, 1) or cls(id=1, incident_min_organizations=2, grouping_wait_seconds=60)
+        return db.session.get(cls, 1) or cls.defaults()
 
 
 class User(UserMixin, db.Model):

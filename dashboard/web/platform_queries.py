@@ -19,10 +19,9 @@ from rq.defaults import DEFAULT_CRON_SCHEDULER_TTL, DEFAULT_WORKER_TTL
 from dashboard.alerts import rules
 from dashboard.extensions import db
 from dashboard.models import Alert, Connector, HourlyAttemptCount, Organization, SyncBatch, SyncRecord
+from dashboard.scan_clock import LAST_SCAN_KEY
 from dashboard.vocabulary import WAITING_STATUSES, AlertStatus
 
-LAST_SCAN_KEY = "dashboard:last-scan"
-"""Set by the periodic scan job to the ISO time of its last run."""
 ERROR_WINDOW = timedelta(hours=24)
 RECENT_INCIDENTS = timedelta(days=7)
 INCIDENT_LIMIT = 20

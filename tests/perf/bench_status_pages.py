@@ -20,7 +20,7 @@ no ANALYZE, as production has it): one organization, one HTTP connector, one adm
 - the open alerts the engine would hold in that state, with Alert + AlertRecord +
   AlertEvent ("raised", "joined") rows and title, body and details written by the
   product's own dashboard.alerts.content.describe + alert_link (as
-  engine._refresh_content does): the rule-1 alert of the incident with exactly
+  alerts.writer.refresh_content does): the rule-1 alert of the incident with exactly
   10,000 affected records (the alert view measured here), rule-1 alerts of the
   other (record type, error code) groups, the error-threshold alert (every record
   that failed since it opened) and the stale-sync alert (every record waiting more
@@ -742,7 +742,7 @@ def write_alerts(history: History, db_path: Path) -> int:
         connection.execute("COMMIT")
     finally:
         connection.close()
-    for spec in specs:  # title, body and details as engine._refresh_content writes them
+    for spec in specs:  # title, body and details as alerts.writer.refresh_content writes them
         alert = db.session.get(Alert, spec["id"])
         content = describe(alert)
         alert.title = content.title
@@ -812,7 +812,7 @@ def ordered(rows: list[tuple], sort: str) -> list[tuple]:
 
 def page_plan(base: str, args: dict, order: list[tuple], offset: int, alert_id: int | None = None) -> PagePlan:
     """The page that starts at `offset` of `order`: by the cursor of the row before it (none at 0)."""
-    from dashboard.web.status_queries import Cursor
+    from dashboard.web.paging import Cursor
 
     query = dict(args)
     after = None
@@ -930,7 +930,7 @@ def check_next_links(client: Client, plans: dict[str, list[PagePlan]], world: Wo
     import html
     from urllib.parse import parse_qs, urlsplit
 
-    from dashboard.web.status_queries import Cursor
+    from dashboard.web.paging import Cursor
 
     for figure in ("deep_page", "filtered", "alert_view"):
         plan = next(p for p in plans[figure][WARMUP:] if p.after and p.rows == PAGE_SIZE)
@@ -967,7 +967,7 @@ def replay_sql(app, db_path: Path, plans: dict[str, list[PagePlan]], world: Worl
 
     from dashboard.extensions import db
     from dashboard.models import Organization
-    from dashboard.web import status_queries as q
+    from dashboard.web import record_list as q
 
     captured: list[tuple[str, tuple]] = []
 

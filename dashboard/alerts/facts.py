@@ -1,0 +1,61 @@
+"""What the rules read of the sync log: bounded by the batch, never by an organization's history."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from dashboard.alerts import rules
+from dashboard.extensions import db
+from dashboard.models import SyncAttempt, SyncRecord
+from dashboard.vocabulary import AttemptOutcome
+
+
+def batch_facts(batch_id: int) -> list[rules.AttemptFact]:
+    """The batch's failed attempts in log order, late ones left out: the only attempts the rules read."""
+    rows = db.session.execute(
+        sa.select(SyncAttempt.id, SyncAttempt.record_id, SyncRecord.record_type, SyncAttempt.attempted_at,
+                  SyncAttempt.outcome, SyncAttempt.error_code, SyncAttempt.failure_streak)
+        .join(SyncRecord, SyncRecord.id == SyncAttempt.record_id)
+        .where(SyncAttempt.batch_id == batch_id, SyncAttempt.outcome == AttemptOutcome.FAILURE, SyncAttempt.late.is_(False))
+        .order_by(SyncAttempt.attempted_at, SyncAttempt.id)
+    ).all()
+    return [rules.AttemptFact(r.id, r.record_id, r.record_type, r.attempted_at, r.outcome == AttemptOutcome.FAILURE,
+                              r.error_code, r.failure_streak) for r in rows]
+
+
+def failures_around(organization_id: int, keys: list[tuple[datetime, int]], threshold: int
+                     ) -> list[tuple[datetime, int]]:
+    """The organization's failures from the (threshold + 1)th before the first key to the last key.
+
+    Two index range reads on (organization_id, attempted_at, id) WHERE failure:
+    at most threshold + 1 rows before, and the failures between the batch's
+    first and last, whatever the size of the history.
+    """
+    first, last = min(keys), max(keys)
+    failure = sa.and_(SyncAttempt.organization_id == organization_id, SyncAttempt.outcome == AttemptOutcome.FAILURE)
+    before = db.session.execute(
+        sa.select(SyncAttempt.attempted_at, SyncAttempt.id).where(
+            failure, sa.or_(SyncAttempt.attempted_at < first[0],
+                            sa.and_(SyncAttempt.attempted_at == first[0], SyncAttempt.id < first[1])))
+        .order_by(SyncAttempt.attempted_at.desc(), SyncAttempt.id.desc()).limit(threshold + 1)
+    ).all()
+    between = db.session.execute(
+        sa.select(SyncAttempt.attempted_at, SyncAttempt.id).where(
+            failure, SyncAttempt.attempted_at >= first[0], SyncAttempt.attempted_at <= last[0])
+        .order_by(SyncAttempt.attempted_at, SyncAttempt.id)
+    ).all()
+    merged = {(t, i) for t, i in before} | {(t, i) for t, i in between if (t, i) >= first}
+    return sorted(merged)
+
+
+def records_failed_between(organization_id: int, start: datetime, end: tuple[datetime, int]) -> list[int]:
+    """Records with a failed attempt in the window (start, end]: the affected set of a new error-threshold alert."""
+    return list(db.session.scalars(
+        sa.select(SyncAttempt.record_id).where(
+            SyncAttempt.organization_id == organization_id, SyncAttempt.outcome == AttemptOutcome.FAILURE,
+            SyncAttempt.attempted_at > start,
+            sa.or_(SyncAttempt.attempted_at < end[0],
+                   sa.and_(SyncAttempt.attempted_at == end[0], SyncAttempt.id <= end[1])))
+        .distinct()
+    ))
