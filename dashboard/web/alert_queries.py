@@ -1,4 +1,7 @@
-"""Reading an organization's alerts for the alerts page: one keyset page, and the timelines of its alerts."""
+"""Reading an organization's alerts for the alerts page: one keyset page, and the timelines of its alerts.
+
+The list has one order, newest first (opening time, then id), so its cursors name no sort.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,40 +14,10 @@ from dashboard.extensions import db
 from dashboard.models import Alert, AlertEvent, User
 from dashboard.sync.errors import ErrorCode
 from dashboard.sync.errors import describe as describe_error
-from dashboard.web.converters import MAX_ID
+from dashboard.web.paging import Cursor
 
 PAGE_SIZE = 50
 ALERT_FILTERS = ("open", "resolved")
-
-
-class BadCursor(ValueError):
-    """A pagination cursor that this page did not write."""
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """A position in the newest-first order: the alert's opening time, then its id."""
-
-    opened_at: datetime
-    id: int
-
-    def encode(self) -> str:
-        return f"{self.opened_at.isoformat()}_{self.id}"
-
-    @classmethod
-    def decode(cls, value: str) -> "Cursor":
-        opened_at, _, alert_id = value.rpartition("_")
-        try:
-            cursor = cls(datetime.fromisoformat(opened_at), int(alert_id))
-        except ValueError as error:
-            raise BadCursor(value) from error
-        if not 0 <= cursor.id <= MAX_ID:  # no alert has it, and the database cannot even compare it
-            raise BadCursor(value)
-        return cursor
-
-    @classmethod
-    def of(cls, alert: Alert) -> "Cursor":
-        return cls(alert.opened_at, alert.id)
 
 
 @dataclass(frozen=True)
@@ -76,7 +49,7 @@ class AlertPage:
 
 def alert_page(organization_id: int, status: str | None = None, *, after: Cursor | None = None,
                before: Cursor | None = None) -> AlertPage:
-    """The organization's alerts, newest first, PAGE_SIZE at a time, after or before a cursor."""
+    """The organization's alerts, newest first, PAGE_SIZE at a time, after or before a cursor (see `read_cursor`)."""
     query = sa.select(Alert).where(Alert.organization_id == organization_id)
     if status is not None:
         query = query.where(Alert.status == status)
@@ -86,8 +59,8 @@ def alert_page(organization_id: int, status: str | None = None, *, after: Cursor
         ))
         more_newer = len(rows) > PAGE_SIZE
         alerts = list(reversed(rows[:PAGE_SIZE]))
-        newer = Cursor.of(alerts[0]) if more_newer else None
-        older = Cursor.of(alerts[-1]) if alerts else None
+        newer = _edge(alerts[0]) if more_newer else None
+        older = _edge(alerts[-1]) if alerts else None
     else:
         if after is not None:
             query = query.where(_earlier_than(after))
@@ -95,21 +68,35 @@ def alert_page(organization_id: int, status: str | None = None, *, after: Cursor
             query.order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(PAGE_SIZE + 1)
         ))
         alerts = rows[:PAGE_SIZE]
-        newer = Cursor.of(alerts[0]) if after is not None and alerts else None
-        older = Cursor.of(alerts[-1]) if len(rows) > PAGE_SIZE else None
+        newer = _edge(alerts[0]) if after is not None and alerts else None
+        older = _edge(alerts[-1]) if len(rows) > PAGE_SIZE else None
     timelines = _timelines([a.id for a in alerts])
     items = [AlertItem(alert=a, error=_error_of(a), timeline=timelines.get(a.id, [])) for a in alerts]
     return AlertPage(items=items, newer=newer, older=older)
 
 
+def read_cursor(value: str) -> Cursor:
+    """A cursor from this page's URL (`<opening time>_<id>`).
+
+    Raises:
+        BadCursor: for anything this page did not write.
+    """
+    return Cursor.decode(value, sort=None, kind=datetime)
+
+
+def _edge(alert: Alert) -> Cursor:
+    """The cursor of a page that ends (or starts) at `alert`."""
+    return Cursor(None, alert.opened_at, alert.id)
+
+
 def _earlier_than(cursor: Cursor) -> sa.ColumnElement[bool]:
-    return sa.or_(Alert.opened_at < cursor.opened_at,
-                  sa.and_(Alert.opened_at == cursor.opened_at, Alert.id < cursor.id))
+    return sa.or_(Alert.opened_at < cursor.value,
+                  sa.and_(Alert.opened_at == cursor.value, Alert.id < cursor.id))
 
 
 def _later_than(cursor: Cursor) -> sa.ColumnElement[bool]:
-    return sa.or_(Alert.opened_at > cursor.opened_at,
-                  sa.and_(Alert.opened_at == cursor.opened_at, Alert.id > cursor.id))
+    return sa.or_(Alert.opened_at > cursor.value,
+                  sa.and_(Alert.opened_at == cursor.value, Alert.id > cursor.id))
 
 
 def _error_of(alert: Alert) -> ErrorCode | None:

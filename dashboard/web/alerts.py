@@ -6,7 +6,9 @@ from flask import Blueprint, abort, render_template, request
 from dashboard.alerts.content import RULE_NAMES
 from dashboard.models import Organization
 from dashboard.web.access import org_view
-from dashboard.web.alert_queries import ALERT_FILTERS, BadCursor, Cursor, alert_page
+from dashboard.web.alert_queries import ALERT_FILTERS, alert_page, read_cursor
+from dashboard.web.fragments import wants_fragment
+from dashboard.web.paging import BadCursor, Cursor
 
 bp = Blueprint("alerts", __name__)
 
@@ -20,7 +22,7 @@ def rule_name(rule: str) -> str:
 @bp.get("/orgs/<org>/alerts")
 @org_view
 def index(org: Organization):
-    """The organization's alerts, newest first, a keyset page at a time."""
+    """The organization's alerts, newest first, a keyset page at a time; the list alone for an htmx fragment request."""
     status = request.args.get("status") or None
     if status is not None and status not in ALERT_FILTERS:
         abort(400)
@@ -30,11 +32,10 @@ def index(org: Organization):
     except BadCursor:
         abort(400)
     page = alert_page(org.id, status, after=after, before=before)
-    partial = request.htmx and not request.htmx.history_restore_request
-    template = "alerts/_list.html" if partial else "alerts/index.html"
+    template = "alerts/_list.html" if wants_fragment() else "alerts/index.html"
     return render_template(template, org=org, page=page, status=status)
 
 
 def _cursor(name: str) -> Cursor | None:
     value = request.args.get(name)
-    return Cursor.decode(value) if value else None
+    return read_cursor(value) if value else None

@@ -8,6 +8,7 @@ from flask_login import current_user, login_required
 from dashboard.database import write_transaction
 from dashboard.extensions import db
 from dashboard.models import Alert, Notification, Organization, utcnow
+from dashboard.web.fragments import wants_fragment
 
 bp = Blueprint("notifications", __name__)
 TRAY_SIZE = 20
@@ -81,7 +82,8 @@ def mark_all_read():
 
 
 def _after_change():  # type: ignore[no-untyped-def]
-    if request.htmx:
+    """The tray list again for htmx; otherwise back to the page the change was made on."""
+    if wants_fragment():
         return render_template("notifications/_tray_list.html", **_tray_context())
     return redirect(request.referrer or url_for("notifications.index"))
 

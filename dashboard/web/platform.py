@@ -1,19 +1,20 @@
 """The global summary page: organizations worst first, platform incidents, platform settings, system health.
 
 Each panel is also its own htmx partial (it owns its target); asked for without
-htmx, a panel's address leads to the panel on the full page.
+htmx, or by htmx restoring its history, a panel's address leads to the panel on the full page.
 """
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
 from dashboard.extensions import redis_ext
 from dashboard.models import PlatformSettings, utcnow
 from dashboard.web.access import global_admin_required
+from dashboard.web.fragments import wants_fragment
 from dashboard.web.platform_queries import Health, organization_summaries, platform_incidents, system_health
 
 bp = Blueprint("platform", __name__)
@@ -56,7 +57,8 @@ def health():
 
 
 def _panel(template: str, anchor: str, **context: Any) -> str | Response:
-    if not request.htmx:
+    """The panel alone for an htmx fragment request; anything else goes to the panel on the full page."""
+    if not wants_fragment():
         return redirect(url_for("platform.index", _anchor=anchor))
     return render_template(template, **context)
 

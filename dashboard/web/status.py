@@ -33,33 +33,43 @@ from dashboard.models.sync_log import RECORD_TYPES
 from dashboard.sync import actions
 from dashboard.sync.errors import ERROR_CODES
 from dashboard.sync.errors import describe as describe_error
-from dashboard.web import status_queries as q
+from dashboard.web import record_list
 from dashboard.web.access import org_view
+from dashboard.web.alert_summaries import AlertSummary, alert_summaries, open_alerts
+from dashboard.web.attempts_chart import attempts_chart
+from dashboard.web.connector_status import connector_panel as read_connector_panel
+from dashboard.web.fragments import wants_fragment
+from dashboard.web.query_args import FilterError, row_id
+from dashboard.web.record_history import record_history
+from dashboard.web.retry_selection import MAX_SELECTION, RetrySelection, parse_selection
+from dashboard.web.retry_selection import retry_progress as read_retry_progress
+from dashboard.web.settings_forms import ConnectorSettingsForm, connector_forms
 
 bp = Blueprint("status", __name__)
+REFRESH_EVENT = "records-changed"
+"""Tells the screen's panels that records changed; each fetches its own fragment again."""
 
 
 @bp.errorhandler(actions.NotFound)
 def _not_found(_error: actions.NotFound) -> Any:
     """Another organization's record or alert answers 404, as if it did not exist."""
     return current_app.handle_http_exception(werkzeug.exceptions.NotFound())
-REFRESH_EVENT = "records-changed"
-"""Tells the screen's panels that records changed; each fetches its own fragment again."""
 
 
 @bp.context_processor
 def _vocabulary() -> dict[str, Any]:
+    """What the screen's templates name: error codes, record types, sandbox scenarios and the count limit."""
     from dashboard.sync.connectors.sandbox import SCENARIOS
 
     return {"describe_error": describe_error, "error_codes": list(ERROR_CODES.values()),
-            "record_types": RECORD_TYPES, "scenarios": SCENARIOS, "count_limit": q.COUNT_LIMIT}
+            "record_types": RECORD_TYPES, "scenarios": SCENARIOS, "count_limit": record_list.COUNT_LIMIT}
 
 
 @bp.get("/orgs/<org>/integration")
 @org_view
 def screen(org: Organization) -> str:
     """The whole screen; the records table shows the filters, sort and page in the URL."""
-    alerts = q.open_alerts(org)
+    alerts = open_alerts(org)
     return render_template("status/screen.html", org=org, **_records_context(org, request.args, alerts),
                            **_panels(org, alerts=alerts))
 
@@ -70,7 +80,7 @@ def records(org: Organization) -> Response:
     """The records table alone; htmx pushes the screen's own URL, so links, reload and back work."""
     context = _records_context(org, request.args)
     screen_url = url_for("status.screen", org=org.slug, **context["current_args"])
-    if not _partial():
+    if not wants_fragment():
         return redirect(screen_url)
     response = make_response(render_template("status/_records.html", org=org, **context))
     if request.htmx.trigger != "records":  # the table refreshing itself is no new history entry
@@ -81,20 +91,20 @@ def records(org: Organization) -> Response:
 @bp.get("/orgs/<org>/integration/connectors")
 @org_view
 def connector_panel(org: Organization) -> Any:
-    panel = q.connector_panel(org, current_app.config["SYNC_INTERVAL_SECONDS"])
+    panel = read_connector_panel(org, current_app.config["SYNC_INTERVAL_SECONDS"])
     return _fragment(org, "status/_connector_panel.html", "connector-panel", panel=panel)
 
 
 @bp.get("/orgs/<org>/integration/open-alerts")
 @org_view
 def alerts_panel(org: Organization) -> Any:
-    return _fragment(org, "status/_alerts_panel.html", "alerts-panel", alerts=q.open_alerts(org))
+    return _fragment(org, "status/_alerts_panel.html", "alerts-panel", alerts=open_alerts(org))
 
 
 @bp.get("/orgs/<org>/integration/chart")
 @org_view
 def chart(org: Organization) -> Any:
-    return _fragment(org, "status/_chart.html", "attempts-chart", chart=q.attempts_chart(org))
+    return _fragment(org, "status/_chart.html", "attempts-chart", chart=attempts_chart(org))
 
 
 @bp.get("/orgs/<org>/integration/records/<int:record_id>")
@@ -102,8 +112,8 @@ def chart(org: Organization) -> Any:
 def record(org: Organization, record_id: int) -> str:
     """A record's history (the sync log), inline for htmx; with its actions as a page otherwise."""
     found = of_organization(SyncRecord, org.id, record_id) or abort(404)
-    history = q.record_history(found)
-    if _partial():
+    history = record_history(found)
+    if wants_fragment():
         return render_template("status/_history.html", org=org, record=found, history=history)
     return render_template("status/record.html", org=org, record=found, history=history, back=_next_url(org))
 
@@ -113,14 +123,14 @@ def record(org: Organization, record_id: int) -> str:
 def retry_progress(org: Organization) -> Any:
     """How far the sync job has got with a manual retry; the table refreshes when it is done."""
     try:
-        selection = q.parse_selection(request.args)
-    except q.FilterError as error:
+        selection = parse_selection(request.args)
+    except FilterError as error:
         abort(400, str(error))
     if selection.alert_id is not None and of_organization(Alert, org.id, selection.alert_id) is None:
         abort(404)
-    if not _partial():
+    if not wants_fragment():
         return redirect(url_for("status.screen", org=org.slug, _anchor="records"))
-    progress = q.retry_progress(org, selection)
+    progress = read_retry_progress(org, selection)
     response = make_response(render_template("status/_action_result.html", org=org, progress=progress))
     if progress.finished:
         response.headers["HX-Trigger"] = REFRESH_EVENT
@@ -134,19 +144,19 @@ def retry_selected(org: Organization) -> Any:
     values = request.form.getlist("record_id")
     if not values:
         return _refused(org, _("Select at least one record to retry."))
-    parsed = {q.row_id(v) for v in values}
-    if len(values) > q.MAX_SELECTION or None in parsed:
-        return _refused(org, _("Select at most %(n)d records from the table.", n=q.MAX_SELECTION))
+    parsed = {row_id(v) for v in values}
+    if len(values) > MAX_SELECTION or None in parsed:
+        return _refused(org, _("Select at most %(n)d records from the table.", n=MAX_SELECTION))
     ids = tuple(sorted(i for i in parsed if i is not None))
     count = actions.retry_records(org, ids, current_user)
-    return _retried(org, q.RetrySelection(record_ids=ids, total=count))
+    return _retried(org, RetrySelection(record_ids=ids, total=count))
 
 
 @bp.post("/orgs/<org>/integration/records/<int:record_id>/retry")
 @org_view
 def retry_record(org: Organization, record_id: int) -> Any:
     count = actions.retry_records(org, [record_id], current_user)
-    return _retried(org, q.RetrySelection(record_ids=(record_id,), total=count))
+    return _retried(org, RetrySelection(record_ids=(record_id,), total=count))
 
 
 @bp.post("/orgs/<org>/integration/alerts/<int:alert_id>/retry")
@@ -154,7 +164,7 @@ def retry_record(org: Organization, record_id: int) -> Any:
 def retry_alert(org: Organization, alert_id: int) -> Any:
     """Retry every failed record affected by the alert."""
     count = actions.retry_alert(org, alert_id, current_user)
-    return _retried(org, q.RetrySelection(alert_id=alert_id, total=count))
+    return _retried(org, RetrySelection(alert_id=alert_id, total=count))
 
 
 @bp.post("/orgs/<org>/integration/records/<int:record_id>/exclude")
@@ -166,7 +176,7 @@ def exclude_record(org: Organization, record_id: int) -> Any:
         excluded = actions.exclude_record(org, record_id, current_user, reason)
     except actions.ActionRefused as refusal:
         found = of_organization(SyncRecord, org.id, record_id) or abort(404)
-        return render_template("status/record.html", org=org, record=found, history=q.record_history(found),
+        return render_template("status/record.html", org=org, record=found, history=record_history(found),
                                back=_next_url(org), reason=reason, reason_error=str(refusal)), 422
     return _done(org, _("Record %(ref)s is excluded from sync.", ref=excluded.source_ref))
 
@@ -187,78 +197,73 @@ def include_record(org: Organization, record_id: int) -> Any:
 def connector_settings(org: Organization, connector_id: int) -> Any:
     """Enable or disable a connector; its sandbox scenario, or its URL and write-only secret."""
     connector = of_organization(Connector, org.id, connector_id) or abort(404)
-    form = q.SettingsForm.submitted(connector, request.form)
+    form = ConnectorSettingsForm.submitted(connector, request.form)
     if form.errors:
-        if _partial():
+        if wants_fragment():
             return render_template("status/_connector_settings.html", org=org,
-                                   settings_forms=q.settings_forms(org, form)), 422
+                                   settings_forms=connector_forms(org, form)), 422
         return render_template("status/screen.html", org=org, **_records_context(org, MultiDict()),
                                **_panels(org, form)), 422
     actions.configure_connector(org, connector.id, current_user, enabled=form.enabled, settings=form.settings,
                                 secret=form.secret)
     message = _("The settings of %(name)s are saved.", name=connector.name)
-    if not _partial():
+    if not wants_fragment():
         flash(message, "info")
         return redirect(url_for("status.screen", org=org.slug, _anchor="connector-settings"))
     response = make_response(render_template("status/_connector_settings.html", org=org,
-                                             settings_forms=q.settings_forms(org), message=message))
+                                             settings_forms=connector_forms(org), message=message))
     response.headers["HX-Trigger"] = REFRESH_EVENT
     return response
 
 
-def _partial() -> bool:
-    """True for an htmx request for a fragment (a history restore wants the whole page)."""
-    return bool(request.htmx) and not request.htmx.history_restore_request
-
-
 def _fragment(org: Organization, template: str, anchor: str, **context: Any) -> Any:
-    if not _partial():
+    if not wants_fragment():
         return redirect(url_for("status.screen", org=org.slug, _anchor=anchor))
     return render_template(template, org=org, **context)
 
 
 def _records_context(org: Organization, args: MultiDict[str, str],
-                     open_alerts: list[q.AlertSummary] | None = None) -> dict[str, Any]:
-    """The records table's filters, page and, for `?alert=<id>`, the alert's summary (reused when open)."""
+                     shown_alerts: list[AlertSummary] | None = None) -> dict[str, Any]:
+    """The records table's filters, page and, for `?alert=<id>`, the alert's summary (from `shown_alerts` when there)."""
     try:
-        filters = q.parse_filters(args)
+        filters = record_list.parse_filters(args)
         after, before = args.get("after") or None, args.get("before") or None
-        summary = next((s for s in open_alerts or [] if s.alert.id == filters.alert_id), None)
+        summary = next((s for s in shown_alerts or [] if s.alert.id == filters.alert_id), None)
         if filters.alert_id is not None and summary is None:
             alert = of_organization(Alert, org.id, filters.alert_id) or abort(404)
-            summary = q.alert_summaries([alert])[0]
-        page = q.records_page(org, filters, after=after, before=before)
-    except q.FilterError as error:
+            summary = alert_summaries([alert])[0]
+        page = record_list.records_page(org, filters, after=after, before=before)
+    except FilterError as error:
         abort(400, str(error))
     return {"filters": filters, "page": page, "alert_summary": summary,
             "current_args": filters.args(after=after, before=before)}
 
 
-def _panels(org: Organization, settings_form: q.SettingsForm | None = None,
-            alerts: list[q.AlertSummary] | None = None) -> dict[str, Any]:
+def _panels(org: Organization, settings_form: ConnectorSettingsForm | None = None,
+            alerts: list[AlertSummary] | None = None) -> dict[str, Any]:
     return {
-        "panel": q.connector_panel(org, current_app.config["SYNC_INTERVAL_SECONDS"]),
-        "alerts": q.open_alerts(org) if alerts is None else alerts,
-        "chart": q.attempts_chart(org),
-        "settings_forms": q.settings_forms(org, settings_form),
+        "panel": read_connector_panel(org, current_app.config["SYNC_INTERVAL_SECONDS"]),
+        "alerts": open_alerts(org) if alerts is None else alerts,
+        "chart": attempts_chart(org),
+        "settings_forms": connector_forms(org, settings_form),
     }
 
 
-def _retried(org: Organization, selection: q.RetrySelection) -> Any:
+def _retried(org: Organization, selection: RetrySelection) -> Any:
     """After a retry: follow its progress (htmx), or say what happened and go back to the list."""
     if selection.total == 0:
         return _done(org, _("None of these records has failed, so there is nothing to retry."))
     message = ngettext("Retry requested for %(num)d record.", "Retry requested for %(num)d records.",
                        selection.total)
-    if not _partial():
+    if not wants_fragment():
         flash(message, "info")
         return redirect(_next_url(org))
     return render_template("status/_action_result.html", org=org, message=message,
-                           progress=q.retry_progress(org, selection))
+                           progress=read_retry_progress(org, selection))
 
 
 def _done(org: Organization, message: str) -> Any:
-    if not _partial():
+    if not wants_fragment():
         flash(message, "info")
         return redirect(_next_url(org))
     response = make_response(render_template("status/_action_result.html", org=org, message=message))
@@ -268,7 +273,7 @@ def _done(org: Organization, message: str) -> Any:
 
 def _refused(org: Organization, message: str) -> Any:
     """Bad input: say why (422) and change nothing; without htmx, on the screen the form came from."""
-    if _partial():
+    if wants_fragment():
         return render_template("status/_action_result.html", org=org, error=message), 422
     args = MultiDict(parse_qsl(urlsplit(_next_url(org)).query))
     return render_template("status/screen.html", org=org, error=message, **_records_context(org, args),

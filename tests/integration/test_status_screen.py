@@ -233,9 +233,9 @@ def test_unknown_filter_values_answer_400_with_a_message(client, world, login, q
 
 def test_counting_stops_at_the_limit_and_says_more_than(client, world, login, monkeypatch):
     """Given more matching records than the count limit, the table says "more than" instead of counting all."""
-    from dashboard.web import status_queries
+    from dashboard.web import record_list
 
-    monkeypatch.setattr(status_queries, "COUNT_LIMIT", 5)
+    monkeypatch.setattr(record_list, "COUNT_LIMIT", 5)
     sf.records(world.connector_a, 8)
     db.session.commit()
     login(world.admin_a)

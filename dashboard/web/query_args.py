@@ -1,0 +1,17 @@
+"""Values read from a page's query string: ids, and the error for values the page does not know."""
+from __future__ import annotations
+
+MAX_ID_DIGITS = 18
+"""Longer numbers may not fit a database id column (at most 2**63 - 1, 19 digits)."""
+
+
+class FilterError(ValueError):
+    """A filter, sort, cursor or selection in the URL that the page does not know; answered with 400."""
+
+
+def row_id(value: str) -> int | None:
+    """A database id written in ASCII digits, or None (also for numbers no database column holds)."""
+    value = value.strip()
+    if value.isascii() and value.isdigit() and len(value) <= MAX_ID_DIGITS:
+        return int(value)
+    return None
