@@ -14,10 +14,11 @@ from dashboard.extensions import db
 from dashboard.models import Alert, AlertEvent, User
 from dashboard.sync.errors import ErrorCode
 from dashboard.sync.errors import describe as describe_error
+from dashboard.vocabulary import AlertEventKind, AlertStatus, values
 from dashboard.web.paging import Cursor
 
 PAGE_SIZE = 50
-ALERT_FILTERS = ("open", "resolved")
+ALERT_FILTERS = values(AlertStatus)
 
 
 @dataclass(frozen=True)
@@ -115,14 +116,14 @@ def _timelines(alert_ids: list[int]) -> dict[int, list[TimelineEntry]]:
     in_page = AlertEvent.alert_id.in_(alert_ids)
     joins = db.session.execute(
         sa.select(AlertEvent.alert_id, AlertEvent.at, sa.func.min(AlertEvent.id), sa.func.count())
-        .where(in_page, AlertEvent.kind == "joined").group_by(AlertEvent.alert_id, AlertEvent.at)
+        .where(in_page, AlertEvent.kind == AlertEventKind.JOINED).group_by(AlertEvent.alert_id, AlertEvent.at)
     ).all()
     others = db.session.execute(
         sa.select(AlertEvent.alert_id, AlertEvent.at, AlertEvent.id, AlertEvent.kind, AlertEvent.detail, User.name)
         .outerjoin(User, User.id == AlertEvent.user_id)
-        .where(in_page, AlertEvent.kind != "joined")
+        .where(in_page, AlertEvent.kind != AlertEventKind.JOINED)
     ).all()
-    steps = [(alert_id, at, first_id, TimelineEntry(at=at, kind="joined", count=count, detail="", user_name=None))
+    steps = [(alert_id, at, first_id, TimelineEntry(at=at, kind=AlertEventKind.JOINED, count=count, detail="", user_name=None))
              for alert_id, at, first_id, count in joins]
     steps += [(alert_id, at, event_id, TimelineEntry(at=at, kind=kind, count=1, detail=detail, user_name=user_name))
               for alert_id, at, event_id, kind, detail, user_name in others]

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from dashboard.alerts.content import describe
 from dashboard.extensions import db
 from dashboard.models import Alert, Organization
+from dashboard.vocabulary import AlertStatus, RecordStatus
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class AlertSummary:
 
     @property
     def failed(self) -> int:
-        return self.by_status.get("failed", 0)
+        return self.by_status.get(RecordStatus.FAILED, 0)
 
 
 def alert_summaries(alerts: Sequence[Alert]) -> list[AlertSummary]:
@@ -46,7 +47,7 @@ def alert_summaries(alerts: Sequence[Alert]) -> list[AlertSummary]:
 def open_alerts(organization: Organization) -> list[AlertSummary]:
     """The organization's open alerts, newest first."""
     alerts = db.session.scalars(
-        sa.select(Alert).where(Alert.organization_id == organization.id, Alert.status == "open")
+        sa.select(Alert).where(Alert.organization_id == organization.id, Alert.status == AlertStatus.OPEN)
         .order_by(Alert.opened_at.desc(), Alert.id.desc())
     ).all()
     return alert_summaries(alerts)

@@ -9,9 +9,7 @@ import sqlalchemy as sa
 from dashboard.extensions import db
 from dashboard.models import Connector, HourlyAttemptCount, Organization, SyncRecord, utcnow
 from dashboard.sync.orchestrator import PUSHED_PROVIDERS
-
-WAITING_STATUSES = ("pending", "failed")
-"""Approved records not yet in the accounting system (and not taken out by an administrator)."""
+from dashboard.vocabulary import WAITING_STATUSES, RecordStatus
 
 
 @dataclass(frozen=True)
@@ -61,8 +59,8 @@ def connector_panel(organization: Organization, interval_seconds: int, now: date
     }
     states = []
     for c in connectors:
-        pending, oldest_pending = counts.get((c.id, "pending"), (0, None))
-        failed, oldest_failed = counts.get((c.id, "failed"), (0, None))
+        pending, oldest_pending = counts.get((c.id, RecordStatus.PENDING), (0, None))
+        failed, oldest_failed = counts.get((c.id, RecordStatus.FAILED), (0, None))
         oldest = min((t for t in (oldest_pending, oldest_failed) if t is not None), default=None)
         next_sync = None
         if c.enabled and c.provider in PUSHED_PROVIDERS and c.last_batch_at is not None:

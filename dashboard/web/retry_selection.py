@@ -9,6 +9,7 @@ from werkzeug.datastructures import MultiDict
 
 from dashboard.extensions import db
 from dashboard.models import AlertRecord, Connector, Organization, SyncRecord
+from dashboard.vocabulary import RecordStatus
 from dashboard.web.query_args import FilterError, row_id
 
 MAX_SELECTION = 500
@@ -81,7 +82,7 @@ def retry_progress(organization: Organization, selection: RetrySelection) -> Ret
     """Count the selection's records the sync job has not pushed yet, and those that failed again."""
     query = sa.select(SyncRecord.retry_requested_by_id.is_not(None), Connector.enabled, sa.func.count()).join(
         Connector, Connector.id == SyncRecord.connector_id
-    ).where(SyncRecord.organization_id == organization.id, SyncRecord.status == "failed")
+    ).where(SyncRecord.organization_id == organization.id, SyncRecord.status == RecordStatus.FAILED)
     if selection.alert_id is not None:
         query = query.join(AlertRecord, sa.and_(AlertRecord.record_id == SyncRecord.id,
                                                 AlertRecord.alert_id == selection.alert_id))
