@@ -55,6 +55,7 @@ class Config:
         self.RETRY_DELAY_SCALE = float(os.environ.get("RETRY_DELAY_SCALE", "1.0"))
         self.SQLITE_WRITE_WAIT_SECONDS = float(os.environ.get("SQLITE_WRITE_WAIT_SECONDS", "10"))
         self.API_ATTEMPT_HORIZON_DAYS = _int("API_ATTEMPT_HORIZON_DAYS", 30)
+        self.API_CONCURRENT_INGESTS = _int("API_CONCURRENT_INGESTS", 2)
         self.API_MAX_ATTEMPTS_PER_REQUEST = _int("API_MAX_ATTEMPTS_PER_REQUEST", 1000)
         self.MAX_CONTENT_LENGTH = _int("API_MAX_BODY_BYTES", 1_048_576)
         self.QUEUE_ALERTS = os.environ.get("QUEUE_ALERTS", "alerts")

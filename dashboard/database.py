@@ -19,7 +19,9 @@ every other request and live stream of that process). So:
   holds the lock; other processes (workers, CLI, threaded test servers) keep
   SQLite's busy wait, which blocks only the waiting thread;
 - a writer that cannot have the lock within ``SQLITE_WRITE_WAIT_SECONDS``
-  gets :class:`DatabaseBusy`, which the web answers with 503 and Retry-After.
+  gets :class:`DatabaseBusy`, which the web answers with 503 and Retry-After;
+- under gevent, every statement ends with a cooperative yield, so a long
+  write does not keep the event loop from other requests.
 
 Whoever holds a write transaction must not read a socket, call Redis or call
 another service before it commits: queue such work for after the commit
@@ -102,9 +104,12 @@ def cooperative() -> bool:
 
 
 def configure_engine(engine: Engine, write_wait_seconds: float = 10.0) -> None:
+    on_event_loop = cooperative()
+    if on_event_loop:
+        _yield_after_each_statement(engine)
     if engine.dialect.name != "sqlite":
         return
-    busy_timeout_ms = 0 if cooperative() else int(write_wait_seconds * 1000)
+    busy_timeout_ms = 0 if on_event_loop else int(write_wait_seconds * 1000)
     lock = _process_locks.setdefault(str(engine.url), threading.Lock())
 
     @sa.event.listens_for(engine, "connect")
@@ -142,6 +147,20 @@ def configure_engine(engine: Engine, write_wait_seconds: float = 10.0) -> None:
         _release(record.info)
 
 
+def _yield_after_each_statement(engine: Engine) -> None:
+    """Let other greenlets run between statements.
+
+    SQLite's calls never wait on a socket, so a request writing hundreds of rows would keep the
+    event loop for its whole transaction (100 ms and more), and every page, health check and
+    stream of the process would wait behind it. A zero sleep after each statement makes database
+    work cooperate like network I/O does.
+    """
+
+    @sa.event.listens_for(engine, "after_cursor_execute")
+    def _cooperate(*_args):  # type: ignore[no-untyped-def]
+        time.sleep(0)
+
+
 def _begin_immediate(dbapi_connection: sqlite3.Connection, deadline: float) -> None:
     """BEGIN IMMEDIATE, retried with short sleeps (cooperative under gevent) until the deadline."""
     pause = 0.002
@@ -155,7 +174,7 @@ def _begin_immediate(dbapi_connection: sqlite3.Connection, deadline: float) -> N
             if time.monotonic() + pause > deadline:
                 raise DatabaseBusy("The database is busy with other writes") from None
         time.sleep(pause)
-        pause = min(pause * 2, 0.05)
+        pause = min(pause * 2, 0.01)
 
 
 def _release(info: dict) -> None:

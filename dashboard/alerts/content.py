@@ -80,10 +80,18 @@ def describe(alert: Alert) -> Content:
     return Content(title=title, body=" ".join([lead, *facts]), details=details)
 
 
+TITLE_NAMES_SHOWN = 3
+"""Organizations named in a platform alert's title; its text names them all."""
+
+
 def _platform(alert: Alert) -> Content:
     organizations = (alert.details or {}).get("organizations", [])
     names = ", ".join(o["name"] for o in organizations)
-    title = _("Platform: %(n)d organizations have sync alerts: %(names)s", n=len(organizations), names=names)
+    shown = organizations[:TITLE_NAMES_SHOWN]
+    title_names = ", ".join(o["name"] for o in shown)
+    if len(organizations) > len(shown):
+        title_names = _("%(names)s and %(n)d more", names=title_names, n=len(organizations) - len(shown))
+    title = _("Platform: %(n)d organizations have sync alerts: %(names)s", n=len(organizations), names=title_names)
     kinds = sorted({rule for o in organizations for rule in o.get("rules", [])})
     body = _("Affected organizations: %(names)s. Kinds of alert: %(kinds)s.", names=names,
              kinds=", ".join(str(RULE_NAMES.get(k, k)) for k in kinds))

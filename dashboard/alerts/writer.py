@@ -150,7 +150,15 @@ def refresh_content(alert: Alert) -> None:
     """Recompute the alert's title, text and figures from its affected records."""
     db.session.flush()
     content = describe(alert)
-    alert.title = content.title
+    alert.title = _fits(content.title, TITLE_MAX_LENGTH)
     alert.body = content.body
     alert.affected_count = content.details.get("affected_count", alert.affected_count)
     alert.details = {**(alert.details or {}), **content.details, "link": alert_link(alert)}
+
+
+TITLE_MAX_LENGTH = 300
+"""The alert and notification title columns (PostgreSQL refuses longer; long organization names make them)."""
+
+
+def _fits(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"

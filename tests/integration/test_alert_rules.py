@@ -287,3 +287,19 @@ def test_out_of_order_evaluation_raises_once(world, rec):
     evaluate_batch(third, T0 + timedelta(minutes=32))
     assert len(alerts()) == 1 and len(notifications()) == 1
     assert db.session.query(Alert).filter_by(status="open").count() == 1
+
+
+def test_a_platform_alert_over_many_organizations_keeps_a_title_the_database_holds(world, db):
+    """Given 14 organizations alerting at once (found on PostgreSQL: the title outgrew its 300-character column),
+    the platform alert's title names three and counts the rest, and its text names them all."""
+    from dashboard.models import Alert as AlertModel
+
+    for n in range(14):
+        org = factories.org(f"many-{n:02d}", name=f"Frivillighetsorganisasjonen nummer {n:02d}")
+        factories.record(factories.connector(org), approved_at=T0 - timedelta(days=3))
+        db.session.commit()
+        check_organization(org.id, now=T0)
+    [platform] = alerts(rule="platform_incident")
+    assert len(platform.title) <= AlertModel.title.type.length
+    assert platform.title.endswith("and 11 more")
+    assert "nummer 13" in platform.body
