@@ -33,6 +33,7 @@ from dashboard.models.sync_log import RECORD_TYPES
 from dashboard.sync import actions
 from dashboard.sync.errors import ERROR_CODES
 from dashboard.sync.errors import describe as describe_error
+from dashboard.vocabulary import LiveEvent
 from dashboard.web import record_list
 from dashboard.web.access import org_view
 from dashboard.web.alert_summaries import AlertSummary, alert_summaries, open_alerts
@@ -46,8 +47,9 @@ from dashboard.web.retry_selection import retry_progress as read_retry_progress
 from dashboard.web.settings_forms import ConnectorSettingsForm, connector_forms
 
 bp = Blueprint("status", __name__)
-REFRESH_EVENT = "records-changed"
-"""Tells the screen's panels that records changed; each fetches its own fragment again."""
+REFRESH_EVENT = LiveEvent.RECORDS_CHANGED.value
+"""Tells the screen's panels that records changed; each fetches its own fragment again (the same name the
+server pushes live)."""
 
 
 @bp.errorhandler(actions.NotFound)

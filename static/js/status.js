@@ -88,7 +88,7 @@
   /* Turning live updates back on catches the table up at once. */
   document.addEventListener("change", function (evt) {
     if (evt.target.id === "records-live" && evt.target.checked && window.htmx) {
-      window.htmx.trigger(document.body, "records-changed");
+      window.htmx.trigger(document.body, JSON.parse(document.body.dataset.liveEvents).RECORDS_CHANGED);
     }
   });
 
