@@ -6,6 +6,7 @@ from typing import Any, Mapping
 from flask import Flask
 
 from dashboard.config import INSTANCE_PATH, PROJECT_ROOT, Config
+from dashboard.secret_key import MissingSecretKey, usable
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -19,11 +20,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_object(Config())
     if config:
         app.config.update(config)
+    if not app.testing and not usable(app.config["SECRET_KEY"]):
+        raise MissingSecretKey()
     INSTANCE_PATH.mkdir(parents=True, exist_ok=True)
 
     from dashboard import models  # noqa: F401  (registers the models)
     from dashboard.database import configure_engine
-    from dashboard.extensions import babel, csrf, db, htmx, login_manager, migrate, redis_ext
+    from dashboard.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate, redis_ext
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "dashboard" / "migrations"))
@@ -32,6 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     htmx.init_app(app)
     redis_ext.init_app(app)
     login_manager.init_app(app)
+    limiter.init_app(app)
     with app.app_context():
         configure_engine(db.engine, app.config["SQLITE_WRITE_WAIT_SECONDS"])
 
@@ -43,4 +47,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from dashboard.cli import register_commands
 
     register_commands(app)
+
+    # Behind a TLS proxy: believe X-Forwarded-For / X-Forwarded-Proto from this many proxies (0: from none).
+    x_for, x_proto = int(app.config.get("PROXY_FIX_X_FOR", 0)), int(app.config.get("PROXY_FIX_X_PROTO", 0))
+    if x_for or x_proto:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=x_for, x_proto=x_proto)  # type: ignore[method-assign]
     return app

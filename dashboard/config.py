@@ -37,7 +37,9 @@ class Config:
     """Read once per app; `create_app(config)` may override any key."""
 
     def __init__(self) -> None:
-        self.SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-change-me")
+        from dashboard.secret_key import configured_key
+
+        self.SECRET_KEY = configured_key()
         self.SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or default_database_url()
         self.REDIS_URL = os.environ.get("REDIS_URL") or default_redis_url()
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
@@ -45,10 +47,15 @@ class Config:
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
         self.REMEMBER_COOKIE_HTTPONLY = True
-        self.WTF_CSRF_TIME_LIMIT = None
+        self.SESSION_IDLE_MINUTES = _int("SESSION_IDLE_MINUTES", 120)
+        self.PERMANENT_SESSION_LIFETIME = self.SESSION_IDLE_MINUTES * 60
+        self.WTF_CSRF_TIME_LIMIT = self.PERMANENT_SESSION_LIFETIME
         self.BABEL_DEFAULT_LOCALE = os.environ.get("BABEL_DEFAULT_LOCALE", "en")
-        self.LOGIN_MAX_FAILURES = _int("LOGIN_MAX_FAILURES", 5)
-        self.LOGIN_LOCKOUT_SECONDS = _int("LOGIN_LOCKOUT_SECONDS", 300)
+        self.LOGIN_LIMIT_PER_ADDRESS = os.environ.get("LOGIN_LIMIT_PER_ADDRESS", "10 per minute;100 per hour")
+        self.LOGIN_LIMIT_PER_ACCOUNT = os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes;20 per day")
+        self.API_LIMIT_PER_TOKEN = os.environ.get("API_LIMIT_PER_TOKEN", "1200 per minute")
+        self.RATELIMIT_HEADERS_ENABLED = True
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
         self.SYNC_INTERVAL_SECONDS = _int("SYNC_INTERVAL_SECONDS", 300)
         self.SYNC_BATCH_SIZE = _int("SYNC_BATCH_SIZE", 200)
         self.SYNC_MAX_AUTO_ATTEMPTS = _int("SYNC_MAX_AUTO_ATTEMPTS", 5)

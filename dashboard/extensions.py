@@ -4,8 +4,9 @@ from __future__ import annotations
 import redis
 import sqlalchemy as sa
 import sqlalchemy.orm as so
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from flask_babel import Babel
+from flask_limiter import Limiter
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -31,6 +32,25 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
 htmx = Htmx()
+
+
+def client_address() -> str:
+    """The client's address as this server sees it (a configured ProxyFix makes it the real client's)."""
+    return request.remote_addr or "unknown"
+
+
+class RateLimiter(Limiter):
+    """Flask-Limiter counting in the app's Redis (`REDIS_URL`), in memory while Redis is down."""
+
+    def init_app(self, app: Flask) -> None:  # type: ignore[override]
+        redis_url = app.config["REDIS_URL"]
+        if redis_url.startswith("unix://"):  # the limits library spells a unix socket redis+unix://
+            redis_url = "redis+unix://" + redis_url.removeprefix("unix://")
+        app.config.setdefault("RATELIMIT_STORAGE_URI", redis_url)
+        super().init_app(app)
+
+
+limiter = RateLimiter(key_func=client_address, key_prefix="dashboard-limits")
 
 
 class RedisExtension:

@@ -63,6 +63,8 @@ class LiveEvent(StrEnum):
     PLATFORM_CHANGED = "platform-changed"
     RESYNC = "resync"
     """Sent by the stream itself when it may have missed events: re-fetch from the database."""
+    SESSIONS_REVOKED = "sessions-revoked"
+    """A user's older sessions ended: their streams close (the browser never sees this one)."""
 
 
 def values(enum: type[StrEnum]) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from dashboard.extensions import db as _db
 from tests import factories
 
 DB_FIXTURES = {"app", "db", "client", "world"}
+os.environ.setdefault("SECRET_KEY", "tests-" + os.urandom(16).hex())  # the workers and servers tests start need one
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -175,8 +175,13 @@ def broker_for(redis_url: str) -> Broker:
         return _brokers[redis_url]
 
 
-def event_stream(broker: Broker, channels: frozenset[str], heartbeat: float = HEARTBEAT_SECONDS) -> Iterator[bytes]:
-    """The bytes of one stream: an opening comment at once, then events and heartbeats."""
+def event_stream(broker: Broker, channels: frozenset[str], heartbeat: float = HEARTBEAT_SECONDS,
+                 session_version: int = 0) -> Iterator[bytes]:
+    """The bytes of one stream: an opening comment at once, then events and heartbeats.
+
+    The stream ends when its session is revoked (a newer session version is announced on the
+    user's channel); the browser's reconnect then meets the sign-in page.
+    """
     subscriber = broker.subscribe(channels)
     broker.subscribed.wait(timeout=2)  # open the stream once events can reach it (so a re-fetch then misses nothing)
     try:
@@ -186,6 +191,10 @@ def event_stream(broker: Broker, channels: frozenset[str], heartbeat: float = HE
                 message = subscriber.inbox.get(timeout=heartbeat)
             except queue.Empty:
                 yield b": heartbeat\n\n"
+                continue
+            if message.type == LiveEvent.SESSIONS_REVOKED:
+                if (message.data or {}).get("session_version", 0) > session_version:
+                    return
                 continue
             yield str(message).encode()
     finally:

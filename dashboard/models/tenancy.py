@@ -78,8 +78,8 @@ class User(UserMixin, db.Model):
     name: so.Mapped[str] = so.mapped_column(sa.String(200))
     password_hash: so.Mapped[str] = so.mapped_column(sa.String(256))
     is_global_admin: so.Mapped[bool] = so.mapped_column(default=False)
-    failed_logins: so.Mapped[int] = so.mapped_column(default=0)
-    locked_until: so.Mapped[Optional[datetime]]
+    session_version: so.Mapped[int] = so.mapped_column(default=0, server_default="0")
+    """Bumped to end every session of the user (`dashboard.sessions.revoke_sessions`)."""
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
 
     memberships: so.Mapped[list["Membership"]] = so.relationship(

@@ -16,11 +16,12 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import IntegrityError
 
 from dashboard.database import DatabaseBusy, write_transaction
-from dashboard.extensions import db
+from dashboard.extensions import db, limiter
 from dashboard.models import ApiToken, SyncBatch, utcnow
 from dashboard.sync.ingest import find_batch, ingest
 from dashboard.sync.payload import FieldError, PayloadRejected, SyncBatchRequest, parse_payload, request_model
 from dashboard.tokens import find_token
+from dashboard.web import limits
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -28,6 +29,7 @@ IDEMPOTENCY_KEY_MAX_LENGTH = 200
 
 
 @bp.post("/sync-batches")
+@limiter.limit(limits.api_limit_per_token, key_func=limits.bearer_token, scope="api-token")
 def create_sync_batch() -> tuple[Response, int] | Response:
     """Read and validate the request, then write it in one short write transaction.
 
@@ -256,6 +258,8 @@ def _create_operation(max_body_bytes: int) -> dict[str, Any]:
             "413": _error_response("The body is over the size limit"),
             "415": _error_response("The body is not application/json"),
             "422": _error_response("The body is invalid; `fields` names every bad field"),
+            "429": {**_error_response("Too many requests with this token; retry after `Retry-After` seconds"),
+                    "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
             "503": {**_error_response("The database is busy or full; retry after `Retry-After` seconds"),
                     "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
         },

@@ -1,16 +1,29 @@
-"""Sign in, sign out and change one's own password."""
+"""Sign in, sign out and change one's own password; sessions that can be revoked.
+
+A session carries its user's `session_version`; the user loader refuses a
+session whose version is not the user's current one. Signing out, changing
+the password (for the other sessions) and losing one's administrator role
+bump the version, which ends those sessions at once, live streams included.
+Sessions also end after `SESSION_IDLE_MINUTES` without a request (Flask checks
+the signed cookie's age; every request renews it), and CSRF tokens with them.
+
+Sign-in is rate limited (see `dashboard.web.limits`) instead of locking
+accounts, and answers unknown and known accounts alike, in comparable time.
+"""
 from __future__ import annotations
 
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
+from werkzeug.security import check_password_hash, generate_password_hash
 
-from dashboard.extensions import db, login_manager
-from dashboard.models import User, utcnow
+from dashboard.extensions import db, limiter, login_manager
+from dashboard.models import User
+from dashboard.sessions import SESSION_VERSION_KEY, revoke_sessions
+from dashboard.web import limits
 from dashboard.web.forms import LoginForm, PasswordForm
 
 bp = Blueprint("auth", __name__)
@@ -21,7 +34,10 @@ login_manager.login_message = None
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id))
+    user = db.session.get(User, int(user_id))
+    if user is None or session.get(SESSION_VERSION_KEY) != user.session_version:
+        return None  # revoked: signed out elsewhere, password changed, or no longer an administrator
+    return user
 
 
 def _safe_next(target: str | None) -> str:
@@ -30,34 +46,44 @@ def _safe_next(target: str | None) -> str:
     return url_for("orgs.home")
 
 
+def _dummy_hash() -> str:
+    """A hash of nothing anyone knows, made with the configured method, so unknown accounts cost as much."""
+    cached = current_app.extensions.get("dummy_password_hash")
+    if cached is None:
+        method = current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")
+        cached = current_app.extensions["dummy_password_hash"] = generate_password_hash("dummy", method=method)
+    return cached
+
+
+def _is_known_device() -> bool:
+    email = (request.form.get("email") or "").strip().lower()
+    user_id = db.session.scalar(sa.select(User.id).where(User.email == email)) if email else None
+    return user_id is not None and user_id in limits.known_accounts()
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(limits.login_limit_per_address, methods=["POST"], scope="login-address")
+@limiter.limit(limits.login_limit_per_account, methods=["POST"], key_func=limits.submitted_account,
+               scope="login-account", deduct_when=limits.failed, exempt_when=_is_known_device)
 def login():
-    """Sign in with email and password; repeated failures lock the account for a while."""
+    """Sign in with email and password."""
     if current_user.is_authenticated:
         return redirect(url_for("orgs.home"))
     form = LoginForm()
     status = 200
     if form.validate_on_submit():
         user = db.session.scalar(sa.select(User).where(User.email == form.email.data.strip().lower()))
-        now = utcnow()
-        if user is not None and user.locked_until and user.locked_until > now:
-            flash(_("Too many failed sign-ins. Try again in a few minutes."), "error")
-            status = 429
-        elif user is not None and user.check_password(form.password.data):
-            user.failed_logins = 0
-            user.locked_until = None
-            db.session.commit()
+        if user is None:
+            check_password_hash(_dummy_hash(), form.password.data)
+        elif user.check_password(form.password.data):
+            session.permanent = True
+            session[SESSION_VERSION_KEY] = user.session_version
             login_user(user)
-            return redirect(_safe_next(request.args.get("next")))
-        else:
-            if user is not None:
-                user.failed_logins += 1
-                if user.failed_logins >= current_app.config["LOGIN_MAX_FAILURES"]:
-                    user.locked_until = now + timedelta(seconds=current_app.config["LOGIN_LOCKOUT_SECONDS"])
-                    user.failed_logins = 0
-                db.session.commit()
-            flash(_("Wrong email or password."), "error")
-            status = 401
+            response = redirect(_safe_next(request.args.get("next")))
+            limits.remember_device(response, user.id)
+            return response
+        flash(_("Wrong email or password."), "error")
+        status = 401
     elif request.method == "POST":
         status = 400
     return render_template("auth/login.html", form=form), status
@@ -66,19 +92,28 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    """Sign out: this session, and every other session of the user, ends."""
+    revoke_sessions(current_user.id)
+    db.session.commit()
     logout_user()
+    session.clear()
     flash(_("You are signed out."), "info")
     return redirect(url_for("auth.login"))
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
 @login_required
+@limiter.limit(limits.login_limit_per_address, methods=["POST"], scope="password-address")
+@limiter.limit(limits.login_limit_per_account, methods=["POST"], key_func=limits.signed_in_account,
+               scope="password-account", deduct_when=limits.failed)
 def change_password():
+    """Change one's password; the user's other sessions end, this one stays signed in."""
     form = PasswordForm()
     status = 200
     if form.validate_on_submit():
         if current_user.check_password(form.current.data):
             current_user.set_password(form.new.data)
+            session[SESSION_VERSION_KEY] = revoke_sessions(current_user.id)
             db.session.commit()
             flash(_("Your password is changed."), "info")
             return redirect(url_for("orgs.home"))
@@ -87,3 +122,16 @@ def change_password():
     elif request.method == "POST":
         status = 422
     return render_template("auth/password.html", form=form), status
+
+
+@bp.app_errorhandler(429)
+def too_many_requests(error):  # type: ignore[no-untyped-def]
+    """The sign-in and password pages say so in their form; everything else answers as errors do."""
+    from dashboard.web.errors import render_error
+
+    if request.endpoint in ("auth.login", "auth.change_password"):
+        form = LoginForm() if request.endpoint == "auth.login" else PasswordForm()
+        flash(_("Too many attempts. Wait a few minutes, then try again."), "error")
+        template = "auth/login.html" if request.endpoint == "auth.login" else "auth/password.html"
+        return render_template(template, form=form), 429
+    return render_error(429, _("Too many requests. Wait a little, then try again."))

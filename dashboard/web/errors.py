@@ -20,11 +20,11 @@ FULL_RETRY_AFTER_SECONDS = 60
 def register(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):  # type: ignore[no-untyped-def]
-        return _render(400, error.description)
+        return render_error(400, error.description)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):  # type: ignore[no-untyped-def]
-        return _render(error.code or 500, error.description)
+        return render_error(error.code or 500, error.description)
 
     @app.errorhandler(DatabaseBusy)
     def database_busy(error: DatabaseBusy):  # type: ignore[no-untyped-def]
@@ -46,12 +46,12 @@ def register(app: Flask) -> None:
 def _unavailable(reason: str, retry_after: int) -> tuple[Response, int]:
     db.session.rollback()
     read_only_from_now()
-    response, code = _render(503, reason)
+    response, code = render_error(503, reason)
     response.headers["Retry-After"] = str(retry_after)
     return response, code
 
 
-def _render(code: int, description: str | None) -> tuple[Response, int]:
+def render_error(code: int, description: str | None) -> tuple[Response, int]:
     if request.path.startswith("/api/"):
         return jsonify(error={"status": code, "message": description or "Server error"}), code
     template = f"errors/{code}.html" if code in (403, 404, 500) else "errors/generic.html"

@@ -1,4 +1,4 @@
-"""Sign in, sign out, password change, CSRF and the sign-in rate limit."""
+"""Sign in, sign out, password change, CSRF (rate limits and revocation: test_sign_in_safety.py)."""
 import pytest
 
 from tests import factories
@@ -17,15 +17,6 @@ def test_wrong_password_is_refused_with_a_message(client, world):
     response = client.post("/login", data={"email": "admin-a@example.org", "password": "nope"})
     assert response.status_code == 401
     assert "Wrong email or password" in response.get_data(as_text=True)
-
-
-def test_repeated_failures_lock_the_account(client, world, app):
-    """Given five wrong passwords, when the right one follows, sign-in is refused for a while."""
-    for _ in range(app.config["LOGIN_MAX_FAILURES"]):
-        client.post("/login", data={"email": "admin-a@example.org", "password": "nope"})
-    response = client.post("/login", data={"email": "admin-a@example.org", "password": factories.PASSWORD})
-    assert response.status_code == 429
-    assert "Too many failed sign-ins" in response.get_data(as_text=True)
 
 
 def test_change_password(client, world, login):

@@ -386,7 +386,7 @@ def seed(db, sa) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
     password_hash = generate_password_hash(PASSWORD)
     db.session.execute(sa.insert(User.__table__),
                        [{"email": f"bench-{i:05d}@example.org", "name": f"Bench User {i}",
-                         "password_hash": password_hash, "is_global_admin": False, "failed_logins": 0}
+                         "password_hash": password_hash, "is_global_admin": False, "session_version": 0}
                         for i in range(n)])
     user_ids = db.session.scalars(sa.select(User.id).order_by(User.id)).all()
     pairs = [(uid, org_ids[i % ORGS]) for i, uid in enumerate(user_ids)]
