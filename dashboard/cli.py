@@ -1,6 +1,8 @@
 """`flask` commands for administrators and for running the whole stack."""
 from __future__ import annotations
 
+from typing import Any
+
 import click
 import sqlalchemy as sa
 from flask import Flask
@@ -8,6 +10,8 @@ from flask.cli import AppGroup
 
 from dashboard.extensions import db
 from dashboard.models import Connector, Membership, Organization, User
+from dashboard.sync.actions import configure_connector
+from dashboard.sync.connectors import registry, sandbox
 
 users_cli = AppGroup("users", help="Manage users.")
 connectors_cli = AppGroup("connectors", help="List connectors and set sandbox scenarios.")
@@ -58,14 +62,16 @@ def _connector(org_slug: str, connector_id: int | None) -> Connector:
 
 @connectors_cli.command("list")
 def list_connectors() -> None:
-    """Every connector with its organization, provider, state and sandbox scenario."""
+    """Every connector with its organization, provider, state and what the status screen shows of its settings."""
     rows = db.session.execute(
         sa.select(Organization.slug, Connector).join(Connector, Connector.organization_id == Organization.id)
         .order_by(Organization.slug, Connector.id)
     ).all()
     for slug, c in rows:
+        provider = registry.provider(c.provider)
         state = "enabled" if c.enabled else "disabled"
-        click.echo(f"{slug}\t#{c.id}\t{c.name}\t{c.provider}\t{state}\t{(c.settings or {}).get('scenario', '')}")
+        shown = "; ".join(description for _term, description in provider.summary(c.settings or {}))
+        click.echo(f"{slug}\t#{c.id}\t{c.name}\t{provider.label}\t{state}\t{shown}")
 
 
 @connectors_cli.command("scenario")
@@ -78,20 +84,17 @@ def list_connectors() -> None:
 def set_scenario(org_slug: str, scenario: str, connector_id: int | None, record_type: str | None,
                  share: float | None, seed: int | None) -> None:
     """Set a sandbox connector's simulated scenario (healthy, period_locked, down, ...)."""
-    from dashboard.sync.connectors.sandbox import validate_settings
-
     connector = _connector(org_slug, connector_id)
-    if connector.provider != "sandbox":
+    if connector.provider != registry.SANDBOX.name:
         raise click.ClickException(f"connector #{connector.id} is not a sandbox connector")
-    settings = {"scenario": scenario}
+    settings: dict[str, Any] = {"scenario": scenario}
     for key, value in (("record_type", record_type), ("share", share), ("seed", seed)):
         if value is not None:
             settings[key] = value
-    problems = validate_settings(settings)
+    problems = sandbox.validate_settings(settings)
     if problems:
         raise click.ClickException("; ".join(problems))
-    connector.settings = settings
-    db.session.commit()
+    configure_connector(connector.organization, connector.id, None, enabled=connector.enabled, settings=settings)
     click.echo(f"{org_slug} connector #{connector.id}: {settings}")
 
 
@@ -99,9 +102,9 @@ def set_scenario(org_slug: str, scenario: str, connector_id: int | None, record_
 @click.argument("org_slug")
 @click.option("--connector", "connector_id", type=int)
 def enable_connector(org_slug: str, connector_id: int | None) -> None:
-    """Enable a connector, so it is synced again."""
-    _connector(org_slug, connector_id).enabled = True
-    db.session.commit()
+    """Enable a connector, so it is synced again (at once, when this service pushes its records)."""
+    connector = _connector(org_slug, connector_id)
+    configure_connector(connector.organization, connector.id, None, enabled=True, settings=connector.settings)
 
 
 @connectors_cli.command("disable")
@@ -109,8 +112,8 @@ def enable_connector(org_slug: str, connector_id: int | None) -> None:
 @click.option("--connector", "connector_id", type=int)
 def disable_connector(org_slug: str, connector_id: int | None) -> None:
     """Disable a connector: it is not synced and raises no stale-sync alert."""
-    _connector(org_slug, connector_id).enabled = False
-    db.session.commit()
+    connector = _connector(org_slug, connector_id)
+    configure_connector(connector.organization, connector.id, None, enabled=False, settings=connector.settings)
 
 
 @click.command("seed-demo")

@@ -25,6 +25,14 @@ CLEARED_STATUSES = (RecordStatus.SYNCED, RecordStatus.EXCLUDED)
 """Records an alert no longer waits for."""
 
 
+class RecordType(StrEnum):
+    """What an approved record is (the sandbox connector locks accounting periods by it)."""
+
+    EXPENSE_CLAIM = "expense_claim"
+    MILEAGE_CLAIM = "mileage_claim"
+    REIMBURSEMENT_PAYMENT = "reimbursement_payment"
+
+
 class AttemptOutcome(StrEnum):
     SUCCESS = "success"
     FAILURE = "failure"
@@ -74,6 +82,6 @@ def values(enum: type[StrEnum]) -> tuple[str, ...]:
 
 def register(app) -> None:  # type: ignore[no-untyped-def]
     """Expose the vocabulary to templates (and, through `live_events`, to the pages' scripts)."""
-    for enum in (RecordStatus, AttemptOutcome, AlertStatus, AlertEventKind, NotificationEvent, LiveEvent):
+    for enum in (RecordStatus, RecordType, AttemptOutcome, AlertStatus, AlertEventKind, NotificationEvent, LiveEvent):
         app.add_template_global(enum, enum.__name__)
     app.add_template_global({member.name: member.value for member in LiveEvent}, "live_events")

@@ -1,4 +1,5 @@
 import logging
+from contextlib import contextmanager
 from logging.config import fileConfig
 
 from flask import current_app
@@ -96,7 +97,7 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    with connectable.connect() as connection, _foreign_keys_off(connection):
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
@@ -105,6 +106,27 @@ def run_migrations_online():
 
         with context.begin_transaction():
             context.run_migrations()
+
+
+@contextmanager
+def _foreign_keys_off(connection):
+    """On SQLite, run the migrations with foreign keys off.
+
+    Batch migrations recreate a table and drop the old one, and with foreign keys
+    on, SQLite deletes a dropped table's rows first, with their ON DELETE CASCADE
+    and SET NULL actions: recreating `connectors` would delete every record and
+    batch. The pragma only works outside a transaction, so it is set before the
+    first statement, and the connection is discarded afterwards rather than
+    returned to the pool with foreign keys off.
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        connection.invalidate()
 
 
 if context.is_offline_mode():

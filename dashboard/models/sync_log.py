@@ -9,11 +9,10 @@ import sqlalchemy.orm as so
 
 from dashboard.extensions import db
 from dashboard.models.base import enum_check, utcnow
-from dashboard.vocabulary import AttemptOutcome, RecordStatus, values
+from dashboard.sync.connectors import registry
+from dashboard.vocabulary import AttemptOutcome, RecordStatus, RecordType, values
 
-PROVIDERS = ("sandbox", "http", "external")
-"""`external`: an orchestrator outside this service reports its attempts through the ingestion API."""
-RECORD_TYPES = ("expense_claim", "mileage_claim", "reimbursement_payment")
+RECORD_TYPES = values(RecordType)
 RECORD_STATUSES = values(RecordStatus)
 OUTCOMES = values(AttemptOutcome)
 BATCH_SOURCES = ("orchestrator", "api")
@@ -21,10 +20,9 @@ RECORD_ACTIONS = ("retry", "exclude", "include")
 
 
 class Connector(db.Model):
-    """An organization's link to its accounting system."""
+    """An organization's link to its accounting system, through one of the registry's providers."""
 
     __tablename__ = "connectors"
-    __table_args__ = (enum_check("provider", PROVIDERS, "provider"),)
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     organization_id: so.Mapped[int] = so.mapped_column(
@@ -41,6 +39,10 @@ class Connector(db.Model):
 
     organization: so.Mapped["Organization"] = so.relationship(back_populates="connectors")  # noqa: F821
 
+    @so.validates("provider")
+    def _registered(self, _key: str, name: str) -> str:
+        """A provider of the registry, checked here rather than by the database so adding one needs no migration."""
+        return registry.provider(name).name
 
 
 class SyncRecord(db.Model):

@@ -18,7 +18,7 @@ from dashboard.models import (
     Alert, AlertRecord, Connector, Organization, RecordAction, SyncRecord, User, of_organization, utcnow,
 )
 from dashboard.queues import check_organization_after_commit, sync_after_commit
-from dashboard.sync.orchestrator import PUSHED_PROVIDERS
+from dashboard.sync.connectors.registry import provider
 from dashboard.vocabulary import CLEARED_STATUSES, RecordStatus
 
 log = logging.getLogger(__name__)
@@ -91,19 +91,23 @@ def include_record(organization: Organization, record_id: int, user: User) -> Sy
     return record
 
 
-def configure_connector(organization: Organization, connector_id: int, user: User, *, enabled: bool,
+def configure_connector(organization: Organization, connector_id: int, user: User | None, *, enabled: bool,
                         settings: dict[str, Any], secret: str | None = None) -> Connector:
-    """Save a connector's checked settings; a new secret replaces the old one, an empty one keeps it."""
+    """Save a connector's checked settings; a new secret replaces the old one, an empty one keeps it.
+
+    `user` is the administrator who changed them, or None for an administrator at the command line.
+    """
     connector = _owned(Connector, organization, connector_id)
     connector.enabled = enabled
     connector.settings = settings
     if secret:
         connector.secret = secret
-    if enabled and connector.provider in PUSHED_PROVIDERS:
+    if enabled and provider(connector.provider).pushed:
         sync_after_commit(connector.id)
     check_organization_after_commit(organization.id)  # the alert rules must see the connector as it is now
     db.session.commit()
-    log.info("connector %s settings changed by user %s (enabled=%s)", connector_id, user.id, enabled)
+    log.info("connector %s settings changed by %s (enabled=%s)", connector_id,
+             f"user {user.id}" if user else "the command line", enabled)
     return connector
 
 

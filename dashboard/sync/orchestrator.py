@@ -17,19 +17,19 @@ from flask import current_app
 from dashboard.extensions import db, redis_ext
 from dashboard.models import Connector, SyncBatch, SyncRecord, utcnow
 from dashboard.queues import evaluate_after_commit
-from dashboard.sync.connectors import OutgoingRecord, adapter_for
+from dashboard.sync.connectors import OutgoingRecord
+from dashboard.sync.connectors.registry import adapter_for, provider, pushed_providers
 from dashboard.sync.errors import describe
 from dashboard.sync.log import Outcome, record_batch
 from dashboard.vocabulary import RecordStatus
 
 log = logging.getLogger(__name__)
-PUSHED_PROVIDERS = ("sandbox", "http")
 
 
 def connectors_to_sync() -> list[int]:
     """Enabled connectors whose records this service pushes (not external orchestrators)."""
     return list(db.session.scalars(
-        sa.select(Connector.id).where(Connector.enabled.is_(True), Connector.provider.in_(PUSHED_PROVIDERS))
+        sa.select(Connector.id).where(Connector.enabled.is_(True), Connector.provider.in_(pushed_providers()))
         .order_by(Connector.id)
     ))
 
@@ -69,7 +69,7 @@ def sync_connector(connector_id: int) -> SyncBatch | None:
 
 def _sync(connector_id: int) -> SyncBatch | None:
     connector = db.session.get(Connector, connector_id)
-    if connector is None or not connector.enabled or connector.provider not in PUSHED_PROVIDERS:
+    if connector is None or not connector.enabled or not provider(connector.provider).pushed:
         return None
     started_at = utcnow()
     records = due_records(connector_id, started_at, current_app.config["SYNC_BATCH_SIZE"])

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from dashboard.extensions import db
 from dashboard.models import Connector, HourlyAttemptCount, Organization, SyncRecord, utcnow
-from dashboard.sync.orchestrator import PUSHED_PROVIDERS
+from dashboard.sync.connectors import registry
 from dashboard.vocabulary import WAITING_STATUSES, RecordStatus
 
 
@@ -25,9 +25,13 @@ class ConnectorState:
     """True when the next sync's time has passed: the scheduler's next run takes it."""
 
     @property
+    def provider(self) -> registry.Provider:
+        return registry.provider(self.connector.provider)
+
+    @property
     def scheduled(self) -> bool:
         """True when this service's scheduler pushes the connector's records (enabled, and not external)."""
-        return self.connector.enabled and self.connector.provider in PUSHED_PROVIDERS
+        return self.connector.enabled and self.provider.pushed
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ def connector_panel(organization: Organization, interval_seconds: int, now: date
         failed, oldest_failed = counts.get((c.id, RecordStatus.FAILED), (0, None))
         oldest = min((t for t in (oldest_pending, oldest_failed) if t is not None), default=None)
         next_sync = None
-        if c.enabled and c.provider in PUSHED_PROVIDERS and c.last_batch_at is not None:
+        if c.enabled and registry.provider(c.provider).pushed and c.last_batch_at is not None:
             next_sync = c.last_batch_at + timedelta(seconds=interval_seconds)
         states.append(ConnectorState(c, pending, failed, oldest, next_sync, next_sync is not None and next_sync <= now))
     return ConnectorPanel(

@@ -1,12 +1,11 @@
 """Settings forms: an organization's alert thresholds and time zone, the platform's incident settings, and a
-connector's settings (enabled, its sandbox scenario, or its URL and write-only secret)."""
+connector's settings (enabled, its provider's settings fields, and its write-only secret when it has one)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
 import sqlalchemy as sa
@@ -19,6 +18,7 @@ from wtforms.widgets import TextInput
 
 from dashboard.extensions import db
 from dashboard.models import Connector, Organization
+from dashboard.sync.connectors import registry
 
 class WholeNumberField(IntegerField):
     """A whole number typed as text; its range validator gives the one message for empty, non-numeric or out of range."""
@@ -79,21 +79,19 @@ class PlatformSettingsForm(FlaskForm):
     submit = SubmitField(_l("Save settings"))
 
 
-CONNECTOR_FIELDS = ("scenario", "record_type", "share", "seed", "retry_after", "url")
-SANDBOX_NUMBERS: dict[str, type] = {"share": float, "retry_after": float, "seed": int}
 MAX_SECRET_LENGTH = 500
-MAX_URL_LENGTH = 500
 
 
 @dataclass
 class ConnectorSettingsForm:
     """One connector's settings form: shown values, problems, and the settings to save when there are none.
 
-    A plain class, not a WTForms form: the fields it reads depend on the connector's provider.
+    A plain class, not a WTForms form: its fields are its provider's, and the provider reads them.
     The secret is write-only: it is kept here only to be saved, never shown.
     """
 
     connector: Connector
+    provider: registry.Provider
     enabled: bool
     values: dict[str, str] = field(default_factory=dict)
     errors: dict[str, list[str]] = field(default_factory=dict)
@@ -103,52 +101,29 @@ class ConnectorSettingsForm:
     @classmethod
     def of(cls, connector: Connector) -> "ConnectorSettingsForm":
         """The form showing the connector's saved settings."""
+        provider = registry.provider(connector.provider)
         settings = connector.settings or {}
-        values = {k: "" if settings.get(k) is None else str(settings[k]) for k in CONNECTOR_FIELDS}
-        values["scenario"] = values["scenario"] or "healthy"
-        return cls(connector=connector, enabled=connector.enabled, values=values, settings=dict(settings))
+        values = {k: "" if settings.get(k) is None else str(settings[k]) for k in provider.fields}
+        return cls(connector=connector, provider=provider, enabled=connector.enabled, values=values,
+                   settings=dict(settings))
 
     @classmethod
     def submitted(cls, connector: Connector, form: Mapping[str, str]) -> "ConnectorSettingsForm":
         """Read and check a posted settings form; `errors` is empty when it can be saved."""
-        values = {k: (form.get(k) or "").strip() for k in CONNECTOR_FIELDS}
-        result = cls(connector=connector, enabled=form.get("enabled") == "1", values=values)
-        if connector.provider == "sandbox":
-            result._read_sandbox()
-        elif connector.provider == "http":
-            result._read_http(form.get("secret") or "")
-        else:
-            result.settings = dict(connector.settings or {})
+        provider = registry.provider(connector.provider)
+        values = {k: (form.get(k) or "").strip() for k in provider.fields}
+        checked = provider.check_settings(values, connector.settings or {})
+        result = cls(connector=connector, provider=provider, enabled=form.get("enabled") == "1", values=values,
+                     settings=checked.settings)
+        for name, message in checked.problems:
+            result._error(name, message)
+        if provider.secret:
+            result._read_secret(form.get("secret") or "")
         return result
 
-    def _read_sandbox(self) -> None:
-        from dashboard.sync.connectors.sandbox import validate_settings
-
-        settings: dict[str, Any] = {"scenario": self.values["scenario"]}
-        if self.values["record_type"]:
-            settings["record_type"] = self.values["record_type"]
-        for name, kind in SANDBOX_NUMBERS.items():
-            if self.values[name]:
-                try:
-                    settings[name] = kind(self.values[name])
-                except ValueError:
-                    self._error(name, _("Enter a number.") if kind is float else _("Enter a whole number."))
-        if not self.errors:
-            for problem in validate_settings(settings):
-                self._error("scenario", problem)
-        self.settings = settings
-
-    def _read_http(self, secret: str) -> None:
-        url = self.values["url"]
-        parts = urlsplit(url)
-        if not url:
-            self._error("url", _("Enter the URL of the accounting system."))
-        elif len(url) > MAX_URL_LENGTH or parts.scheme not in ("http", "https") or not parts.hostname:
-            self._error("url", _("Enter a URL that starts with http:// or https://, at most %(n)d characters.",
-                                 n=MAX_URL_LENGTH))
+    def _read_secret(self, secret: str) -> None:
         if len(secret) > MAX_SECRET_LENGTH:
             self._error("secret", _("The secret can be at most %(n)d characters long.", n=MAX_SECRET_LENGTH))
-        self.settings = {**(self.connector.settings or {}), "url": url}
         self.secret = secret or None
 
     def _error(self, name: str, message: str) -> None:

@@ -60,11 +60,9 @@ def _not_found(_error: actions.NotFound) -> Any:
 
 @bp.context_processor
 def _vocabulary() -> dict[str, Any]:
-    """What the screen's templates name: error codes, record types, sandbox scenarios and the count limit."""
-    from dashboard.sync.connectors.sandbox import SCENARIOS
-
+    """What the screen's templates name: error codes, record types and the count limit."""
     return {"describe_error": describe_error, "error_codes": list(ERROR_CODES.values()),
-            "record_types": RECORD_TYPES, "scenarios": SCENARIOS, "count_limit": record_list.COUNT_LIMIT}
+            "record_types": RECORD_TYPES, "count_limit": record_list.COUNT_LIMIT}
 
 
 @bp.get("/orgs/<org>/integration")
@@ -197,7 +195,7 @@ def include_record(org: Organization, record_id: int) -> Any:
 @bp.post("/orgs/<org>/integration/connectors/<int:connector_id>/settings")
 @org_view
 def connector_settings(org: Organization, connector_id: int) -> Any:
-    """Enable or disable a connector; its sandbox scenario, or its URL and write-only secret."""
+    """Enable or disable a connector, and save its provider's settings (and write-only secret, if it has one)."""
     connector = of_organization(Connector, org.id, connector_id) or abort(404)
     form = ConnectorSettingsForm.submitted(connector, request.form)
     if form.errors:

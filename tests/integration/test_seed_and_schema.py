@@ -2,9 +2,11 @@
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from flask_migrate import upgrade
 
 from dashboard.extensions import db as _db
-from dashboard.models import Organization, SyncRecord, User
+from dashboard.models import Organization, SyncRecord, User, utcnow
+from dashboard.queues import alerts_queue, sync_queue
 
 
 def _counts(db):
@@ -39,22 +41,51 @@ def test_users_create_refuses_unknown_org(runner, db, world):
 
 def test_migrations_from_empty_match_the_models(app, tmp_path):
     """Given an empty database, when every migration runs, the schema equals the models' metadata."""
-    from flask_migrate import upgrade
+    with _scratch_app(app, tmp_path).app_context():
+        upgrade()
+        with _db.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), _db.metadata)
+        _db.engine.dispose()
+    assert diff == []
+
+
+def test_upgrading_keeps_the_records_and_leaves_the_providers_to_the_registry(app, tmp_path):
+    """Given a database at 0002 with a connector and its record, when it is upgraded to the head, then the
+    record is still there (SQLite recreates the connectors table) and the database takes any provider name."""
+    row = {"created_at": utcnow(), "approved_at": utcnow()}
+    with _scratch_app(app, tmp_path).app_context():
+        upgrade(revision="0002")
+        with _db.engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO organizations (id, slug, name, consecutive_failure_threshold, error_threshold,"
+                " error_window_hours, stale_after_hours, timezone, created_at)"
+                " VALUES (1, 'org', 'Org', 3, 10, 1, 24, 'UTC', :created_at)"), row)
+            conn.execute(sa.text(
+                "INSERT INTO connectors (id, organization_id, name, provider, enabled, settings, created_at)"
+                " VALUES (1, 1, 'Ledger', 'sandbox', :enabled, '{}', :created_at)"), {**row, "enabled": True})
+            conn.execute(sa.text(
+                "INSERT INTO sync_records (organization_id, connector_id, record_type, source_ref, volunteer,"
+                " description, amount_minor, currency, approved_at, status, consecutive_failures, auto_attempts)"
+                " VALUES (1, 1, 'expense_claim', 'EXP-1', '', '', 100, 'NOK', :approved_at, 'pending', 0, 0)"), row)
+        upgrade()
+        with _db.engine.begin() as conn:
+            records = conn.scalar(sa.text("SELECT count(*) FROM sync_records"))
+            conn.execute(sa.text("UPDATE connectors SET provider = 'not-registered'"))
+        _db.engine.dispose()
+    assert records == 1
+
+
+def _scratch_app(app, tmp_path):  # type: ignore[no-untyped-def]
+    """An app on an empty database of the test database's kind, for running the migrations."""
+    from dashboard import create_app
 
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     if url.startswith("sqlite"):
         target = f"sqlite:///{tmp_path / 'migrated.sqlite3'}"
     else:
         target = sa.engine.make_url(url).set(database=_scratch_postgres_db(url)).render_as_string(hide_password=False)
-    from dashboard import create_app
-
-    migrated = create_app({"SQLALCHEMY_DATABASE_URI": target, "REDIS_URL": app.config["REDIS_URL"]})
-    with migrated.app_context():
-        upgrade()
-        with _db.engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), _db.metadata)
-        _db.engine.dispose()
-    assert diff == []
+    return create_app({"SQLALCHEMY_DATABASE_URI": target, "REDIS_URL": app.config["REDIS_URL"],
+                       "SECRET_KEY": app.config["SECRET_KEY"]})
 
 
 def _scratch_postgres_db(url: str) -> str:
@@ -85,3 +116,26 @@ def test_connectors_disable_command(runner, db, world):
     assert runner.invoke(args=["connectors", "disable", "org-a"]).exit_code == 0
     db.session.refresh(world.connector_a)
     assert world.connector_a.enabled is False
+
+
+def test_connectors_disable_command_queues_an_alert_check_as_the_settings_form_does(runner, world):
+    """Given an enabled connector, when it is disabled from the command line, then its organization's alerts
+    are checked again (a disabled connector raises no stale-sync alert) and no sync is queued."""
+    assert runner.invoke(args=["connectors", "disable", "org-a"]).exit_code == 0
+    assert [(job.func_name, job.args) for job in alerts_queue().jobs] == [
+        ("jobs.alerts.check_organization", (world.org_a.id,))]
+    assert sync_queue().jobs == []
+
+
+def test_connectors_enable_and_scenario_commands_queue_a_sync_and_an_alert_check(runner, db, world):
+    """Given a disabled connector, when it is enabled and then given a scenario from the command line,
+    then each change queues a sync of the connector and an alert check of its organization."""
+    world.connector_a.enabled = False
+    db.session.commit()
+    for args in (["connectors", "enable", "org-a"], ["connectors", "scenario", "org-a", "down"]):
+        result = runner.invoke(args=args)
+        assert result.exit_code == 0, result.output
+        assert [job.args for job in sync_queue().jobs] == [(world.connector_a.id,)]
+        assert [job.args for job in alerts_queue().jobs] == [(world.org_a.id,)]
+        sync_queue().empty()
+        alerts_queue().empty()

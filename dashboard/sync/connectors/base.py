@@ -1,9 +1,9 @@
-"""The one small interface every accounting-system adapter implements."""
+"""The one small interface every accounting-system adapter implements, and what a settings check returns."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -44,3 +44,12 @@ class Adapter(Protocol):
     def push(self, record: OutgoingRecord) -> PushResult:
         """Book one record in the accounting system; never raises for accounting-side errors."""
         ...
+
+
+@dataclass(frozen=True)
+class CheckedSettings:
+    """A provider's reading of its settings form: the settings to save, and what is wrong with them."""
+
+    settings: dict[str, Any]
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    """(field name, message) pairs, shown beside their field; nothing is saved while there are any."""

@@ -6,7 +6,8 @@ know whether the voucher was booked, so the retry must be safe to book twice.
 
 Settings: `url` (http or https, required) and `timeout` (seconds per socket
 operation, default 10). The secret, when set, is sent as a bearer token and is
-kept out of every message.
+kept out of every message. The settings form sets the URL (`check_form`) and the
+secret; the timeout is kept as saved.
 """
 from __future__ import annotations
 
@@ -23,11 +24,15 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
-from dashboard.sync.connectors.base import OutgoingRecord, PushResult
+from flask_babel import gettext as _
+
+from dashboard.sync.connectors.base import CheckedSettings, OutgoingRecord, PushResult
 from dashboard.sync.errors import ERROR_CODES
 
 DEFAULT_TIMEOUT = 10.0
 MAX_RESPONSE_BYTES = 64 * 1024
+MAX_URL_LENGTH = 500
+SETTINGS_FIELDS = ("url",)
 
 
 class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
@@ -197,13 +202,26 @@ def _without_credentials(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
-def _checked_url(url: Any) -> str:
-    """Only http(s): urllib would also open file: and ftp: URLs."""
+def check_form(fields: Mapping[str, str], saved: Mapping[str, Any]) -> CheckedSettings:
+    """The settings form's URL, with the other saved settings (the timeout) kept."""
+    problem = url_problem(fields["url"])
+    return CheckedSettings({**saved, "url": fields["url"]}, [("url", problem)] if problem else [])
+
+
+def url_problem(url: Any) -> str | None:
+    """Why `url` cannot be the accounting system's, or None. Only http(s): urllib would also open file: and ftp:."""
     if not isinstance(url, str) or not url.strip():
-        raise ValueError("The HTTP connector needs the URL of the accounting system.")
+        return _("Enter the URL of the accounting system.")
     parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("The accounting system URL must start with http:// or https:// and name a host.")
+    if len(url) > MAX_URL_LENGTH or parts.scheme not in ("http", "https") or not parts.hostname:
+        return _("Enter a URL that starts with http:// or https://, at most %(n)d characters.", n=MAX_URL_LENGTH)
+    return None
+
+
+def _checked_url(url: Any) -> str:
+    problem = url_problem(url)
+    if problem:
+        raise ValueError(problem)
     return url.strip()
 
 

@@ -11,6 +11,9 @@ Settings:
   `flaky`, required).
 - `seed`: varies which records fail (`mapping_missing`, `flaky`; default 0).
 - `retry_after`: seconds the system asks callers to wait (`rate_limited`, default 30).
+
+Besides the adapter: how the settings form reads these settings (`check_form`) and
+what the connector panel shows of them (`summary`), for the provider registry.
 """
 from __future__ import annotations
 
@@ -20,13 +23,28 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from dashboard.models.sync_log import RECORD_TYPES
-from dashboard.sync.connectors.base import OutgoingRecord, PushResult
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
-SCENARIOS = ("healthy", "period_locked", "mapping_missing", "credentials_expired", "rate_limited", "flaky", "down")
+from dashboard.sync.connectors.base import CheckedSettings, OutgoingRecord, PushResult
+from dashboard.vocabulary import RecordType, values
+
+SCENARIOS = {
+    "healthy": _l("Healthy: every record is booked"),
+    "period_locked": _l("Accounting period locked for one record type"),
+    "mapping_missing": _l("Account mapping missing for a share of records"),
+    "credentials_expired": _l("Credentials expired"),
+    "rate_limited": _l("Rate limited, with Retry-After"),
+    "flaky": _l("Flaky: a share of pushes fail for a while"),
+    "down": _l("Accounting system down"),
+}
+"""Each scenario's name and label: the one table of them."""
 DEFAULT_SCENARIO = "healthy"
 DEFAULT_MAPPING_MISSING_SHARE = 0.2
 DEFAULT_RETRY_AFTER = 30.0
+SETTINGS_FIELDS = ("scenario", "record_type", "share", "seed", "retry_after")
+_NUMBERS: dict[str, type] = {"share": float, "retry_after": float, "seed": int}
+_RECORD_TYPES = values(RecordType)
 
 _UNAVAILABLE = PushResult.failure(
     "system_unavailable", "503 Service Unavailable: the ledger service is temporarily unavailable, try again later",
@@ -82,6 +100,29 @@ class SandboxAdapter:
         return rng.choice((_UNAVAILABLE, _TIMEOUT))
 
 
+def check_form(fields: Mapping[str, str], saved: Mapping[str, Any]) -> CheckedSettings:
+    """The settings form's fields as sandbox settings, which replace the saved ones; a problem names its field."""
+    settings: dict[str, Any] = {"scenario": fields["scenario"]}
+    if fields["record_type"]:
+        settings["record_type"] = fields["record_type"]
+    problems: list[tuple[str, str]] = []
+    for name, kind in _NUMBERS.items():
+        if fields[name]:
+            try:
+                settings[name] = kind(fields[name])
+            except ValueError:
+                problems.append((name, _("Enter a number.") if kind is float else _("Enter a whole number.")))
+    if not problems:
+        problems = [("scenario", problem) for problem in validate_settings(settings)]
+    return CheckedSettings(settings, problems)
+
+
+def summary(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What the connector panel shows of a sandbox's settings: its scenario."""
+    scenario = settings.get("scenario", DEFAULT_SCENARIO)
+    return [(_("Sandbox scenario"), str(SCENARIOS.get(scenario, scenario)))]
+
+
 def validate_settings(settings: Mapping[str, Any]) -> list[str]:
     """Human-readable problems with a sandbox connector's settings; empty when they are usable."""
     scenario = settings.get("scenario", DEFAULT_SCENARIO)
@@ -94,8 +135,8 @@ def validate_settings(settings: Mapping[str, Any]) -> list[str]:
         problems.append(f"Share must be a number between 0 and 1, not {settings['share']!r}.")
     if scenario == "period_locked" and "record_type" not in settings:
         problems.append("The period_locked scenario needs the record type whose period is locked.")
-    elif "record_type" in settings and settings["record_type"] not in RECORD_TYPES:
-        problems.append(f"Unknown record type {settings['record_type']!r}: choose one of {', '.join(RECORD_TYPES)}.")
+    elif "record_type" in settings and settings["record_type"] not in _RECORD_TYPES:
+        problems.append(f"Unknown record type {settings['record_type']!r}: choose one of {', '.join(_RECORD_TYPES)}.")
     if "retry_after" in settings and not _is_number(settings["retry_after"], low=0):
         problems.append(f"Retry-After must be a number of seconds of 0 or more, not {settings['retry_after']!r}.")
     return problems

@@ -1,0 +1,98 @@
+"""The connector providers, one entry each: what the models, the orchestrator, the settings form, the CLI and
+the status screen know of a provider, they read here.
+
+Adding a provider is one module (its adapter, and how its settings form is read) and one entry in
+`PROVIDERS`, with its settings partial under `templates/status/connectors/`; no migration, since the
+database does not list the providers.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+
+from dashboard.sync.connectors import http, sandbox
+from dashboard.sync.connectors.base import Adapter, CheckedSettings
+
+AdapterFactory = Callable[[Mapping[str, Any], str | None], Adapter]
+SettingsCheck = Callable[[Mapping[str, str], Mapping[str, Any]], CheckedSettings]
+
+
+class UnknownProvider(ValueError):
+    """No provider of this name is registered."""
+
+
+def _keep_saved(fields: Mapping[str, str], saved: Mapping[str, Any]) -> CheckedSettings:
+    return CheckedSettings(dict(saved))
+
+
+def _nothing_to_show(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+    return []
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One kind of connector: its name and label, whether and how this service pushes its records, its settings."""
+
+    name: str
+    """Stored in `connectors.provider` (at most 20 characters)."""
+    label: str
+    adapter: AdapterFactory | None = None
+    """Builds the adapter from a connector's settings and secret; None when an orchestrator outside this
+    service pushes the records and reports its attempts through the ingestion API."""
+    fields: tuple[str, ...] = ()
+    """The settings form's fields: shown from the saved settings, read back from the posted form."""
+    check_settings: SettingsCheck = _keep_saved
+    """Reads the posted fields (stripped) against the saved settings: the settings to save, and the problems."""
+    secret: bool = False
+    """True when the settings form also sets a write-only secret (an API token)."""
+    template: str | None = None
+    """The partial with the settings fields, rendered inside the connector settings form."""
+    choices: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """For fields chosen from a list: each value and its label."""
+    summary: Callable[[Mapping[str, Any]], list[tuple[str, str]]] = _nothing_to_show
+    """What the connector panel shows of a connector's settings, as (term, description) pairs."""
+
+    @property
+    def pushed(self) -> bool:
+        """True when this service pushes the connector's records (the scheduler syncs it)."""
+        return self.adapter is not None
+
+
+SANDBOX = Provider(
+    "sandbox", _l("Sandbox accounting system"),
+    adapter=lambda settings, secret: sandbox.SandboxAdapter(settings),
+    fields=sandbox.SETTINGS_FIELDS, check_settings=sandbox.check_form, template="status/connectors/sandbox.html",
+    choices={"scenario": sandbox.SCENARIOS}, summary=sandbox.summary,
+)
+HTTP = Provider(
+    "http", _l("JSON over HTTP"), adapter=http.HttpAdapter,
+    fields=http.SETTINGS_FIELDS, check_settings=http.check_form, template="status/connectors/http.html", secret=True,
+)
+EXTERNAL = Provider("external", _l("External orchestrator (ingestion API)"))
+
+PROVIDERS: dict[str, Provider] = {p.name: p for p in (SANDBOX, HTTP, EXTERNAL)}
+
+
+def provider(name: str) -> Provider:
+    """The provider of this name; raises UnknownProvider."""
+    try:
+        return PROVIDERS[name]
+    except KeyError:
+        raise UnknownProvider(
+            f"Unknown connector provider {name!r}: the providers are {', '.join(PROVIDERS)}.") from None
+
+
+def pushed_providers() -> list[str]:
+    """The names of the providers whose records this service pushes."""
+    return [p.name for p in PROVIDERS.values() if p.pushed]
+
+
+def adapter_for(name: str, settings: dict[str, Any], secret: str | None) -> Adapter:
+    """Build the adapter for a connector row's provider, settings and secret."""
+    entry = provider(name)
+    if entry.adapter is None:
+        raise ValueError(f"Connector provider {name!r} has no adapter: its records are pushed from outside.")
+    return entry.adapter(settings, secret)
