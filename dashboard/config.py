@@ -54,7 +54,6 @@ class Config:
         self.LOGIN_LIMIT_PER_ADDRESS = os.environ.get("LOGIN_LIMIT_PER_ADDRESS", "10 per minute;100 per hour")
         self.LOGIN_LIMIT_PER_ACCOUNT = os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes;20 per day")
         self.API_LIMIT_PER_TOKEN = os.environ.get("API_LIMIT_PER_TOKEN", "1200 per minute")
-        self.RATELIMIT_HEADERS_ENABLED = True
         self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
         self.SYNC_INTERVAL_SECONDS = _int("SYNC_INTERVAL_SECONDS", 300)
         self.SYNC_BATCH_SIZE = _int("SYNC_BATCH_SIZE", 200)

@@ -12,10 +12,12 @@ accounts, and answers unknown and known accounts alike, in comparable time.
 """
 from __future__ import annotations
 
+import math
+import time
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -126,12 +128,20 @@ def change_password():
 
 @bp.app_errorhandler(429)
 def too_many_requests(error):  # type: ignore[no-untyped-def]
-    """The sign-in and password pages say so in their form; everything else answers as errors do."""
+    """The sign-in and password pages say so in their form; everything else answers as errors do.
+
+    `Retry-After` is set here, on refusals only (Flask-Limiter's own headers would put it on every answer).
+    """
     from dashboard.web.errors import render_error
 
     if request.endpoint in ("auth.login", "auth.change_password"):
         form = LoginForm() if request.endpoint == "auth.login" else PasswordForm()
         flash(_("Too many attempts. Wait a few minutes, then try again."), "error")
         template = "auth/login.html" if request.endpoint == "auth.login" else "auth/password.html"
-        return render_template(template, form=form), 429
-    return render_error(429, _("Too many requests. Wait a little, then try again."))
+        response, status = make_response(render_template(template, form=form)), 429
+    else:
+        response, status = render_error(429, _("Too many requests. Wait a little, then try again."))
+    breached = limiter.current_limit
+    wait = breached.reset_at - time.time() if breached is not None else 60
+    response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+    return response, status
