@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 PYTEST_ARGS ?=
 
-.PHONY: run test bench clean
+.PHONY: run stop test bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ run: $(VENV)/.runtime
 	$(BIN)/flask seed-demo --if-empty
 	DEMO_TRAFFIC=$${DEMO_TRAFFIC:-1} SYNC_INTERVAL_SECONDS=$${SYNC_INTERVAL_SECONDS:-20} \
 	  RETRY_DELAY_SCALE=$${RETRY_DELAY_SCALE:-0.02} $(BIN)/flask run-all
+
+## Stop the stack that `make run` started (also one running in the background), and wait until it has.
+stop:
+	$(BIN)/flask run-all --stop
 
 ## Run the whole test suite (SQLite and embedded Redis unless TEST_DATABASE_URL / TEST_REDIS_URL are set).
 test: $(VENV)/.dev

@@ -134,11 +134,26 @@ def seed_demo_command(if_empty: bool) -> None:
 @click.command("run-all")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
-def run_all_command(host: str, port: int) -> None:
-    """Run web (gunicorn + gevent), an RQ worker and the RQ cron scheduler until Ctrl-C."""
-    from dashboard.supervisor import run_all
+@click.option("--stop", is_flag=True, help="Stop the stack running on this instance folder, and wait until it has.")
+def run_all_command(host: str, port: int, stop: bool) -> None:
+    """Run embedded Redis, web (gunicorn + gevent), an RQ worker and the scheduler, restarting what dies.
 
-    raise SystemExit(run_all(host, port))
+    Runs until Ctrl-C, SIGTERM or `flask run-all --stop`; exits non-zero when a part died five
+    times within five minutes. One stack per instance folder (instance/run.lock).
+    """
+    from dashboard.supervisor import AlreadyRunning, run_all, stop_running
+
+    if stop:
+        try:
+            click.echo(stop_running())
+        except TimeoutError as error:
+            raise click.ClickException(str(error)) from error
+        return
+    try:
+        status = run_all(host, port)
+    except AlreadyRunning as error:
+        raise click.ClickException(str(error)) from error
+    raise SystemExit(status)
 
 
 def register_commands(app: Flask) -> None:

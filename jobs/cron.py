@@ -1,4 +1,4 @@
-"""The `rq cron` configuration: `rq cron jobs.cron` loads this module.
+"""The `rq cron` configuration: `python -m jobs.scheduler` (or plain `rq cron jobs.cron`) loads this module.
 
 - every enabled connector is synced every SYNC_INTERVAL_SECONDS (default 5 minutes);
 - the alert scan runs every minute: staleness, the grouping wait, and the sweep of
