@@ -20,6 +20,7 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/activate
 
 ## Set up and run web, worker, scheduler, embedded Redis and demo traffic (Ctrl-C stops all).
 run: $(VENV)/.runtime
+	$(BIN)/python -m dashboard.secret_key
 	$(BIN)/flask db upgrade
 	$(BIN)/flask seed-demo --if-empty
 	DEMO_TRAFFIC=$${DEMO_TRAFFIC:-1} SYNC_INTERVAL_SECONDS=$${SYNC_INTERVAL_SECONDS:-20} \
