@@ -9,7 +9,8 @@ from dashboard.database import mark_writer, unmark_writer
 def register_blueprints(app: Flask) -> None:
     from dashboard.extensions import csrf
     from dashboard.web import (
-        alerts, api, auth, errors, formatting, health, live, notifications, orgs, platform, settings, status,
+        alerts, api, auth, errors, formatting, health, live, notifications, orgs, platform, security, settings,
+        status,
     )
 
     app.register_blueprint(auth.bp)
@@ -25,6 +26,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api.bp)
     errors.register(app)
     formatting.register(app)
+    security.register(app)
 
     @app.before_request
     def _writes_begin_immediate() -> None:
@@ -36,10 +38,3 @@ def register_blueprints(app: Flask) -> None:
         token = g.pop("writer_token", None)
         if token is not None:
             unmark_writer(token)
-
-    @app.after_request
-    def _security_headers(response):  # type: ignore[no-untyped-def]
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response

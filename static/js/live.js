@@ -1,6 +1,8 @@
 /* Live alerts: the tray disclosure, the screen-reader announcer, and re-fetch after (re)connect.
  * The stream itself is htmx's SSE extension on <body sse-connect>; elements that show live state
- * re-fetch their own fragment on `sse:<event>` or on `live:resync` (sent when the stream (re)opens). */
+ * re-fetch their own fragment on `sse:<event>` or on `live:resync` (sent when the stream (re)opens).
+ * Changes are also sent on <body> as `live:changed` ({type, data}), for page scripts that decide
+ * which panels refresh (status.js, platform.js): hx-trigger filters cannot, as htmx may not eval. */
 (function () {
   "use strict";
 
@@ -62,8 +64,10 @@
       source.addEventListener(names.NOTIFICATION, onNotification);
       source.addEventListener(names.RESYNC, resync);
       [names.RECORDS_CHANGED, names.ALERT_CHANGED, names.PLATFORM_CHANGED].forEach(function (type) {
-        source.addEventListener(type, function () {
-          document.body.dispatchEvent(new CustomEvent("live:changed", { detail: { type: type } }));
+        source.addEventListener(type, function (event) {
+          var data = {};
+          try { data = JSON.parse(event.data) || {}; } catch (e) { /* still a change, of unknown scope */ }
+          document.body.dispatchEvent(new CustomEvent("live:changed", { detail: { type: type, data: data } }));
         });
       });
     }

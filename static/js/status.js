@@ -8,26 +8,47 @@
   var lastProgressText = "";
   var streamOpens = 0;
 
+  /* Live events become htmx triggers here, not in hx-trigger filters (htmx runs without eval, for the
+   * Content-Security-Policy). A panel names the live event it follows in data-refresh-on and gets
+   * - status:refresh when that event arrives for this organization (the panel's hx-trigger adds a delay),
+   * - status:resync when the stream reopens after a drop, or the server says it missed events.
+   * The records table gets neither while the user works in it (tableIsLive). */
+  var REFRESH = "status:refresh";
+  var RESYNC = "status:resync";
+
   /* live.js sends live:resync while the stream opens; counted after it, so the first open (page load,
    * whose panels are fresh) is skipped and every reconnect re-fetches. */
   document.addEventListener("htmx:sseOpen", function () { streamOpens += 1; });
 
-  /* Filters for the panels' hx-trigger: live events of this organization, and a table the user is not using. */
-  window.statusScreen = {
-    mine: function (evt) {
-      var screen = document.getElementById("status-screen");
-      var data = {};
-      try { data = JSON.parse(evt && evt.detail && evt.detail.data || "{}"); } catch (e) { return true; }
-      return !screen || !data.channel || data.channel === screen.dataset.channel;
-    },
-    reconnected: function () { return streamOpens > 0; },
-    liveTable: function (evt) {
-      var toggle = document.getElementById("records-live");
-      return (!evt || this.mine(evt)) && (!toggle || toggle.checked) &&
-        !document.querySelector("#records input[name='record_id']:checked") &&
-        !document.querySelector("#records .history-row:not([hidden])");
-    }
-  };
+  function mine(data) {
+    var screen = document.getElementById("status-screen");
+    return !screen || !data || !data.channel || data.channel === screen.dataset.channel;
+  }
+
+  function tableIsLive() {
+    var toggle = document.getElementById("records-live");
+    return (!toggle || toggle.checked) &&
+      !document.querySelector("#records input[name='record_id']:checked") &&
+      !document.querySelector("#records .history-row:not([hidden])");
+  }
+
+  function nudgePanels(name, liveEvent) {
+    if (!window.htmx) { return; }
+    Array.prototype.forEach.call(document.querySelectorAll("[data-refresh-on]"), function (panel) {
+      if (liveEvent && panel.dataset.refreshOn !== liveEvent) { return; }
+      if (panel.id === "records" && !tableIsLive()) { return; }
+      window.htmx.trigger(panel, name);
+    });
+  }
+
+  document.body.addEventListener("live:changed", function (evt) {
+    var detail = evt.detail || {};
+    if (mine(detail.data)) { nudgePanels(REFRESH, detail.type); }
+  });
+
+  document.body.addEventListener("live:resync", function () {
+    if (streamOpens > 0) { nudgePanels(RESYNC); }
+  });
 
   /* Write to a live region that exists from page load; clear first so identical text is spoken again. */
   function announce(text, regionId) {

@@ -11,11 +11,17 @@ Fixtures (all reuse the root conftest's `app`, so the same database and Redis):
 - ``new_page(**context_options) -> Page``: a page in a fresh browser context (its
   own cookies) with ``base_url`` set to the live server; call it again for a
   second user.
+- ``csp_violations`` -> ``list[str]``: Content-Security-Policy violations on any
+  page ``new_page`` made (the ``securitypolicyviolation`` event and Chromium's
+  console report); any fails the test at teardown, so every browser test checks
+  the policy. A test that provokes one on purpose clears the list.
 - ``page``: the first such page.
 - ``signed_in(user, on=None, password=PASSWORD) -> Page``: signs ``user`` (a User or
   an email) in through the real login form on ``on`` (default: ``page``) and
   returns that page on the landing page; fails with the page's message if the
   browser is still on /login.
+- ``wait_for(page, expression, arg=None, timeout=...)``: ``page.wait_for_function``
+  without eval in the page (the Content-Security-Policy refuses it there).
 - ``axe_check(page, context=None, disable=()) -> dict``: runs axe-core (WCAG 2.0/2.1
   A/AA and 2.2 AA, ``target-size`` on) and asserts there are no violations;
   the same function is importable as ``tests.browser.conftest.run_axe``.
@@ -30,6 +36,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +46,7 @@ from urllib.parse import urlsplit
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from flask import Flask
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright, expect, sync_playwright
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from tests import factories
@@ -147,8 +154,16 @@ def live_server(app: Flask) -> Iterator[LiveServer]:
 
 
 @pytest.fixture()
-def new_page(browser: Browser, live_server: LiveServer) -> Iterator[Callable[..., Page]]:
-    """Factory: a page in a new browser context (own cookies) pointed at the live server."""
+def csp_violations() -> list[str]:
+    """Content-Security-Policy violations seen on the pages `new_page` made; any fails the test at
+    teardown (a test that provokes one on purpose clears the list)."""
+    return []
+
+
+@pytest.fixture()
+def new_page(browser: Browser, live_server: LiveServer, csp_violations: list[str]) -> Iterator[Callable[..., Page]]:
+    """Factory: a page in a new browser context (own cookies) pointed at the live server, watched for
+    Content-Security-Policy violations."""
     contexts = []
 
     def _new_page(**context_options: Any) -> Page:
@@ -156,12 +171,16 @@ def new_page(browser: Browser, live_server: LiveServer) -> Iterator[Callable[...
         context = browser.new_context(**context_options)
         context.set_default_timeout(DEFAULT_TIMEOUT_MS)
         context.set_default_navigation_timeout(DEFAULT_TIMEOUT_MS)
+        watch_csp(context, csp_violations)
         contexts.append(context)
         return context.new_page()
 
     yield _new_page
     for context in contexts:
         context.close()
+    if csp_violations:
+        pytest.fail(f"{len(csp_violations)} Content-Security-Policy violation(s):\n" + "\n".join(csp_violations),
+                    pytrace=False)
 
 
 @pytest.fixture()
@@ -186,6 +205,29 @@ def signed_in(page: Page) -> Callable[..., Page]:
         return target
 
     return _signed_in
+
+
+# --- Content-Security-Policy ---------------------------------------------------
+
+# The DOM reports each violation as a `securitypolicyviolation` event; Chromium also logs it to the console.
+CSP_RECORDER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__cspViolation(`${location.pathname}${location.search}: ${e.violatedDirective} blocked ` +
+    `${e.blockedURI || "(inline)"} at ${e.sourceFile || "?"}:${e.lineNumber} ${e.sample || ""}`);
+});
+"""
+
+
+def watch_csp(context: BrowserContext, found: list[str]) -> None:
+    """Append every CSP violation on the context's pages to `found`."""
+    context.expose_binding("__cspViolation", lambda _source, text: found.append(text))
+    context.add_init_script(CSP_RECORDER)
+
+    def console(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            found.append(f"console {message.type}: {message.text}")
+
+    context.on("console", console)
 
 
 # --- axe -----------------------------------------------------------------
@@ -269,9 +311,26 @@ def rq_worker(app: Flask, tmp_path: Any) -> Iterator[subprocess.Popen]:
             process.wait()
 
 
+def wait_for(page: Page, expression: str, arg: Any = None, timeout: float = DEFAULT_TIMEOUT_MS) -> Any:
+    """Wait until `expression` (a JavaScript expression, or a function of `arg`) is truthy in the page;
+    returns its value.
+
+    Not `page.wait_for_function`: that polls by eval inside the page, which the Content-Security-Policy
+    refuses. This evaluates from here every 50 ms instead."""
+    __tracebackhide__ = True
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        value = page.evaluate(expression, arg)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:.0f} ms for {expression} ({arg!r}) on {page.url}")
+        page.wait_for_timeout(50)
+
+
 def wait_live(page: Page) -> None:
     """Wait until the page's event stream is open."""
-    page.wait_for_function("document.body.dataset.live === 'open'", timeout=10_000)
+    wait_for(page, "document.body.dataset.live === 'open'", timeout=10_000)
 
 
 ANNOUNCEMENT_RECORDER = """

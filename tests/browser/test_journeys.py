@@ -18,7 +18,7 @@ from dashboard.tokens import create_token
 from jobs.sync import enqueue_sync
 from tests import factories
 from tests.alerting import run, writing
-from tests.browser.conftest import ANNOUNCEMENT_RECORDER, wait_live
+from tests.browser.conftest import ANNOUNCEMENT_RECORDER, wait_for, wait_live
 
 pytestmark = pytest.mark.slow
 LIVE_TIMEOUT = 15_000
@@ -57,7 +57,7 @@ def test_third_consecutive_failure_appears_in_the_open_page_without_reload(world
     item = page.locator("#tray-list .notification-title").first
     expect(item).to_contain_text("mileage claim")
     expect(item).to_contain_text("Accounting period locked")
-    page.wait_for_function("window.__announced.some(t => t.includes('Accounting period locked'))")
+    wait_for(page, "window.__announced.some(t => t.includes('Accounting period locked'))")
 
 
 def _post_failures(live_server, organization, connector, n: int) -> None:

@@ -14,7 +14,7 @@ from dashboard.models import SyncRecord, utcnow
 from tests import factories
 from tests import status_factories as sf
 from tests.alerting import affected_ids, alerts, run
-from tests.browser.conftest import ANNOUNCEMENT_RECORDER
+from tests.browser.conftest import ANNOUNCEMENT_RECORDER, wait_for
 
 SCREEN = "/orgs/org-a/integration"
 ROWS = "#records tbody tr[id^='record-']"
@@ -264,7 +264,7 @@ def test_retry_an_alerts_records_through_the_dialog_until_synced(small_screen, s
     expect(result).to_contain_text("Done: 3 records retried; 3 synced, 0 failed again.")
     for record in small_screen.alerted:
         expect(page.locator(f"#record-{record.id} td").nth(6)).to_contain_text("Synced")
-    page.wait_for_function("window.__announced.some(t => t.includes('3 synced, 0 failed again'))")
+    wait_for(page, "window.__announced.some(t => t.includes('3 synced, 0 failed again'))")
     db.session.rollback()
     assert {db.session.get(SyncRecord, r.id).status for r in small_screen.alerted} == {"synced"}
 

@@ -13,7 +13,7 @@ from dashboard.extensions import db
 from dashboard.models import Alert, SyncRecord, utcnow
 from tests import factories
 from tests.alerting import affected_ids, alerts, run
-from tests.browser.conftest import ANNOUNCEMENT_RECORDER, wait_live
+from tests.browser.conftest import ANNOUNCEMENT_RECORDER, wait_for, wait_live
 
 LIVE_TIMEOUT = 15_000
 TYPES = ("mileage_claim", "expense_claim", "reimbursement_payment")
@@ -205,7 +205,7 @@ def test_keyboard_only_journey_from_a_live_alert_to_its_records(world, signed_in
     _fail(world.connector_a, records, times=(10,))
     (alert,) = alerts()
     _unread(page, 1)
-    page.wait_for_function("t => window.__announced.some(a => a.includes(t))", arg=alert.title)
+    wait_for(page, "t => window.__announced.some(a => a.includes(t))", arg=alert.title)
 
     button = _button(page)
     page.evaluate("document.activeElement && document.activeElement.blur()")  # start from the top
@@ -236,8 +236,7 @@ def test_a_new_alert_is_announced_by_name(world, signed_in):
     _fail(world.connector_a, records, times=(10,))
     (alert,) = alerts()
     _unread(page, 1)
-    page.wait_for_function("t => window.__announced.some(a => a.includes(t))", arg=alert.title,
-                           timeout=LIVE_TIMEOUT)
+    wait_for(page, "t => window.__announced.some(a => a.includes(t))", arg=alert.title, timeout=LIVE_TIMEOUT)
     assert _announced(page) == [f"New alert: {alert.title}"]
     expect(page.locator("#sr-status")).to_have_attribute("role", "status")
     expect(page.locator("#sr-alert")).to_have_text("")
@@ -255,9 +254,8 @@ def test_several_alerts_arriving_together_are_announced_as_one_summary(world, si
     raised = alerts()
     assert len(raised) == 3
     _unread(page, 3)
-    page.wait_for_function(
-        "titles => titles.every(t => window.__announced.some(a => a.includes(t)))",
-        arg=[a.title for a in raised], timeout=LIVE_TIMEOUT)
+    wait_for(page, "titles => titles.every(t => window.__announced.some(a => a.includes(t)))",
+             arg=[a.title for a in raised], timeout=LIVE_TIMEOUT)
     announced = _announced(page)
     assert len(announced) == 1, announced
     assert announced[0].startswith("3 new")
