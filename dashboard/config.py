@@ -42,7 +42,14 @@ class Config:
         self.SECRET_KEY = configured_key()
         self.SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or default_database_url()
         self.REDIS_URL = os.environ.get("REDIS_URL") or default_redis_url()
-        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        self.SQLALCHEMY_ENGINE_OPTIONS = {
+            "pool_pre_ping": True,
+            # A gevent worker serves many requests at once: enough connections that pages and health checks
+            # never queue behind writers waiting their turn, and a bounded wait when they all are in use.
+            "pool_size": _int("DATABASE_POOL_SIZE", 10),
+            "max_overflow": _int("DATABASE_POOL_OVERFLOW", 30),
+            "pool_timeout": _int("DATABASE_POOL_TIMEOUT_SECONDS", 10),
+        }
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
@@ -61,7 +68,7 @@ class Config:
         self.RETRY_DELAY_SCALE = float(os.environ.get("RETRY_DELAY_SCALE", "1.0"))
         self.SQLITE_WRITE_WAIT_SECONDS = float(os.environ.get("SQLITE_WRITE_WAIT_SECONDS", "10"))
         self.API_ATTEMPT_HORIZON_DAYS = _int("API_ATTEMPT_HORIZON_DAYS", 30)
-        self.API_CONCURRENT_INGESTS = _int("API_CONCURRENT_INGESTS", 2)
+        self.API_CONCURRENT_INGESTS = _int("API_CONCURRENT_INGESTS", 1)
         self.API_MAX_ATTEMPTS_PER_REQUEST = _int("API_MAX_ATTEMPTS_PER_REQUEST", 1000)
         self.MAX_CONTENT_LENGTH = _int("API_MAX_BODY_BYTES", 1_048_576)
         self.QUEUE_ALERTS = os.environ.get("QUEUE_ALERTS", "alerts")

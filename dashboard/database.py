@@ -20,8 +20,9 @@ every other request and live stream of that process). So:
   SQLite's busy wait, which blocks only the waiting thread;
 - a writer that cannot have the lock within ``SQLITE_WRITE_WAIT_SECONDS``
   gets :class:`DatabaseBusy`, which the web answers with 503 and Retry-After;
-- under gevent, every statement ends with a cooperative yield, so a long
-  write does not keep the event loop from other requests.
+- under gevent, every statement of a writer ends with a cooperative yield,
+  and many rows are written in chunks (`execute_in_chunks`), so a long write
+  does not keep the event loop from other requests.
 
 Whoever holds a write transaction must not read a socket, call Redis or call
 another service before it commits: queue such work for after the commit
@@ -32,16 +33,17 @@ from __future__ import annotations
 import contextvars
 import sqlite3
 import sys
-import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from dashboard.fair_lock import FairSemaphore
+
 _immediate: contextvars.ContextVar[bool] = contextvars.ContextVar("immediate", default=False)
-_process_locks: dict[str, threading.Lock] = {}
+_process_locks: dict[str, FairSemaphore] = {}
 _HELD = "dashboard_write_lock"
 
 
@@ -83,6 +85,19 @@ def write_transaction() -> Iterator[None]:
             raise
 
 
+CHUNK_ROWS = 50
+"""Rows per executemany: SQLite runs one statement without yielding, so hundreds of rows at once would
+keep a gevent worker's loop from every other request for as long as they take."""
+
+
+def execute_in_chunks(statement: sa.Executable, rows: list[dict[str, Any]]) -> None:
+    """Execute a statement for many rows, `CHUNK_ROWS` at a time (each chunk one executemany)."""
+    from dashboard.extensions import db
+
+    for start in range(0, len(rows), CHUNK_ROWS):
+        db.session.execute(statement, rows[start:start + CHUNK_ROWS])
+
+
 def mark_writer() -> contextvars.Token[bool]:
     """Mark the rest of this request as a writer; reset the returned token when it ends."""
     return _immediate.set(True)
@@ -110,7 +125,7 @@ def configure_engine(engine: Engine, write_wait_seconds: float = 10.0) -> None:
     if engine.dialect.name != "sqlite":
         return
     busy_timeout_ms = 0 if on_event_loop else int(write_wait_seconds * 1000)
-    lock = _process_locks.setdefault(str(engine.url), threading.Lock())
+    lock = _process_locks.setdefault(str(engine.url), FairSemaphore())
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -148,17 +163,20 @@ def configure_engine(engine: Engine, write_wait_seconds: float = 10.0) -> None:
 
 
 def _yield_after_each_statement(engine: Engine) -> None:
-    """Let other greenlets run between statements.
+    """Let other greenlets run between a writer's statements.
 
     SQLite's calls never wait on a socket, so a request writing hundreds of rows would keep the
     event loop for its whole transaction (100 ms and more), and every page, health check and
-    stream of the process would wait behind it. A zero sleep after each statement makes database
-    work cooperate like network I/O does.
+    stream of the process would wait behind it. A zero sleep after each of a writer's statements
+    makes database work cooperate like network I/O does. Readers do not yield: their statements
+    are short, and a page that went to the back of the queue after each of them would wait for
+    every writer's turn.
     """
 
     @sa.event.listens_for(engine, "after_cursor_execute")
-    def _cooperate(*_args):  # type: ignore[no-untyped-def]
-        time.sleep(0)
+    def _cooperate(_connection, _cursor, _statement, _parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if executemany or _immediate.get():
+            time.sleep(0)
 
 
 def _begin_immediate(dbapi_connection: sqlite3.Connection, deadline: float) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from dashboard.database import execute_in_chunks
 from dashboard.extensions import db
 from dashboard.models import Connector, SyncAttempt, SyncBatch, SyncRecord
 from dashboard.queues import evaluate_after_commit
@@ -120,7 +121,7 @@ def _known_or_new_records(connector: Connector, attempts: list[AttemptReport]) -
     ids = {ref: record.id for ref, record in known.items()}
     if new_rows:
         # Core executemany: the ORM's unit of work costs more than the insert itself for hundreds of rows.
-        db.session.execute(sa.insert(SyncRecord.__table__), new_rows)
+        execute_in_chunks(sa.insert(SyncRecord.__table__), new_rows)
         ids.update(db.session.execute(
             sa.select(SyncRecord.source_ref, SyncRecord.id).where(
                 SyncRecord.connector_id == connector.id, SyncRecord.source_ref.in_([r["source_ref"] for r in new_rows]))

@@ -19,6 +19,7 @@ from typing import Iterable
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from dashboard.database import execute_in_chunks
 from dashboard.extensions import db
 from dashboard.models import Connector, HourlyAttemptCount, SyncAttempt, SyncBatch, SyncRecord
 from dashboard.sync.errors import describe
@@ -109,8 +110,8 @@ def record_batch(
         attempts.append(_attempt_row(connector, batch, o, failure_streak=state.consecutive_failures, late=False))
 
     if attempts:
-        # Core insert: one executemany (the ORM bulk path splits rows by which keys are None).
-        db.session.execute(SyncAttempt.__table__.insert(), attempts)
+        # Core insert, executemany in chunks (the ORM bulk path splits rows by which keys are None).
+        execute_in_chunks(SyncAttempt.__table__.insert(), attempts)
         if updates:
             _bulk_update_records(list(updates.values()))
         _add_hourly_counts(connector.organization_id, hours)
@@ -152,7 +153,7 @@ def _bulk_update_records(updates: list[dict]) -> None:
             .where(table.c.id == sa.bindparam("_id"))
             .values({c: sa.bindparam(c) for c in columns})
         )
-        db.session.execute(statement, [{**{c: r[c] for c in columns}, "_id": r["id"]} for r in rows])
+        execute_in_chunks(statement, [{**{c: r[c] for c in columns}, "_id": r["id"]} for r in rows])
     updated = {r["id"] for r in updates}
     for obj in list(db.session.identity_map.values()):
         if isinstance(obj, SyncRecord) and obj.id in updated:

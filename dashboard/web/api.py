@@ -6,7 +6,6 @@ writes nothing. The OpenAPI document at `/api/v1/openapi.json` is the contract.
 from __future__ import annotations
 
 import hashlib
-import threading
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, Iterator
@@ -16,11 +15,12 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import IntegrityError
 
 from dashboard.database import DatabaseBusy, write_transaction
+from dashboard.fair_lock import FairSemaphore
 from dashboard.extensions import db, limiter
 from dashboard.models import ApiToken, SyncBatch, utcnow
 from dashboard.sync.ingest import find_batch, ingest
 from dashboard.sync.payload import FieldError, PayloadRejected, SyncBatchRequest, parse_payload, request_model
-from dashboard.tokens import find_token
+from dashboard.tokens import authenticate
 from dashboard.web import limits
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -53,6 +53,7 @@ def create_sync_batch() -> tuple[Response, int] | Response:
         return _replay(earlier, digest)
     if request.mimetype != "application/json":
         return _error(415, "The body must be application/json")
+    db.session.rollback()  # give the connection back while this request may wait for a slot
     with _ingestion_slot():
         try:
             payload = parse_payload(raw, organization_id=organization_id,
@@ -70,7 +71,7 @@ def openapi() -> Response:
                                     current_app.config["MAX_CONTENT_LENGTH"]))
 
 
-_slots: dict[int, threading.BoundedSemaphore] = {}
+_slots: dict[int, FairSemaphore] = {}
 
 
 @contextmanager
@@ -80,11 +81,11 @@ def _ingestion_slot() -> Iterator[None]:
     Validating and writing hundreds of attempts is CPU work. Under gevent, twenty requests
     doing it at once would each get a turn between every other request's turns, and a health
     check or a page would wait behind all of them; queued here (a cooperative wait, the body
-    already read), they leave the loop to everything else. Throughput is the same: the
-    process has one CPU either way.
+    already read, first come first served), they leave the loop to everything else.
+    Throughput is the same: the process has one CPU either way.
     """
     size = current_app.config["API_CONCURRENT_INGESTS"]
-    slots = _slots.setdefault(size, threading.BoundedSemaphore(size))
+    slots = _slots.setdefault(size, FairSemaphore(size))
     if not slots.acquire(timeout=current_app.config["SQLITE_WRITE_WAIT_SECONDS"]):
         raise DatabaseBusy("Too many batches are being written; retry the request")
     try:
@@ -124,10 +125,11 @@ def _replay(batch: SyncBatch, digest: str) -> tuple[Response, int]:
 
 
 def _authenticated_token() -> ApiToken | None:
+    """The request's bearer token, if it is known, not revoked and not expired."""
     auth = request.authorization
     if auth is None or auth.type != "bearer" or not auth.token:
         return None
-    return find_token(auth.token)
+    return authenticate(auth.token)
 
 
 def _unauthorized() -> tuple[Response, int]:
@@ -209,7 +211,8 @@ def openapi_document(max_attempts: int, max_body_bytes: int) -> dict[str, Any]:
         "components": {
             "securitySchemes": {"bearerAuth": {
                 "type": "http", "scheme": "bearer",
-                "description": "A per-organization token from `flask tokens create ORG_SLUG --name NAME`."}},
+                "description": "A per-organization token from `flask tokens create ORG_SLUG --name NAME`; a revoked or "
+                               "expired token is refused with 401."}},
             "schemas": schemas,
         },
         "paths": {
@@ -252,7 +255,7 @@ def _create_operation(max_body_bytes: int) -> dict[str, Any]:
             "200": {"description": "Every attempt was in the log already: nothing was written",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SyncBatchCreated"}}}},
             "400": _error_response("The body is not valid JSON, or the Idempotency-Key header is invalid"),
-            "401": _error_response("The bearer token is missing or wrong (see WWW-Authenticate)"),
+            "401": _error_response("The bearer token is missing, wrong, revoked or expired (see WWW-Authenticate)"),
             "409": _error_response("The report contradicts the log: a known record with other details, or a "
                                    "logged attempt with another outcome; `fields` names each, with both values"),
             "413": _error_response("The body is over the size limit"),

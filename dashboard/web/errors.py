@@ -7,6 +7,7 @@ from flask import Flask, Response, jsonify, make_response, render_template, requ
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from dashboard.database import DatabaseBusy, read_only_from_now
@@ -29,6 +30,10 @@ def register(app: Flask) -> None:
     @app.errorhandler(DatabaseBusy)
     def database_busy(error: DatabaseBusy):  # type: ignore[no-untyped-def]
         return _unavailable(error.reason, error.retry_after)
+
+    @app.errorhandler(PoolTimeout)
+    def no_connection(_error: PoolTimeout):  # type: ignore[no-untyped-def]
+        return _unavailable(_("Every database connection is busy; nothing was written"), BUSY_RETRY_AFTER_SECONDS)
 
     @app.errorhandler(OperationalError)
     def database_unavailable(error: OperationalError):  # type: ignore[no-untyped-def]
