@@ -125,7 +125,7 @@ class Membership(db.Model):
 
 
 class ApiToken(db.Model):
-    """A per-organization token for the ingestion API; only its hash is kept."""
+    """A per-organization token for the ingestion API; only its hash is kept (see `dashboard.tokens`)."""
 
     __tablename__ = "api_tokens"
 
@@ -137,5 +137,13 @@ class ApiToken(db.Model):
     token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
     last_used_at: so.Mapped[Optional[datetime]]
+    expires_at: so.Mapped[Optional[datetime]]
+    """None: the token does not expire."""
+    revoked_at: so.Mapped[Optional[datetime]]
+    """Set once, when the token is revoked; a revoked token stays listed."""
 
     organization: so.Mapped[Organization] = so.relationship()
+
+    def is_usable(self, now: datetime) -> bool:
+        """True while the token is neither revoked nor expired."""
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)

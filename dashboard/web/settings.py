@@ -1,11 +1,12 @@
-"""Alert settings: an organization's thresholds and time zone, and the platform's incident settings."""
+"""Settings: an organization's thresholds, time zone and API tokens, and the platform's incident settings."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from dashboard import tokens
 from dashboard.extensions import db
-from dashboard.models import Organization, PlatformSettings
+from dashboard.models import ApiToken, Organization, PlatformSettings, of_organization
 from dashboard.web.access import global_admin_required, org_view
 from dashboard.web.settings_forms import OrganizationSettingsForm, PlatformSettingsForm
 
@@ -27,7 +28,21 @@ def organization(org: Organization):
         flash(_("The alert settings are saved."), "info")
         return redirect(url_for("settings.organization", org=org.slug))
     status = 422 if request.method == "POST" else 200
-    return render_template("settings/organization.html", org=org, form=form), status
+    return render_template("settings/organization.html", org=org, form=form,
+                           api_tokens=tokens.list_tokens(org.id)), status
+
+
+@bp.post("/orgs/<org>/settings/tokens/<int:token_id>/revoke")
+@org_view
+def revoke_token(org: Organization, token_id: int):
+    """Revoke one of the organization's API tokens; revoking it again changes nothing."""
+    token = of_organization(ApiToken, org.id, token_id) or abort(404)
+    if tokens.revoke_token(token):
+        db.session.commit()
+        flash(_("The API token “%(name)s” is revoked: the API refuses it from now on.", name=token.name), "info")
+    else:
+        flash(_("The API token “%(name)s” was revoked already.", name=token.name), "info")
+    return redirect(url_for("settings.organization", org=org.slug, _anchor="api-tokens"))
 
 
 @bp.route("/platform/settings", methods=["GET", "POST"])

@@ -1,8 +1,14 @@
 """Every organization page answers 404 to another organization's admin; platform pages 403 to org admins."""
 import pytest
 
-ORG_PAGES = ["/orgs/{org}"]
+from dashboard.extensions import db
+from dashboard.models import ApiToken
+from dashboard.tokens import create_token, find_token
+
+ORG_PAGES = ["/orgs/{org}", "/orgs/{org}/settings"]
 PLATFORM_PAGES = ["/platform"]
+ORG_ACTIONS = ["/orgs/{org}/settings/tokens/{token}/revoke"]
+"""Posted forms acting on one of the organization's rows; `{token}` is an API token of that organization."""
 
 
 @pytest.mark.parametrize("path", ORG_PAGES + PLATFORM_PAGES + ["/", "/account/password"])
@@ -25,6 +31,38 @@ def test_global_admin_reads_every_organization(client, world, login, path):
     login(world.global_admin)
     assert client.get(path.format(org="org-a")).status_code == 200
     assert client.get(path.format(org="org-b")).status_code == 200
+
+
+@pytest.fixture()
+def tokens(world) -> dict[str, ApiToken]:  # type: ignore[no-untyped-def]
+    """An API token of each organization, by slug."""
+    made = {slug: find_token(create_token(org, "Orchestrator")) for slug, org in
+            (("org-a", world.org_a), ("org-b", world.org_b))}
+    db.session.commit()
+    return made
+
+
+def _revoked(token: ApiToken) -> bool:
+    db.session.expire_all()
+    return db.session.get(ApiToken, token.id).revoked_at is not None
+
+
+@pytest.mark.parametrize("path", ORG_ACTIONS)
+def test_anonymous_posts_change_nothing(client, world, tokens, path):
+    response = client.post(path.format(org="org-a", token=tokens["org-a"].id))
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert not _revoked(tokens["org-a"])
+
+
+@pytest.mark.parametrize("path", ORG_ACTIONS)
+def test_admin_of_another_organization_gets_404_for_an_action(client, world, tokens, login, path):
+    """Given an admin of organization B, when they post an action on organization A's row, under A's address
+    or under their own, it answers 404 and changes nothing."""
+    login(world.admin_b)
+    assert client.post(path.format(org="org-a", token=tokens["org-a"].id)).status_code == 404
+    assert client.post(path.format(org="org-b", token=tokens["org-a"].id)).status_code == 404
+    assert not _revoked(tokens["org-a"])
+    assert client.post(path.format(org="org-b", token=tokens["org-b"].id)).status_code == 302
 
 
 @pytest.mark.parametrize("path", PLATFORM_PAGES)

@@ -1,4 +1,4 @@
-"""The JSON-over-HTTP adapter against a real local HTTP server (pytest-httpserver)."""
+"""The JSON-over-HTTP adapter against a real local HTTP server (pytest-httpserver), private addresses allowed."""
 from __future__ import annotations
 
 import socket
@@ -16,6 +16,16 @@ from dashboard.sync.connectors.http import HttpAdapter
 
 SECRET = "tok-5f2c9e1b7a"
 PATH = "/vouchers"
+
+
+@pytest.fixture()
+def app_config() -> dict:
+    return {"ALLOW_PRIVATE_OUTBOUND_URLS": True}  # the test server listens on 127.0.0.1
+
+
+@pytest.fixture(autouse=True)
+def _private_addresses_allowed(app):  # type: ignore[no-untyped-def]
+    """Adapters are built in the app, as the orchestrator builds them, so they read the setting."""
 
 
 def record(ref: str = "EXP-1001", attempt: int = 1) -> OutgoingRecord:

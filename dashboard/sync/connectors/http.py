@@ -8,6 +8,12 @@ Settings: `url` (http or https, required) and `timeout` (seconds per socket
 operation, default 10). The secret, when set, is sent as a bearer token and is
 kept out of every message. The settings form sets the URL (`check_form`) and the
 secret; the timeout is kept as saved.
+
+The URL's host must be public (`dashboard.outbound`): the form refuses a URL that
+resolves to a private address, and every connection resolves the host again,
+checks each address and connects to a checked one; a refused address is a
+permanent `permission_denied`. Proxies from the environment are not used: through
+a proxy, the address reached could not be checked.
 """
 from __future__ import annotations
 
@@ -20,12 +26,14 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from email.message import Message
 from email.utils import parsedate_to_datetime
+from functools import partial
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask_babel import gettext as _
 
+from dashboard import outbound
 from dashboard.sync.connectors.base import CheckedSettings, OutgoingRecord, PushResult
 from dashboard.sync.errors import ERROR_CODES
 
@@ -42,6 +50,42 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class _VettedConnection:
+    """Connects through `outbound.create_connection`: the host is resolved once, every address is checked, and
+    the socket goes to a checked address. Everything else (the Host header, TLS with the name for SNI and the
+    certificate check) is http.client's, which opens its socket through `_create_connection`."""
+
+    def __init__(self, *args: Any, allow_private: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = partial(outbound.create_connection, allow_private=allow_private)
+
+
+class _VettedHTTPConnection(_VettedConnection, http.client.HTTPConnection):
+    pass
+
+
+class _VettedHTTPSConnection(_VettedConnection, http.client.HTTPSConnection):
+    pass
+
+
+class _VettedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, allow_private: bool) -> None:
+        super().__init__()
+        self.allow_private = allow_private
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_VettedHTTPConnection, req, allow_private=self.allow_private)
+
+
+class _VettedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, allow_private: bool) -> None:
+        super().__init__()
+        self.allow_private = allow_private
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_VettedHTTPSConnection, req, context=self._context, allow_private=self.allow_private)
+
+
 class HttpAdapter:
     """Books a record by POSTing it as JSON; maps the HTTP answer onto the error vocabulary."""
 
@@ -49,7 +93,10 @@ class HttpAdapter:
         self.url = _checked_url(settings.get("url"))
         self.timeout = _checked_timeout(settings.get("timeout", DEFAULT_TIMEOUT))
         self._secret = secret or None
-        self._opener = urllib.request.build_opener(_RefuseRedirects)
+        allow_private = outbound.private_allowed()
+        self._opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), _RefuseRedirects,
+            _VettedHTTPHandler(allow_private), _VettedHTTPSHandler(allow_private))
 
     def push(self, record: OutgoingRecord) -> PushResult:
         request = urllib.request.Request(self.url, data=_body(record), headers=self._headers(record), method="POST")
@@ -83,6 +130,10 @@ class HttpAdapter:
         """No HTTP answer: a timeout (the voucher may or may not be booked) or no connection at all."""
         reason = getattr(error, "reason", error)
         where = _without_credentials(self.url)
+        if isinstance(reason, outbound.RefusedAddress):
+            return PushResult.failure(
+                "permission_denied", f"Refused to connect to {where}: {reason.describe()} "
+                "Point the connector at the accounting system's public URL.", retryable=False)
         if isinstance(error, TimeoutError) or isinstance(reason, TimeoutError):
             return PushResult.failure(
                 "timeout", f"No answer from {where} within {self.timeout:g} seconds", retryable=True)
@@ -203,18 +254,32 @@ def _without_credentials(url: str) -> str:
 
 
 def check_form(fields: Mapping[str, str], saved: Mapping[str, Any]) -> CheckedSettings:
-    """The settings form's URL, with the other saved settings (the timeout) kept."""
-    problem = url_problem(fields["url"])
-    return CheckedSettings({**saved, "url": fields["url"]}, [("url", problem)] if problem else [])
+    """The settings form's URL, with the other saved settings (the timeout) kept.
+
+    Besides its form, the URL's host must be public now (it is checked again at every connection).
+    """
+    url = fields["url"]
+    problem = url_problem(url)
+    if problem is None and (refusal := outbound.url_refusal(url, outbound.private_allowed())) is not None:
+        problem = _("The URL cannot be used: %(reason)s", reason=refusal.describe())
+    return CheckedSettings({**saved, "url": url}, [("url", problem)] if problem else [])
 
 
 def url_problem(url: Any) -> str | None:
     """Why `url` cannot be the accounting system's, or None. Only http(s): urllib would also open file: and ftp:."""
     if not isinstance(url, str) or not url.strip():
         return _("Enter the URL of the accounting system.")
-    parts = urlsplit(url.strip())
-    if len(url) > MAX_URL_LENGTH or parts.scheme not in ("http", "https") or not parts.hostname:
-        return _("Enter a URL that starts with http:// or https://, at most %(n)d characters.", n=MAX_URL_LENGTH)
+    url = url.strip()
+    malformed = _("Enter a URL that starts with http:// or https://, at most %(n)d characters.", n=MAX_URL_LENGTH)
+    if len(url) > MAX_URL_LENGTH or any(c <= " " or c == "\x7f" for c in url):
+        return malformed
+    try:  # urlsplit refuses a bracket left open (http://[::1); .port a port that is not a number
+        parts = urlsplit(url)
+        hostname, _port = parts.hostname, parts.port
+    except ValueError:
+        return _("Enter a URL whose host and port can be read, such as https://ledger.example/api/vouchers.")
+    if parts.scheme not in ("http", "https") or not hostname:
+        return malformed
     return None
 
 
