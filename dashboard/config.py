@@ -52,7 +52,11 @@ class Config:
         }
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
-        self.SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+        self.PREFERRED_URL_SCHEME = os.environ.get("PREFERRED_URL_SCHEME", "http")
+        self.SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", self.PREFERRED_URL_SCHEME == "https")
+        self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
+        self.PROXY_FIX_X_FOR = _int("PROXY_FIX_X_FOR", 0)
+        self.PROXY_FIX_X_PROTO = _int("PROXY_FIX_X_PROTO", 0)
         self.REMEMBER_COOKIE_HTTPONLY = True
         self.SESSION_IDLE_MINUTES = _int("SESSION_IDLE_MINUTES", 120)
         self.PERMANENT_SESSION_LIFETIME = self.SESSION_IDLE_MINUTES * 60

@@ -74,10 +74,10 @@ def test_first_open_fetches_nothing_again(world, screen, signed_in):
 
 
 def test_this_organizations_events_refresh_the_panels_that_follow_them(world, screen, signed_in):
-    """records-changed refreshes the table and the chart; alert-changed the open alerts."""
+    """records-changed refreshes the table, the chart and the connector panel; alert-changed the open alerts."""
     page = signed_in(world.admin_a)
     fetches = _open(page)
-    both = {"records", "chart"}
+    both = {"records", "chart", "connectors"}
     assert both <= fetches.during(page, _publish(world.org_a, LiveEvent.RECORDS_CHANGED), until=both)
     assert "alerts" in fetches.during(page, _publish(world.org_a, LiveEvent.ALERT_CHANGED), until={"alerts"})
 
@@ -88,7 +88,7 @@ def test_another_organizations_events_refresh_nothing(world, screen, signed_in):
     fetches = _open(page)
     fetched = fetches.during(page, lambda: (_publish(world.org_b, LiveEvent.RECORDS_CHANGED)(),
                                             _publish(world.org_b, LiveEvent.ALERT_CHANGED)()))
-    assert not fetched & {"records", "chart", "alerts"}
+    assert not fetched & {"records", "chart", "connectors", "alerts"}
     both = {"records", "chart"}
     assert both <= fetches.during(page, _publish(world.org_a, LiveEvent.RECORDS_CHANGED), until=both)
 
@@ -110,7 +110,7 @@ def test_a_resync_refreshes_every_panel(world, screen, signed_in):
     """When Redis drops the stream's subscription, the server sends resync and every panel fetches itself."""
     page = signed_in(world.admin_a)
     fetches = _open(page)
-    every = {"records", "chart", "alerts"}
+    every = {"records", "chart", "connectors", "alerts"}
     fetched = fetches.during(page, lambda: redis_ext.client.execute_command("CLIENT", "KILL", "TYPE", "pubsub"),
                              until=every, seconds=10.0)
     assert fetched >= every

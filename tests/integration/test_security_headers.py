@@ -244,7 +244,6 @@ def test_the_client_address_is_the_forwarded_one_only_behind_a_trusted_proxy(app
     assert answer == ("203.0.113.9" if app_config else "10.0.0.2")
 
 
-@pytest.mark.xfail(strict=True, reason="dashboard/config.py does not read PREFERRED_URL_SCHEME yet")
 def test_https_as_the_preferred_scheme_makes_cookies_secure_by_default(monkeypatch):
     monkeypatch.delenv("SESSION_COOKIE_SECURE", raising=False)
     monkeypatch.setenv("PREFERRED_URL_SCHEME", "https")
@@ -258,7 +257,6 @@ def test_https_as_the_preferred_scheme_makes_cookies_secure_by_default(monkeypat
 # --- what the policy allows in templates ----------------------------------------
 
 TEMPLATES = sorted((PROJECT_ROOT / "templates").rglob("*.html"))
-PENDING_FILTERS = {"status/_connector_panel.html"}  # rewritten for the provider registry; gets status:refresh there
 INLINE_CODE = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>|<style\b|\sstyle=|\son[a-z]+=|\shx-on[:-]|\shx-vars=|js:|javascript:",
                          re.IGNORECASE)
 TRIGGER_FILTER = re.compile(r"""hx-trigger=(["'])[^"']*\[[^"']*\1""", re.IGNORECASE)
@@ -276,10 +274,7 @@ def test_no_template_holds_inline_code(template: Path) -> None:
     assert not found, f"{_name(template)}: {found}"
 
 
-@pytest.mark.parametrize("template", [
-    pytest.param(t, marks=pytest.mark.xfail(strict=True, reason="hx-trigger filter still in this template"))
-    if _name(t) in PENDING_FILTERS else t for t in TEMPLATES
-], ids=_name)
+@pytest.mark.parametrize("template", TEMPLATES, ids=_name)
 def test_no_hx_trigger_has_a_javascript_filter(template: Path) -> None:
     """htmx runs with allowEval off, so `event[filter]` would be ignored: static/js/status.js filters instead."""
     found = [m.group(0) for m in TRIGGER_FILTER.finditer(template.read_text())]
