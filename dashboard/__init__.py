@@ -22,6 +22,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config.update(config)
     if not app.testing and not usable(app.config["SECRET_KEY"]):
         raise MissingSecretKey()
+    if app.config["SQLALCHEMY_DATABASE_URI"] in ("sqlite://", "sqlite:///:memory:"):
+        # one shared in-memory connection (tests, tools): the pool-size settings do not apply
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
     INSTANCE_PATH.mkdir(parents=True, exist_ok=True)
 
     from dashboard import models  # noqa: F401  (registers the models)
