@@ -47,6 +47,27 @@ def create_user(email: str, name: str, password: str, org_slugs: tuple[str, ...]
     click.echo(f"Created {email}" + (" (global admin)" if global_admin else f" for {', '.join(org_slugs)}"))
 
 
+@users_cli.command("remove-admin")
+@click.argument("email")
+@click.option("--org", "org_slug", required=True, help="Slug of the organization they no longer administer.")
+def remove_admin(email: str, org_slug: str) -> None:
+    """Take EMAIL's administrator role for one organization away; their sessions end at once."""
+    from dashboard.sessions import revoke_sessions
+
+    user = db.session.scalar(sa.select(User).where(User.email == email.strip().lower()))
+    org = db.session.scalar(sa.select(Organization).where(Organization.slug == org_slug))
+    if user is None or org is None:
+        raise click.ClickException(f"no user {email!r}" if user is None else f"no organization with slug {org_slug!r}")
+    membership = db.session.scalar(sa.select(Membership).where(Membership.user_id == user.id,
+                                                                Membership.organization_id == org.id))
+    if membership is None:
+        raise click.ClickException(f"{user.email} does not administer {org_slug}")
+    db.session.delete(membership)
+    revoke_sessions(user.id)
+    db.session.commit()
+    click.echo(f"{user.email} no longer administers {org_slug}; their sessions have ended")
+
+
 def _connector(org_slug: str, connector_id: int | None) -> Connector:
     org = db.session.scalar(sa.select(Organization).where(Organization.slug == org_slug))
     if org is None:

@@ -186,3 +186,14 @@ def test_the_api_is_limited_per_token_with_429_and_retry_after(client, world, db
     assert response.status_code == 429
     assert int(response.headers["Retry-After"]) > 0
     assert response.get_json()["error"]["status"] == 429
+
+
+def test_given_an_admin_removed_from_their_organization_when_their_session_comes_back_then_it_has_ended(
+        client, world, runner):
+    _sign_in(client)
+    assert _as_new_request(client.get, "/orgs/org-a").status_code == 200
+
+    result = runner.invoke(args=["users", "remove-admin", "admin-a@example.org", "--org", "org-a"])
+
+    assert result.exit_code == 0, result.output
+    assert _as_new_request(client.get, "/orgs/org-a").status_code == 302
