@@ -26,6 +26,8 @@ class HistoryEntry:
     action: str | None = None
     alert_id: int | None = None
     alert_kind: str | None = None
+    late: bool = False
+    """An attempt reported after a newer one of the record: logged, but it changed nothing."""
 
 
 def record_history(record: SyncRecord, limit: int = HISTORY_LIMIT) -> list[HistoryEntry]:
@@ -33,7 +35,7 @@ def record_history(record: SyncRecord, limit: int = HISTORY_LIMIT) -> list[Histo
     triggered_by = so.aliased(User)
     attempts = db.session.execute(
         sa.select(SyncAttempt.attempted_at, SyncAttempt.outcome, SyncAttempt.error_code, SyncAttempt.error_message,
-                  SyncAttempt.failure_streak, triggered_by.name)
+                  SyncAttempt.failure_streak, triggered_by.name, SyncAttempt.late)
         .outerjoin(triggered_by, triggered_by.id == SyncAttempt.triggered_by_id)
         .where(SyncAttempt.record_id == record.id)
         .order_by(SyncAttempt.attempted_at.desc(), SyncAttempt.id.desc()).limit(limit)
@@ -50,7 +52,7 @@ def record_history(record: SyncRecord, limit: int = HISTORY_LIMIT) -> list[Histo
         .order_by(AlertEvent.at.desc(), AlertEvent.id.desc()).limit(limit)
     ).all()
     entries = [HistoryEntry(at=a[0], kind="attempt", outcome=a[1], error_code=a[2], message=a[3],
-                            failure_streak=a[4], user_name=a[5]) for a in attempts]
+                            failure_streak=a[4], user_name=a[5], late=a[6]) for a in attempts]
     entries += [HistoryEntry(at=a[0], kind="action", action=a[1], message=a[2], user_name=a[3]) for a in actions]
     entries += [HistoryEntry(at=e[0], kind="alert", alert_kind=e[1], alert_id=e[2], message=e[3] or None)
                 for e in events]

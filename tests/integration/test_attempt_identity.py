@@ -137,3 +137,14 @@ def test_the_sweep_judges_a_batch_by_when_it_was_received_not_by_the_clients_clo
     db.session.rollback()
     batch = db.session.get(SyncBatch, response.get_json()["batch_id"])
     assert batch.evaluated_at is None and batch.finished_at < batch.received_at - timedelta(minutes=59)
+
+
+def test_a_late_attempt_is_shown_in_the_records_history_as_reported_late(post, world, db, login):
+    post({"connector": world.connector_a.id, "attempts": [attempt("EXP-1", minutes_ago=5)]})
+    post({"connector": world.connector_a.id, "attempts": [attempt("EXP-1", outcome="success", minutes_ago=9)]})
+    db.session.rollback()
+    record = db.session.scalar(sa.select(SyncRecord))
+
+    html = login(world.admin_a).get(f"/orgs/org-a/integration/records/{record.id}").get_data(as_text=True)
+
+    assert html.count("reported late") == 1
