@@ -5,8 +5,8 @@ from flask import Flask
 from werkzeug.routing import Map
 from werkzeug.routing.converters import IntegerConverter
 
-MAX_ID = 2**63 - 1
-"""The largest value of a BIGINT (PostgreSQL) or INTEGER (SQLite) column."""
+MAX_ID = 2**31 - 1
+"""The largest id an id column holds: ids are INTEGER, 32 bits on PostgreSQL (SQLite's hold more)."""
 
 
 class BoundedIntegerConverter(IntegerConverter):

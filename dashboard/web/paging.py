@@ -22,6 +22,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 
+from dashboard.sync.payload import MAX_AMOUNT_MINOR
 from dashboard.web.converters import MAX_ID
 from dashboard.web.query_args import FilterError
 
@@ -61,7 +62,7 @@ class Cursor:
             cursor = cls._plain(token) if sort is None else cls._token(token, sort)
         except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as error:
             raise BadCursor(token) from error
-        if not _storable_int(cursor.id) or (kind is not None and not isinstance(cursor.value, kind)):
+        if not _storable_int(cursor.id, MAX_ID) or (kind is not None and not isinstance(cursor.value, kind)):
             raise BadCursor(token)
         return cursor
 
@@ -78,11 +79,11 @@ class Cursor:
             raise ValueError(token)
         if isinstance(value, str):
             return cls(sort, datetime.fromisoformat(value), edge_id)
-        if not _storable_int(value):
+        if not _storable_int(value, MAX_AMOUNT_MINOR):
             raise ValueError(token)
         return cls(sort, value, edge_id)
 
 
-def _storable_int(value: Any) -> bool:
-    """True for an int a database id or amount column can hold and compare (not a bool)."""
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID
+def _storable_int(value: Any, largest: int) -> bool:
+    """True for an int the column (an id, or an amount) can hold and compare (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= largest

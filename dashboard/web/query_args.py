@@ -1,8 +1,7 @@
 """Values read from a page's query string: ids, and the error for values the page does not know."""
 from __future__ import annotations
 
-MAX_ID_DIGITS = 18
-"""Longer numbers may not fit a database id column (at most 2**63 - 1, 19 digits)."""
+from dashboard.web.converters import MAX_ID
 
 
 class FilterError(ValueError):
@@ -12,6 +11,6 @@ class FilterError(ValueError):
 def row_id(value: str) -> int | None:
     """A database id written in ASCII digits, or None (also for numbers no database column holds)."""
     value = value.strip()
-    if value.isascii() and value.isdigit() and len(value) <= MAX_ID_DIGITS:
+    if value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID)) and int(value) <= MAX_ID:
         return int(value)
     return None

@@ -178,7 +178,7 @@ def test_the_openapi_document_states_the_refusals(client):
 
 SAMPLE_ARGUMENTS = {"org": "org-a"}
 """A value for each URL argument that is not an id; a new kind of argument must be added here."""
-HUGE_IDS = {"2**63": 2**63, "10**30": 10**30}
+HUGE_IDS = {"2**31": 2**31, "2**63": 2**63, "10**30": 10**30}
 
 
 def _int_rules() -> list[Rule]:
@@ -200,7 +200,7 @@ def _url_cases() -> list[Any]:
 @pytest.mark.parametrize(("pattern", "method", "value"), _url_cases())
 def test_given_an_id_no_column_can_hold_when_any_url_is_requested_then_it_answers_404(
         app, client, world, login, pattern, method, value):
-    """Given a global admin, when any URL with an id is requested with 2**63 or 10**30 as the id,
+    """Given a global admin, when any URL with an id is requested with 2**31, 2**63 or 10**30 as the id,
     then it answers 404 (the rule does not match), not a database error."""
     login(world.global_admin)
     rule = next(r for r in app.url_map.iter_rules() if r.rule == pattern)
@@ -214,9 +214,10 @@ def test_given_an_id_no_column_can_hold_when_any_url_is_requested_then_it_answer
 
 
 def test_the_largest_id_a_column_holds_still_matches_and_finds_nothing(app, client, world, login):
-    """Given an id of 2**63 - 1, when a record's page is requested, then its rule matches and answers 404."""
+    """Given an id of 2**31 - 1 (PostgreSQL's INTEGER), when a record's page is requested, then its rule
+    matches and answers 404."""
     login(world.global_admin)
-    largest = 2**63 - 1
+    largest = 2**31 - 1
 
     assert app.url_map.bind("localhost").match(f"/orgs/org-a/integration/records/{largest}") == (
         "status.record", {"org": "org-a", "record_id": largest})
@@ -224,7 +225,7 @@ def test_the_largest_id_a_column_holds_still_matches_and_finds_nothing(app, clie
 
 
 @pytest.mark.parametrize("name", ["after", "before"])
-@pytest.mark.parametrize("alert_id", [2**63, 10**30])
+@pytest.mark.parametrize("alert_id", [2**31, 2**63, 10**30])
 def test_given_an_alerts_page_cursor_with_an_id_no_column_can_hold_then_it_answers_400(
         client, world, login, name, alert_id):
     login(world.global_admin)
