@@ -109,7 +109,9 @@ PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=30000", "PRAGMA forei
 """The pragmas dashboard/database.py sets on every app connection, so raw and app figures compare."""
 
 INSERT_BATCH = ("INSERT INTO sync_batches (id, organization_id, connector_id, source, started_at, finished_at, "
-                "attempt_count, failure_count, evaluated_at) VALUES (?, ?, ?, 'orchestrator', ?, ?, ?, ?, ?)")
+                "received_at, attempt_count, failure_count, evaluated_at) "
+                "VALUES (?1, ?2, ?3, 'orchestrator', ?4, ?5, ?5, ?6, ?7, ?8)")
+"""A batch as the sync-log writer leaves it (received when it finished)."""
 INSERT_ATTEMPT = ("INSERT INTO sync_attempts (organization_id, batch_id, record_id, attempted_at, outcome, error_code, "
                   "error_message, failure_streak) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 INSERT_HOURLY = ("INSERT INTO hourly_attempt_counts (organization_id, hour, successes, failures) "
