@@ -403,6 +403,7 @@ def mint_cookies(app, pairs: list[tuple[int, int]]) -> list[tuple[int, str]]:  #
 
     from dashboard.extensions import db
     from dashboard.models import User
+    from dashboard.sessions import SESSION_VERSION_KEY
 
     serializer = app.session_interface.get_signing_serializer(app)
     name = app.config["SESSION_COOKIE_NAME"]
@@ -411,6 +412,8 @@ def mint_cookies(app, pairs: list[tuple[int, int]]) -> list[tuple[int, str]]:  #
     for user_id, org_id in pairs:
         with app.test_request_context("/login", method="POST", headers={"User-Agent": UA},
                                       environ_base={"REMOTE_ADDR": "127.0.0.1"}):
+            session.permanent = True
+            session[SESSION_VERSION_KEY] = users[user_id].session_version
             login_user(users[user_id])
             cookies.append((org_id, f"{name}={serializer.dumps(dict(session))}"))
     return cookies
@@ -434,7 +437,7 @@ def real_login_cookie(port: int, email: str) -> str:
     if response.status != 302:
         raise RuntimeError(f"real sign-in answered {response.status}")
     conn.close()
-    return response.getheader("Set-Cookie").split(";", 1)[0]
+    return next(c.split(";", 1)[0] for c in response.msg.get_all("Set-Cookie") if c.startswith("session="))
 
 
 STARTED = time.monotonic()
