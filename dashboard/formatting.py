@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from dashboard.models import utcnow
 
@@ -25,14 +25,14 @@ def money(amount_minor: int, currency: str = "NOK") -> str:
 
 
 def age(value: datetime | None, now: datetime | None = None) -> str:
-    """How long ago, in the largest sensible unit."""
+    """How long ago, in the largest sensible unit, plural-correct through the translation layer ("1 second")."""
     if value is None:
         return ""
-    seconds = int(((now or utcnow()) - value).total_seconds())
+    seconds = max(int(((now or utcnow()) - value).total_seconds()), 0)
     if seconds < 120:
-        return _("%(n)d seconds", n=max(seconds, 0))
+        return ngettext("%(num)d second", "%(num)d seconds", seconds)
     if seconds < 7200:
-        return _("%(n)d minutes", n=seconds // 60)
+        return ngettext("%(num)d minute", "%(num)d minutes", seconds // 60)
     if seconds < 172800:
-        return _("%(n)d hours", n=seconds // 3600)
-    return _("%(n)d days", n=seconds // 86400)
+        return ngettext("%(num)d hour", "%(num)d hours", seconds // 3600)
+    return ngettext("%(num)d day", "%(num)d days", seconds // 86400)
