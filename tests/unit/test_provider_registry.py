@@ -6,29 +6,34 @@ from dashboard.models import Connector
 from dashboard.sync.connectors import adapter_for, registry
 from dashboard.sync.connectors.http import HttpAdapter
 from dashboard.sync.connectors.sandbox import SandboxAdapter
+from dashboard.sync.connectors.tripletex import TripletexAdapter
 
 
 def test_an_unknown_provider_is_a_clear_error_naming_the_known_ones():
     """Given a provider name with no entry, when it is looked up, then the error names it and the known ones."""
     with pytest.raises(registry.UnknownProvider) as raised:
-        registry.provider("tripletex")
-    assert str(raised.value) == "Unknown connector provider 'tripletex': the providers are sandbox, http, external."
+        registry.provider("poweroffice")
+    assert str(raised.value) == ("Unknown connector provider 'poweroffice': the providers are "
+                                 f"{', '.join(registry.PROVIDERS)}.")
+    assert {"sandbox", "http", "tripletex", "external"} <= set(registry.PROVIDERS)
 
 
 def test_a_connector_of_an_unknown_provider_is_refused_by_the_model():
-    with pytest.raises(registry.UnknownProvider, match="'tripletex'"):
-        Connector(name="Ledger", provider="tripletex")
+    with pytest.raises(registry.UnknownProvider, match="'poweroffice'"):
+        Connector(name="Ledger", provider="poweroffice")
     assert Connector(name="Ledger", provider="external").provider == "external"
 
 
-def test_this_service_pushes_the_sandbox_and_http_connectors_but_not_external_ones():
-    assert registry.pushed_providers() == ["sandbox", "http"]
+def test_this_service_pushes_the_sandbox_http_and_tripletex_connectors_but_not_external_ones():
+    assert registry.pushed_providers()[:2] == ["sandbox", "http"]
+    assert "tripletex" in registry.pushed_providers() and "external" not in registry.pushed_providers()
     assert not registry.provider("external").pushed
 
 
 @pytest.mark.parametrize("name, settings, kind", [
     ("sandbox", {"scenario": "down"}, SandboxAdapter),
     ("http", {"url": "https://regnskap.example/api"}, HttpAdapter),
+    ("tripletex", {}, TripletexAdapter),
 ])
 def test_adapter_for_builds_the_providers_adapter(name, settings, kind):
     assert isinstance(adapter_for(name, settings, secret="token"), kind)
@@ -36,7 +41,7 @@ def test_adapter_for_builds_the_providers_adapter(name, settings, kind):
 
 @pytest.mark.parametrize("name, error", [
     ("external", "'external' has no adapter"),
-    ("tripletex", "Unknown connector provider 'tripletex'"),
+    ("poweroffice", "Unknown connector provider 'poweroffice'"),
 ])
 def test_adapter_for_refuses_an_external_or_unknown_provider(name, error):
     with pytest.raises(ValueError, match=error):

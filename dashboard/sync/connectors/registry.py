@@ -14,6 +14,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 
 from dashboard.sync.connectors import http, sandbox
+from dashboard.sync.connectors import tripletex
 from dashboard.sync.connectors.base import Adapter, CheckedSettings
 
 AdapterFactory = Callable[[Mapping[str, Any], str | None], Adapter]
@@ -71,9 +72,14 @@ HTTP = Provider(
     "http", _l("JSON over HTTP"), adapter=http.HttpAdapter,
     fields=http.SETTINGS_FIELDS, check_settings=http.check_form, template="status/connectors/http.html", secret=True,
 )
+TRIPLETEX = Provider(
+    "tripletex", _l("Tripletex"), adapter=tripletex.TripletexAdapter,
+    fields=tripletex.SETTINGS_FIELDS, check_settings=tripletex.check_form, template="status/connectors/tripletex.html",
+    secret=True, summary=tripletex.summary,
+)
 EXTERNAL = Provider("external", _l("External orchestrator (ingestion API)"))
 
-PROVIDERS: dict[str, Provider] = {p.name: p for p in (SANDBOX, HTTP, EXTERNAL)}
+PROVIDERS: dict[str, Provider] = {p.name: p for p in (SANDBOX, HTTP, TRIPLETEX, EXTERNAL)}
 
 
 def provider(name: str) -> Provider:

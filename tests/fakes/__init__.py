@@ -1,0 +1,1 @@
+"""Faithful local fakes of the accounting systems, as real HTTP servers (one module per provider)."""
