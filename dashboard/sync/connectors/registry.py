@@ -14,6 +14,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 
 from dashboard.sync.connectors import http, sandbox
+from dashboard.sync.connectors import fiken
 from dashboard.sync.connectors import tripletex
 from dashboard.sync.connectors.base import Adapter, CheckedSettings
 
@@ -72,6 +73,11 @@ HTTP = Provider(
     "http", _l("JSON over HTTP"), adapter=http.HttpAdapter,
     fields=http.SETTINGS_FIELDS, check_settings=http.check_form, template="status/connectors/http.html", secret=True,
 )
+FIKEN = Provider(
+    "fiken", _l("Fiken"), adapter=fiken.FikenAdapter,
+    fields=fiken.SETTINGS_FIELDS, check_settings=fiken.check_form, template="status/connectors/fiken.html",
+    secret=True, summary=fiken.summary,
+)
 TRIPLETEX = Provider(
     "tripletex", _l("Tripletex"), adapter=tripletex.TripletexAdapter,
     fields=tripletex.SETTINGS_FIELDS, check_settings=tripletex.check_form, template="status/connectors/tripletex.html",
@@ -79,7 +85,7 @@ TRIPLETEX = Provider(
 )
 EXTERNAL = Provider("external", _l("External orchestrator (ingestion API)"))
 
-PROVIDERS: dict[str, Provider] = {p.name: p for p in (SANDBOX, HTTP, TRIPLETEX, EXTERNAL)}
+PROVIDERS: dict[str, Provider] = {p.name: p for p in (SANDBOX, HTTP, FIKEN, TRIPLETEX, EXTERNAL)}
 
 
 def provider(name: str) -> Provider:

@@ -1,0 +1,484 @@
+"""The Fiken connector (API v2): an approved record becomes a general journal entry.
+
+Every path is under `/companies/{slug}`. The connector's secret is a bearer token (a personal API token now;
+an OAuth2 access token once token storage is wired, refreshed with `refresh_access_token`). A record is
+booked as one journal entry with one line: its amount in integer øre, debited to the account mapped for its
+record type and credited to the bank/credit account (accounts `NNNN` or `NNNN:NNNNN`, checked before
+sending). Fiken answers 201 with an empty body and a `Location` header naming the new entry.
+
+Fiken allows one concurrent request per client and may answer 429, or ban, above that or above about four
+requests per second. So every request is made holding a Redis lock shared by all workers (a timeout, so a
+dead holder frees it, and a token, so only the holder releases it), and no sooner than a next-allowed time
+kept in Redis, read and moved under that lock. The lock and the pace belong to the credential (a hash of
+the token): what Fiken counts is the client, and the adapter is not told its connector's id.
+
+Fiken has no idempotency key. The record's reference is in the entry's description, so before re-pushing a
+record whose earlier attempt may have reached Fiken (`attempt_number > 1`), the entries of its date are
+looked up and one naming the reference counts as booked.
+
+Error bodies are not specified: a failure keeps the status and the raw text (trimmed), never a guessed
+schema. Settings: `company_slug`, `account_<record type>` for each record type, `credit_account`;
+`base_url` (default Fiken's) and `timeout` are kept as saved.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import json
+import math
+import re
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from functools import partial
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+from zoneinfo import ZoneInfo
+
+from flask import has_app_context
+from flask_babel import gettext as _
+from redis.exceptions import LockError
+
+from dashboard import outbound
+from dashboard.extensions import redis_ext
+from dashboard.sync.connectors.base import CheckedSettings, OutgoingRecord, PushResult
+from dashboard.sync.connectors.http import _retry_after, _status_line
+from dashboard.vocabulary import RecordType, values
+
+DEFAULT_BASE_URL = "https://api.fiken.no/api/v2"
+DEFAULT_TOKEN_URL = "https://fiken.no/oauth/token"
+DEFAULT_TIMEOUT = 20.0
+MIN_INTERVAL = 0.26
+"""Seconds between two requests of one client: under Fiken's about four per second, with room for jitter."""
+LOCK_WAIT = 30.0
+"""How long a push waits for another worker's request to the same client before giving up (rate_limited)."""
+MAX_RESPONSE_BYTES = 256 * 1024
+MAX_MESSAGE_TEXT = 500
+MAX_DESCRIPTION = 200
+PAGE_SIZE = 100
+MAX_PAGES = 50
+TIME_ZONE = ZoneInfo("Europe/Oslo")
+"""Entries are dated by the day the record was approved in Norway."""
+
+ACCOUNT = re.compile(r"[0-9]{4}(?::[0-9]{5})?")
+RECORD_TYPES = values(RecordType)
+ACCOUNT_FIELDS = tuple(f"account_{t}" for t in RECORD_TYPES)
+SETTINGS_FIELDS = ("company_slug", *ACCOUNT_FIELDS, "credit_account")
+SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+
+
+class _ClientBusy(Exception):
+    """Another worker held the client's lock for longer than LOCK_WAIT: nothing was sent."""
+
+
+class _Unreachable(Exception):
+    """No HTTP answer: `reason` is the OSError or HTTPException; `sent` is True when the request may have arrived."""
+
+    def __init__(self, reason: BaseException, sent: bool) -> None:
+        super().__init__(str(reason))
+        self.reason, self.sent = reason, sent
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace").strip()
+
+
+class FikenAdapter:
+    """Books a record as a Fiken general journal entry, one request at a time per client, paced."""
+
+    def __init__(self, settings: Mapping[str, Any], secret: str | None, *, redis: Any = None) -> None:
+        problems = settings_problems(settings)
+        if problems:
+            raise ValueError(" ".join(problems))
+        if not secret:
+            raise ValueError("A Fiken connector needs an API token as its secret.")
+        self.slug: str = settings["company_slug"]
+        self.accounts: dict[str, str] = {t: settings[f"account_{t}"] for t in RECORD_TYPES
+                                         if settings.get(f"account_{t}")}
+        self.credit_account: str = settings["credit_account"]
+        self.base_url: str = str(settings.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+        self.timeout = float(settings.get("timeout", DEFAULT_TIMEOUT))
+        self._secret = secret
+        self._redis = redis if redis is not None or not has_app_context() else redis_ext.client
+        self._allow_private = outbound.private_allowed()
+        parts = urlsplit(self.base_url)
+        self._scheme, self._host, self._port = parts.scheme, parts.hostname or "", parts.port
+        self._prefix = parts.path.rstrip("/") + f"/companies/{quote(self.slug, safe='')}"
+        client = hashlib.sha256(f"{self.base_url}\0{secret}".encode()).hexdigest()[:24]
+        self._lock_key = f"fiken:lock:{client}"
+        self._pace_key = f"fiken:next-request-at:{client}"
+
+    # --- push --------------------------------------------------------------------------------------------
+
+    def push(self, record: OutgoingRecord) -> PushResult:
+        problem = self._record_problem(record)
+        if problem is not None:
+            return problem
+        if record.attempt_number > 1:  # the earlier attempt may have booked it: no idempotency key in Fiken
+            found = self.find_booked(record)
+            if isinstance(found, PushResult):
+                return found
+        body = json.dumps(journal_entry(record, self.accounts[record.record_type], self.credit_account),
+                          ensure_ascii=False).encode("utf-8")
+        try:
+            answer = self.request("POST", "/generalJournalEntries", body=body)
+        except _Unreachable as error:
+            return self._unreachable(error)
+        if answer.status == HTTPStatus.CREATED or 200 <= answer.status < 300:
+            entry_id = (answer.headers.get("Location") or "").rstrip("/").rpartition("/")[2]
+            return PushResult.success(entry_id) if entry_id else PushResult(ok=True)
+        return self._rejected(answer)
+
+    def find_booked(self, record: OutgoingRecord) -> PushResult | None:
+        """The entry of the record's date naming its reference, as a success; None when there is none; the
+        failure when Fiken could not be asked (then pushing again could book twice)."""
+        marker = reference_marker(record.source_ref)
+        for page in range(MAX_PAGES):
+            query = {"date": entry_date(record.approved_at).isoformat(), "page": page, "pageSize": PAGE_SIZE}
+            try:
+                answer = self.request("GET", "/generalJournalEntries", query=query)
+            except _Unreachable as error:
+                return self._unreachable(error)
+            if answer.status != HTTPStatus.OK:
+                return self._rejected(answer)
+            try:
+                entries = json.loads(answer.body or b"[]")
+            except ValueError:
+                return PushResult.failure(
+                    "unknown", f"Fiken's list of journal entries could not be read: {answer.text()[:200]}",
+                    retryable=True)
+            for entry in entries if isinstance(entries, list) else []:
+                if isinstance(entry, dict) and _names(entry, marker):
+                    return PushResult.success(_entry_id(entry) or f"{record.source_ref}")
+            pages = _int(answer.headers.get("Fiken-Api-Page-Count"))
+            if pages is None or page + 1 >= pages or not entries:
+                return None
+        return None
+
+    def _record_problem(self, record: OutgoingRecord) -> PushResult | None:
+        if record.currency != "NOK":
+            return PushResult.failure(
+                "validation_failed", f"Fiken books journal entries in NOK; record {record.source_ref} is in "
+                f"{record.currency}.", retryable=False)
+        if isinstance(record.amount_minor, bool) or not isinstance(record.amount_minor, int) \
+                or record.amount_minor <= 0:
+            return PushResult.failure(
+                "validation_failed", f"The amount of record {record.source_ref} must be a positive whole number "
+                f"of øre, not {record.amount_minor!r}.", retryable=False)
+        account = self.accounts.get(record.record_type)
+        if not account:
+            return PushResult.failure(
+                "account_mapping_missing", f"No Fiken account is mapped for record type {record.record_type}.",
+                retryable=False)
+        for name, value in ((record.record_type, account), ("bank/credit", self.credit_account)):
+            if not ACCOUNT.fullmatch(value):
+                return PushResult.failure(
+                    "account_mapping_missing", f"The {name} account {value!r} is not a Fiken account "
+                    "(NNNN or NNNN:NNNNN).", retryable=False)
+        return None
+
+    # --- requests: one at a time per client, paced -------------------------------------------------------
+
+    def request(self, method: str, path: str, *, body: bytes | None = None,
+                query: Mapping[str, Any] | None = None) -> Answer:
+        """One request under the company, made holding the client's lock, no sooner than its pace allows."""
+        target = self._prefix + path + (f"?{urlencode(query)}" if query else "")
+        headers = {"Authorization": f"Bearer {self._secret}", "Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json; charset=utf-8"
+            headers["Content-Length"] = str(len(body))
+        with self._turn():
+            return self._send(method, target, body, headers)
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Hold the client's lock (across every worker) and wait for its next allowed time; raises
+        _Unreachable(_ClientBusy) when another worker holds it for longer than LOCK_WAIT."""
+        redis = self._redis_client()
+        lock = redis.lock(self._lock_key, timeout=self.timeout * 2 + 10, sleep=0.01, blocking_timeout=LOCK_WAIT)
+        if not lock.acquire():
+            raise _Unreachable(_ClientBusy(f"another worker held the Fiken client for {LOCK_WAIT:g} s"), sent=False)
+        try:
+            self._wait_for_pace(redis)
+            yield
+        finally:
+            try:
+                lock.release()
+            except LockError:  # it expired (and may be another worker's now): not ours to free
+                pass
+
+    def _wait_for_pace(self, redis: Any) -> None:
+        """Sleep until the client's next allowed time (Redis server time, so every process agrees), then move it."""
+        seconds, micros = redis.time()
+        now = seconds + micros / 1e6
+        next_at = float(redis.get(self._pace_key) or 0)
+        if next_at > now:
+            time.sleep(min(next_at - now, MIN_INTERVAL))
+            now = next_at
+        redis.set(self._pace_key, repr(now + MIN_INTERVAL), px=int(MIN_INTERVAL * 1000) + 1000)
+
+    def _redis_client(self) -> Any:
+        if self._redis is None:
+            self._redis = redis_ext.client
+        return self._redis
+
+    def _send(self, method: str, target: str, body: bytes | None, headers: dict[str, str]) -> Answer:
+        kind = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+        connection = kind(self._host, self._port, timeout=self.timeout)
+        connection._create_connection = partial(  # type: ignore[attr-defined]
+            outbound.create_connection, allow_private=self._allow_private)
+        sent = False
+        try:
+            connection.putrequest(method, target)
+            for name, value in headers.items():
+                connection.putheader(name, value)
+            connection.endheaders(body)
+            sent = True
+            response = connection.getresponse()
+            return Answer(response.status, response.headers, response.read(MAX_RESPONSE_BYTES))
+        except (OSError, http.client.HTTPException) as error:
+            raise _Unreachable(error, sent=sent) from error
+        finally:
+            connection.close()
+
+    # --- answers -----------------------------------------------------------------------------------------
+
+    def _rejected(self, answer: Answer) -> PushResult:
+        """A Fiken error status onto the vocabulary, with the status and Fiken's raw text."""
+        status = answer.status
+        raw = self._redacted(answer.text())[:MAX_MESSAGE_TEXT]
+        text = f"Fiken answered {_status_line(status)}" + (f": {raw}" if raw else "")
+        if status == HTTPStatus.UNAUTHORIZED:
+            return PushResult.failure("credentials_expired", text, retryable=False)
+        if status == HTTPStatus.FORBIDDEN:
+            return PushResult.failure("permission_denied", text, retryable=False)
+        if status == HTTPStatus.NOT_FOUND:  # every path is under the company: its slug is unknown to this token
+            return PushResult.failure(
+                "permission_denied", f"{text} (no company {self.slug!r} for this token: check the company slug)",
+                retryable=False)
+        if status == HTTPStatus.TOO_MANY_REQUESTS:
+            return PushResult.failure("rate_limited", text, retryable=True,
+                                      retry_after=_retry_after(answer.headers.get("Retry-After")))
+        if status >= 500:
+            return PushResult.failure("system_unavailable", text, retryable=True,
+                                      retry_after=_retry_after(answer.headers.get("Retry-After")))
+        if 400 <= status < 500:
+            return PushResult.failure("validation_failed", text, retryable=False)
+        return PushResult.failure("unknown", f"{text} (not followed)", retryable=False)
+
+    def _unreachable(self, error: _Unreachable) -> PushResult:
+        reason = error.reason
+        if isinstance(reason, outbound.RefusedAddress):
+            return PushResult.failure(
+                "permission_denied", f"Refused to connect to {self._host}: {reason.describe()}", retryable=False)
+        if isinstance(reason, _ClientBusy):
+            return PushResult.failure("rate_limited", f"Fiken is busy for this client: {reason}", retryable=True,
+                                      retry_after=LOCK_WAIT)
+        if error.sent:  # the entry may be booked: the retry looks it up first
+            return PushResult.failure(
+                "timeout", f"No answer from Fiken ({self._host}): {type(reason).__name__} {reason}".strip(),
+                retryable=True)
+        return PushResult.failure("system_unavailable", f"Could not reach Fiken ({self._host}): {reason}",
+                                  retryable=True)
+
+    def _redacted(self, text: str) -> str:
+        return text.replace(self._secret, "[redacted]") if self._secret else text
+
+
+# --- the journal entry -----------------------------------------------------------------------------------
+
+
+def reference_marker(source_ref: str) -> str:
+    """How an entry's description names its record: looked up before a re-push."""
+    return f"[{source_ref}]"
+
+
+def entry_date(approved_at: datetime) -> date:
+    """The day the record was approved, in Norway (stored times are naive UTC)."""
+    if approved_at.tzinfo is None:
+        approved_at = approved_at.replace(tzinfo=timezone.utc)
+    return approved_at.astimezone(TIME_ZONE).date()
+
+
+def journal_entry(record: OutgoingRecord, debit_account: str, credit_account: str) -> dict[str, Any]:
+    """The body of `POST /companies/{slug}/generalJournalEntries` for one record."""
+    words = " ".join(part for part in (record.record_type.replace("_", " "), record.volunteer, record.description)
+                     if part)
+    description = f"{reference_marker(record.source_ref)} {words}"[:MAX_DESCRIPTION].strip()
+    return {
+        "description": description,
+        "open": False,
+        "journalEntries": [{
+            "description": description,
+            "date": entry_date(record.approved_at).isoformat(),
+            "lines": [{"amount": record.amount_minor, "debitAccount": debit_account,
+                       "creditAccount": credit_account}],
+        }],
+    }
+
+
+def _names(entry: Mapping[str, Any], marker: str) -> bool:
+    texts = [entry.get("description")]
+    for inner in entry.get("journalEntries") or []:
+        if isinstance(inner, dict):
+            texts.append(inner.get("description"))
+    return any(isinstance(t, str) and marker in t for t in texts)
+
+
+def _entry_id(entry: Mapping[str, Any]) -> str | None:
+    for key in ("journalEntryId", "generalJournalEntryId", "transactionId", "id"):
+        value = entry.get(key)
+        if isinstance(value, (int, str)) and not isinstance(value, bool) and str(value):
+            return str(value)
+    return None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+# --- OAuth2 ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """What the token endpoint gave: store both tokens (the refresh token may have rotated) before using either."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    expires_in: float | None = None
+
+
+class TokenRefreshFailed(Exception):
+    """The token endpoint did not give new tokens: `code` is an error code of the vocabulary."""
+
+    def __init__(self, code: str, message: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.code, self.message, self.retryable = code, message, retryable
+
+
+def refresh_access_token(refresh_token: str, client_id: str, client_secret: str, *,
+                         token_url: str = DEFAULT_TOKEN_URL, timeout: float = DEFAULT_TIMEOUT) -> Tokens:
+    """New tokens from Fiken's token endpoint. The refresh token may rotate: store both before using either.
+
+    Raises TokenRefreshFailed: `credentials_expired` ("reconnect") on invalid_grant, or any 400/401;
+    `system_unavailable` or `timeout` when the endpoint is down or slow.
+    """
+    parts = urlsplit(token_url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = kind(parts.hostname or "", parts.port, timeout=timeout)
+    connection._create_connection = partial(  # type: ignore[attr-defined]
+        outbound.create_connection, allow_private=outbound.private_allowed())
+    basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
+    body = urlencode({"grant_type": "refresh_token", "refresh_token": refresh_token}).encode()
+    try:
+        connection.request("POST", parts.path or "/", body=body, headers={
+            "Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json"})
+        response = connection.getresponse()
+        status, raw = response.status, response.read(MAX_RESPONSE_BYTES)
+    except TimeoutError as error:
+        raise TokenRefreshFailed("timeout", f"No answer from Fiken's token endpoint: {error}", True) from error
+    except (OSError, http.client.HTTPException) as error:
+        raise TokenRefreshFailed("system_unavailable", f"Could not reach Fiken's token endpoint: {error}",
+                                 True) from error
+    finally:
+        connection.close()
+    text = raw.decode("utf-8", errors="replace").strip()
+    for secret in (refresh_token, client_secret):
+        text = text.replace(secret, "[redacted]")
+    try:
+        payload = json.loads(raw) if raw else {}
+    except ValueError:
+        payload = {}
+    payload = payload if isinstance(payload, dict) else {}
+    if status == HTTPStatus.OK and isinstance(payload.get("access_token"), str) and payload["access_token"]:
+        rotated = payload.get("refresh_token")
+        expires = payload.get("expires_in")
+        return Tokens(payload["access_token"], rotated if isinstance(rotated, str) and rotated else refresh_token,
+                      float(expires) if isinstance(expires, (int, float)) and not isinstance(expires, bool) else None)
+    if payload.get("error") == "invalid_grant" or status in (HTTPStatus.BAD_REQUEST, HTTPStatus.UNAUTHORIZED):
+        raise TokenRefreshFailed(  # RFC 6749 §5.2: the refresh token is expired, revoked or already used
+            "credentials_expired", "Fiken no longer accepts this connection's refresh token: reconnect Fiken in "
+            f"the connector settings (token endpoint answered {_status_line(status)}: {text[:200]})", False)
+    if status >= 500:
+        raise TokenRefreshFailed("system_unavailable", f"Fiken's token endpoint answered {_status_line(status)}: "
+                                 f"{text[:200]}", True)
+    raise TokenRefreshFailed("unknown", f"Fiken's token endpoint answered {_status_line(status)}: {text[:200]}", True)
+
+
+# --- settings ---------------------------------------------------------------------------------------------
+
+
+def settings_problems(settings: Mapping[str, Any]) -> list[str]:
+    """Human-readable problems with a Fiken connector's settings; empty when they are usable."""
+    problems: list[str] = []
+    slug = settings.get("company_slug")
+    if not isinstance(slug, str) or not SLUG.fullmatch(slug):
+        problems.append(f"The company slug must be Fiken's name for the company (letters, digits, - and _), "
+                        f"not {slug!r}.")
+    for name in (*ACCOUNT_FIELDS, "credit_account"):
+        value = settings.get(name)
+        if value in (None, "") and name != "credit_account":
+            continue
+        if not isinstance(value, str) or not ACCOUNT.fullmatch(value):
+            problems.append(f"{name} must be a Fiken account, NNNN or NNNN:NNNNN, not {value!r}.")
+    if "base_url" in settings and not _http_url(settings["base_url"]):
+        problems.append(f"base_url must be an http(s) URL, not {settings['base_url']!r}.")
+    timeout = settings.get("timeout", DEFAULT_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+        problems.append(f"The timeout must be a positive number of seconds, not {timeout!r}.")
+    return problems
+
+
+def _http_url(url: Any) -> bool:
+    """True for an http(s) URL whose host and port can be read."""
+    if not isinstance(url, str):
+        return False
+    try:
+        parts = urlsplit(url)
+        _port = parts.port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def check_form(fields: Mapping[str, str], saved: Mapping[str, Any]) -> CheckedSettings:
+    """The settings form's slug and accounts, with the other saved settings (base URL, timeout) kept."""
+    settings: dict[str, Any] = {k: v for k, v in saved.items() if k not in SETTINGS_FIELDS}
+    problems: list[tuple[str, str]] = []
+    slug = fields["company_slug"]
+    if not SLUG.fullmatch(slug):
+        problems.append(("company_slug", _("Enter the company's slug from its Fiken address, for example "
+                                           "“fiken-demo-forening”.")))
+    settings["company_slug"] = slug
+    for name in (*ACCOUNT_FIELDS, "credit_account"):
+        value = fields[name]
+        if value:
+            settings[name] = value
+        if value and not ACCOUNT.fullmatch(value):
+            problems.append((name, _("Enter an account number of four digits, or four digits, a colon and five "
+                                     "digits (for example 6860 or 2400:20001).")))
+        elif not value and name == "credit_account":
+            problems.append((name, _("Enter the bank or credit account that pays the claims, for example 1920.")))
+    if not problems and not any(fields[name] for name in ACCOUNT_FIELDS):
+        problems.append((ACCOUNT_FIELDS[0], _("Map at least one record type to an account.")))
+    return CheckedSettings(settings, problems)
+
+
+def summary(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What the connector panel shows of a Fiken connector: its company."""
+    return [(_("Fiken company"), str(settings.get("company_slug", "")))]
