@@ -1,9 +1,10 @@
-"""A local Tripletex (API v2) for tests, the benchmark and the demo: a real HTTP server on 127.0.0.1.
+"""A local Tripletex (API v2) for the tests and the benchmark: a real HTTP server on 127.0.0.1.
 
 What it reproduces, from Tripletex's documentation and what its users report:
 - `PUT /v2/token/session/:create?consumerToken&employeeToken&expirationDate` (no auth) answers
   `{"value": {"token": ...}}`; the session expires at midnight (Oslo) at the start of `expirationDate`, on the
-  fake's own clock (`FakeClock`), after which every call answers 401 code 3000 (as does a session request with an unknown token).
+  fake's own clock (`FakeClock`), after which every call answers 401 code 3000 (as does a session request with
+  an unknown token).
 - Basic auth with user `0` and the session token.
 - Lists as `{"from", "count", "fullResultSize", "values"}`; single objects as `{"value": ...}`.
 - `GET /v2/ledger/account?number=`, `GET /v2/ledger/vatType?number=`, `GET /v2/ledger/accountingPeriod`
@@ -11,10 +12,11 @@ What it reproduces, from Tripletex's documentation and what its users report:
 - `POST /v2/ledger/voucher`: 422 code 18000 with Norwegian `validationMessages` for a posting on row 0, postings
   that do not sum to zero, and an unknown account or VAT type; 409 code 10000 for a date in a closed period.
   A second voucher with the same `externalVoucherNumber` is ACCEPTED, as Tripletex does.
-- Every answer carries `X-Rate-Limit-Limit/-Remaining/-Reset`; past the limit, 429 (the usual envelope,
- no `Retry-After`) until the window resets. Errors carry a `requestId`.
+- Every answer carries `X-Rate-Limit-Limit/-Remaining/-Reset`; past the limit, 429 (the usual envelope, no
+  `Retry-After`) until the window resets. Errors carry a `requestId`.
 - Switchable faults: `fail_next(n)` (500 code 1000), `drop_after_commit(n)` (books the voucher, then closes the
-  socket without answering), `slow_after_commit(seconds)`, `stall(seconds)`, `expire_sessions()`, `forbid()` (403 code 9000).
+  socket without answering), `slow_after_commit(seconds)`, `stall(seconds)`, `expire_sessions()`, `forbid()`
+  (403 code 9000).
 
 `vouchers_by_external_number()` counts what was booked, for the "never twice" assertions.
 """
@@ -31,6 +33,7 @@ from collections import Counter
 from datetime import date, datetime, time as dtime, timedelta, timezone
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -84,6 +87,7 @@ class FakeTripletex:
         self.employee_tokens = {EMPLOYEE_TOKEN}
         self.sessions: dict[str, date] = {}
         self.vouchers: list[dict[str, Any]] = []
+        self._by_external_number: dict[str, list[dict[str, Any]]] = {}
         self.requests = Counter[str]()
         """Requests by "METHOD /path"."""
         self.statuses = Counter[int]()
@@ -302,8 +306,8 @@ class FakeTripletex:
         date_from, date_to = date.fromisoformat(query["dateFrom"]), date.fromisoformat(query["dateTo"])
         number = query.get("externalVoucherNumber")
         with self.lock:
-            values = [v for v in self.vouchers if date_from <= date.fromisoformat(v["date"]) < date_to
-                      and (number is None or v["externalVoucherNumber"] == number)]
+            candidates = self.vouchers if number is None else self._by_external_number.get(number, [])
+            values = [v for v in candidates if date_from <= date.fromisoformat(v["date"]) < date_to]
         return _list(values)
 
     def _post_voucher(self, body: bytes, drop: Any) -> tuple[int, dict[str, Any]]:
@@ -339,6 +343,7 @@ class FakeTripletex:
                       "externalVoucherNumber": voucher.get("externalVoucherNumber"),
                       "postings": [{**p, "amountGross": str(p.get("amountGross"))} for p in postings]}
             self.vouchers.append(stored)
+            self._by_external_number.setdefault(stored["externalVoucherNumber"], []).append(stored)
             dropping = self._drop_after_commit > 0
             if dropping:
                 self._drop_after_commit -= 1
@@ -396,7 +401,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_POST = do_DELETE = _serve
 
 
-def _envelope(status: int, code: int, message: str, fields: list[tuple[str, str]] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+def _envelope(status: int, code: int, message: str, fields: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
     return {"status": status, "code": code, "message": message, "link": "https://tripletex.no/v2-docs/",
             "developerMessage": None,
             "validationMessages": [{"field": f, "message": m, "path": None, "rootId": None} for f, m in fields] or None,

@@ -1,6 +1,9 @@
 """The Tripletex adapter against the local Tripletex fake (a real HTTP server on 127.0.0.1)."""
 from __future__ import annotations
 
+import base64
+import http.client
+import json
 import re
 import threading
 import time
@@ -14,6 +17,7 @@ from dashboard.models import SyncRecord, utcnow
 from dashboard.sync import orchestrator
 from dashboard.sync.connectors import adapter_for, registry
 from dashboard.sync.connectors.base import OutgoingRecord
+from dashboard.sync.connectors import tripletex as tripletex_module
 from dashboard.sync.connectors.tripletex import OSLO, TripletexAdapter, check_form, kroner
 from tests import factories
 from tests.fakes.tripletex import CONSUMER_TOKEN, EMPLOYEE_TOKEN, FakeClock, FakeTripletex
@@ -64,7 +68,8 @@ def test_a_record_books_one_balanced_voucher_with_the_mapped_accounts(fake):
     assert result.ok and result.external_id == str(fake.vouchers[0]["id"])
     [voucher] = fake.vouchers
     assert (voucher["externalVoucherNumber"], voucher["date"]) == ("EXP-1001", "2026-03-04")
-    rows = [(p["row"], account_number(fake, p["account"]["id"]), Decimal(p["amountGross"])) for p in voucher["postings"]]
+    rows = [(p["row"], account_number(fake, p["account"]["id"]), Decimal(p["amountGross"]))
+            for p in voucher["postings"]]
     assert rows == [(1, 7140, Decimal("450.50")), (2, 1920, Decimal("-450.50"))]
     assert sum(amount for _, _, amount in rows) == 0
 
@@ -88,6 +93,26 @@ def test_accounts_and_vat_types_are_looked_up_once(fake):
 @pytest.mark.parametrize("minor, kr", [(0, "0.00"), (1, "0.01"), (45_050, "450.50"), (123_456_789_01, "123456789.01")])
 def test_ore_become_kroner_exactly(minor, kr):
     assert kroner(minor) == Decimal(kr) and str(kroner(minor)) == kr
+
+
+def test_the_fake_refuses_row_0_and_unbalanced_postings_in_norwegian(fake):
+    """Given a voucher posted with a row 0 and postings that do not sum to zero, then the fake answers 422/18000
+    with Norwegian validationMessages, a requestId and the rate-limit headers, and books nothing."""
+    session = adapter(fake)._session_token(renew=False)
+    account = {"id": fake.accounts[1920]["id"]}
+    body = json.dumps({"date": "2026-03-04", "externalVoucherNumber": "X-1", "postings": [
+        {"row": 0, "account": account, "amountGross": 10.0}, {"row": 1, "account": account, "amountGross": -9.5}]})
+    connection = http.client.HTTPConnection(fake.base_url.split("//")[1].split("/")[0], timeout=5)
+    connection.request("POST", "/v2/ledger/voucher", body=body, headers={
+        "Content-Type": "application/json",
+        "Authorization": "Basic " + base64.b64encode(f"0:{session}".encode()).decode()})
+    response = connection.getresponse()
+    envelope = json.loads(response.read())
+    assert (response.status, envelope["status"], envelope["code"]) == (422, 422, 18000)
+    assert [m["message"] for m in envelope["validationMessages"]] == [
+        "Posteringer på rad 0 er systemgenererte og kan ikke opprettes.",
+        "Bilaget er ikke i balanse. Differanse: 0.5."]
+    assert envelope["requestId"] and response.headers["X-Rate-Limit-Remaining"] and not fake.vouchers
 
 
 # --- failures ---------------------------------------------------------------------------------------------
@@ -284,6 +309,7 @@ def test_two_racing_pushes_of_one_record_book_it_once(fake, attempt):
     assert all(r is not None and r.ok for r in results)
     assert results[0].external_id == results[1].external_id
     assert fake.vouchers_by_external_number()["EXP-1001"] == 1
+    assert tripletex_module._in_flight == {}  # the per-record locks go with their last push
 
 
 def test_retries_through_drops_500s_and_timeouts_never_book_twice(fake):

@@ -106,16 +106,20 @@ class _Failed(Exception):
 
 
 _in_flight_guard = threading.Lock()
-_in_flight: dict[tuple[str, str], threading.Lock] = {}
-"""One lock per (Tripletex URL, externalVoucherNumber) in this process: a second push of the same record waits
-for the first and then looks the voucher up instead of booking it again."""
+_in_flight: dict[tuple[str, str], tuple[threading.Lock, int]] = {}
+"""One lock per (Tripletex URL, externalVoucherNumber) being pushed in this process, with how many pushes hold
+or wait for it: a second push of the same record waits for the first and then looks the voucher up instead of
+booking it again. Entries go when their last push ends. (Across processes, the orchestrator's connector lock
+keeps two workers from pushing one connector's records at once.)"""
 
 
 @contextmanager
 def _pushing(key: tuple[str, str]) -> Iterator[bool]:
     """Hold the record's lock; yields True when another push of the same record held it first."""
     with _in_flight_guard:
-        lock = _in_flight.setdefault(key, threading.Lock())
+        lock, users = _in_flight.get(key, (None, 0))
+        lock = lock or threading.Lock()
+        _in_flight[key] = (lock, users + 1)
     contended = not lock.acquire(blocking=False)
     if contended:
         lock.acquire()
@@ -123,6 +127,12 @@ def _pushing(key: tuple[str, str]) -> Iterator[bool]:
         yield contended
     finally:
         lock.release()
+        with _in_flight_guard:
+            lock, users = _in_flight[key]
+            if users == 1:
+                del _in_flight[key]
+            else:
+                _in_flight[key] = (lock, users - 1)
 
 
 class TripletexAdapter:
