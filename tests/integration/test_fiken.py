@@ -1,15 +1,17 @@
 """The Fiken adapter against the Fiken fake (a real HTTP server on 127.0.0.1), private addresses allowed."""
 from __future__ import annotations
 
+import json
 import multiprocessing
 import threading
 from datetime import datetime, timedelta
 from typing import Iterator
 
 import pytest
+import sqlalchemy as sa
 
 from dashboard.extensions import db
-from dashboard.models import Connector, SyncRecord, utcnow
+from dashboard.models import SyncRecord, utcnow
 from dashboard.sync import orchestrator
 from dashboard.sync.connectors import adapter_for, fiken
 from dashboard.sync.connectors.base import OutgoingRecord
@@ -83,7 +85,7 @@ def test_the_fake_refuses_non_integer_amounts_and_malformed_accounts(fake):
                  {"amount": 45_050, "debitAccount": "686", "creditAccount": "1920"},
                  {"amount": 45_050, "debitAccount": "6860", "creditAccount": "1920:123"}):
         body = {"description": "x", "journalEntries": [{"date": "2026-03-05", "description": "x", "lines": [line]}]}
-        answer = fiken_adapter.request("POST", "/generalJournalEntries", body=__import__("json").dumps(body).encode())
+        answer = fiken_adapter.request("POST", "/generalJournalEntries", body=json.dumps(body).encode())
         assert answer.status == 400
     assert fake.entries == []
 
@@ -294,4 +296,25 @@ def test_the_settings_partial_shows_labelled_fields(client, world, login, fake):
         assert f'<label for="{name}-{connector.id}">{label}</label>' in html
     assert f'id="account_expense_claim-{connector.id}" name="account_expense_claim" value="6860"' in html
     assert "<dt>Fiken company</dt><dd>fiken-demo-forening</dd>" in html
-    assert isinstance(db.session.get(Connector, connector.id), Connector)
+
+
+def test_a_sync_retried_after_a_dropped_connection_books_the_record_once(world, fake):
+    """Given Fiken booked a record but dropped the connection, the sync logs a timeout; when the record is
+    retried by the next sync, the adapter finds the entry, the record is synced, and Fiken holds one entry."""
+    connector = factories.connector(world.org_a, name="Fiken", provider="fiken", settings=settings(fake),
+                                    secret=fake.personal_token())
+    record_row = factories.record(connector, source_ref="EXP-7001")
+    db.session.commit()
+    fake.drop_next_post()
+    orchestrator.sync_connector(connector.id)
+    db.session.expire_all()
+    failed = db.session.get(SyncRecord, record_row.id)
+    assert (failed.status, failed.last_error_code) == ("failed", "timeout")
+    db.session.execute(sa.update(SyncRecord).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+    batch = orchestrator.sync_connector(connector.id)
+    assert batch is not None and batch.failure_count == 0
+    db.session.expire_all()
+    synced = db.session.get(SyncRecord, record_row.id)
+    assert synced.status == "synced" and synced.external_id == str(fake.entries[0]["journalEntryId"])
+    assert fake.entries_naming("[EXP-7001]") == 1
