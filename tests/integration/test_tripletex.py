@@ -9,11 +9,12 @@ import threading
 import time
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from dashboard.extensions import db
-from dashboard.models import SyncRecord, utcnow
+from dashboard.models import Connector, SyncRecord, utcnow
 from dashboard.sync import orchestrator
 from dashboard.sync.connectors import adapter_for, registry
 from dashboard.sync.connectors.base import OutgoingRecord
@@ -204,6 +205,18 @@ def test_tokens_never_appear_in_a_message(fake):
     assert EMPLOYEE_TOKEN not in result.message and CONSUMER_TOKEN not in result.message
 
 
+def test_a_token_echoed_by_tripletex_is_redacted(fake, monkeypatch):
+    """Given Tripletex echoes the employee token in a validation message, then the message hides it."""
+    def echoing(query):  # type: ignore[no-untyped-def]
+        from tests.fakes.tripletex import _envelope, _Reply
+        raise _Reply(422, _envelope(422, 18000, "Validering feilet.", [
+            ("employeeToken", f"Ugyldig token {query['employeeToken']}.")]))
+
+    monkeypatch.setattr(fake, "_create_session", echoing)
+    message = adapter(fake).push(record()).message
+    assert EMPLOYEE_TOKEN not in message and "Ugyldig token [redacted]." in message
+
+
 # --- sessions ---------------------------------------------------------------------------------------------
 
 
@@ -355,6 +368,33 @@ def test_the_settings_form_reads_account_numbers_and_the_url(fake):
                                 "account_reimbursement_payment": 2930, "credit_account": 1920, "vat_type": 0}
     bad = check_form({**fields, "credit_account": "19x0"}, {})
     assert [name for name, _ in bad.problems] == ["credit_account"]
+
+
+def test_the_status_screen_shows_the_tripletex_settings_and_saves_them(client, world, login, fake):
+    """Given a tripletex connector, when its admin opens the status screen, then its labelled fields and the
+    write-only token field are in the form, with no inline script or style; posting the form saves the numbers."""
+    connector = factories.connector(world.org_a, name="Regnskap", provider="tripletex",
+                                    settings={"base_url": fake.base_url}, secret=EMPLOYEE_TOKEN)
+    db.session.commit()
+    login(world.admin_a)
+    html = client.get("/orgs/org-a/integration").get_data(as_text=True)
+    assert "<legend>Regnskap: Tripletex</legend>" in html
+    for name, label in [("base_url", "Tripletex API URL"), ("account_expense_claim", "Account for expense claims"),
+                        ("credit_account", "Credit account (bank or payable)"), ("vat_type", "VAT type")]:
+        assert f'<label for="{name}-{connector.id}">{label}</label>' in html
+    assert EMPLOYEE_TOKEN not in html
+    partial = (registry.PROVIDERS["tripletex"].template or "")
+    source = (Path(__file__).parents[2] / "templates" / partial).read_text()
+    assert "<script" not in source and "<style" not in source and "style=" not in source
+    response = client.post(f"/orgs/org-a/integration/connectors/{connector.id}/settings", data={
+        "enabled": "1", "base_url": fake.base_url, "account_expense_claim": "7140", "account_mileage_claim": "7100",
+        "account_reimbursement_payment": "", "credit_account": "1920", "vat_type": "0", "secret": ""})
+    assert response.status_code == 302
+    db.session.expire_all()
+    saved = db.session.get(Connector, connector.id)
+    assert saved.settings == {"base_url": fake.base_url, "account_expense_claim": 7140,
+                              "account_mileage_claim": 7100, "credit_account": 1920, "vat_type": 0}
+    assert saved.secret == EMPLOYEE_TOKEN
 
 
 def test_the_registry_builds_the_tripletex_adapter(fake):

@@ -35,7 +35,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from functools import partial
@@ -197,7 +197,7 @@ class TripletexAdapter:
             value = answer.body.get("value") or {}
             voucher_id = value.get("id") if isinstance(value, dict) else None
             return PushResult.success(str(voucher_id)) if voucher_id is not None else PushResult(ok=True)
-        return _failure(answer)
+        return self._failure(answer)
 
     def _booked_voucher(self, record: OutgoingRecord) -> str | None:
         """The id of a voucher already booked for this record, found by its externalVoucherNumber."""
@@ -287,7 +287,7 @@ class TripletexAdapter:
         except _Unanswered as unanswered:
             raise _Failed(self._unreachable(unanswered)) from None
         if answer.status >= 300:
-            raise _Failed(_failure(answer))
+            raise _Failed(self._failure(answer))
         return answer
 
     def _request(self, method: str, path: str, query: Mapping[str, Any] | None = None,
@@ -326,7 +326,7 @@ class TripletexAdapter:
             value = answer.body.get("value")
             token = value.get("token") if isinstance(value, dict) else None
             if answer.status >= 300 or not isinstance(token, str) or not token:
-                raise _Failed(_failure(answer, session=True))
+                raise _Failed(self._failure(answer, session=True))
             self._session = (token, _midnight(expires_on))
             return token
 
@@ -381,6 +381,10 @@ class TripletexAdapter:
         if unanswered.kind == "timeout":
             return PushResult.failure("timeout", message, retryable=True)
         return PushResult.failure("system_unavailable", message, retryable=True)
+
+    def _failure(self, answer: _Answer, session: bool = False) -> PushResult:
+        result = _failure(answer, session)
+        return replace(result, message=self._redacted(result.message or ""))
 
     def _redacted(self, text: str) -> str:
         for secret in (self._employee_token, self._consumer_token):
