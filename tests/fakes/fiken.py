@@ -11,7 +11,8 @@ What it reproduces, from Fiken's documentation and what integrators report:
 - `POST …/generalJournalEntries`: 400 for amounts that are not integers (øre) or accounts that are not
   `NNNN` or `NNNN:NNNNN`; 201 with an empty body and a `Location` header naming the entry; no idempotency:
   the same entry posted twice is booked twice (`entries_naming` counts them);
-- `GET …/generalJournalEntries?date=&page=&pageSize=` with Fiken's paging headers;
+- `GET …/generalJournalEntries?date=&page=&pageSize=` with Fiken's paging headers; `GET /companies/{slug}`
+  and `GET …/accounts/{code}` (404 for an account not in `accounts`);
 - error bodies of no fixed schema: JSON of two shapes, plain text, or empty, in turn;
 - injected failures (`fail_next`), and "book, then drop the connection without an answer" (`drop_next_post`).
 """
@@ -59,6 +60,9 @@ class FikenFake:
         """OAuth2 access token -> expiry on the fake's clock."""
         self.refresh_tokens: set[str] = set()
         self.entries: list[dict[str, Any]] = []
+        self.accounts: dict[str, str] = {"1920": "Bankinnskudd", "2400:20001": "Leverandørgjeld Kari Nordmann",
+                                         "2910": "Gjeld til ansatte", "6860": "Møter, kurs", "7140": "Reisekostnad"}
+        """The chart of accounts `GET …/accounts/{code}` answers from (the entries do not need it)."""
         self.arrivals: list[float] = []
         self.max_concurrent = 0
         self.overlaps = 0
@@ -246,18 +250,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(injected.status, injected.text or _reason(injected.status), shape=injected.shape,
                         headers=injected.headers)
             return
-        match = re.fullmatch(rf"{API}/companies/([^/]+)(/[A-Za-z]+)?", path)
+        match = re.fullmatch(rf"{API}/companies/([^/]+)(/[A-Za-z]+)?(?:/([0-9:]+))?", path)
         if match is None:
             self._error(404, f"No such resource: {path}")
             return
-        slug, resource = match.group(1), match.group(2) or ""
+        slug, resource, item = match.group(1), match.group(2) or "", match.group(3)
         if slug in fake.forbidden:
             self._error(403, f"Forbidden: this token has no access to company {slug}")
             return
         if slug not in fake.companies:
             self._error(404, f"Company {slug} not found")
             return
-        if resource == "" and method == "GET":
+        if resource == "/accounts" and method == "GET" and item is not None:
+            if item in fake.accounts:
+                self._json(200, {"code": item, "name": fake.accounts[item]})
+            else:
+                self._error(404, f"Account {item} not found")
+        elif item is not None:
+            self._error(404, f"No {method} {path}")
+        elif resource == "" and method == "GET":
             self._json(200, {"name": "Demo Forening", "slug": slug, "organizationNumber": "999999999"})
         elif resource == "/generalJournalEntries" and method == "POST":
             self._book(slug, body)

@@ -318,3 +318,15 @@ def test_a_sync_retried_after_a_dropped_connection_books_the_record_once(world, 
     synced = db.session.get(SyncRecord, record_row.id)
     assert synced.status == "synced" and synced.external_id == str(fake.entries[0]["journalEntryId"])
     assert fake.entries_naming("[EXP-7001]") == 1
+
+
+def test_the_connection_check_reads_the_company_and_the_mapped_accounts(fake):
+    """Given working settings the check finds nothing; an account missing from the chart, a forbidden company
+    or a rejected token are each named with their error code."""
+    assert adapter(fake).check_connection() == []
+    [missing] = adapter(fake, account_mileage_claim="7150").check_connection()
+    assert (missing.error_code, missing.message) == (
+        "account_mapping_missing", "Fiken has no account 7150 in company 'fiken-demo-forening'.")
+    assert [r.error_code for r in adapter(fake, slug="annen-forening").check_connection()] == ["permission_denied"]
+    assert [r.error_code for r in adapter(fake, token="nope").check_connection()] == ["credentials_expired"]
+    assert fake.max_concurrent == 1

@@ -139,6 +139,32 @@ class FikenAdapter:
             return PushResult.success(entry_id) if entry_id else PushResult(ok=True)
         return self._rejected(answer)
 
+    def check_connection(self) -> list[PushResult]:
+        """Read the company, then each mapped account: the failures (empty when the connection works).
+
+        For the settings page's "Test connection" (issue 13, item 4): one request at a time, paced, like pushes.
+        """
+        try:
+            answer = self.request("GET", "")
+        except _Unreachable as error:
+            return [self._unreachable(error)]
+        if answer.status != HTTPStatus.OK:
+            return [self._rejected(answer)]
+        problems: list[PushResult] = []
+        mapped = dict.fromkeys([*self.accounts.values(), self.credit_account])
+        for account in mapped:
+            try:
+                answer = self.request("GET", f"/accounts/{quote(account, safe=':')}")
+            except _Unreachable as error:
+                return [*problems, self._unreachable(error)]
+            if answer.status == HTTPStatus.NOT_FOUND:
+                problems.append(PushResult.failure(
+                    "account_mapping_missing", f"Fiken has no account {account} in company {self.slug!r}.",
+                    retryable=False))
+            elif answer.status != HTTPStatus.OK:
+                return [*problems, self._rejected(answer)]
+        return problems
+
     def find_booked(self, record: OutgoingRecord) -> PushResult | None:
         """The entry of the record's date naming its reference, as a success; None when there is none; the
         failure when Fiken could not be asked (then pushing again could book twice)."""
