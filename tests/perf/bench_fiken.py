@@ -3,8 +3,10 @@
 An embedded Redis (started and stopped here) holds the client's lock and its next-allowed time, as in
 production. Two workers (threads, each with its own FikenAdapter on one Fiken client) push 12 records each
 at once; Fiken allows one request in flight per client and about 4 per second, so the figure is bounded by
-the adapter's pace (one request per 0.26 s, ~3.8/s), not by the machine. The fake answers 429 to any request
-overlapping one in flight and records the highest overlap it saw: `fiken_max_concurrent` must be 1.
+the adapter's pace (a request starts 0.25 s after the previous one ended: under 4/s), not by the machine. The fake answers 429 to any request
+overlapping one in flight and records the highest overlap it saw: `fiken_max_concurrent` must be 1, and
+`fiken_max_requests_in_1s` (the most arrivals in any one-second window) at most 4. The push rate is the
+entries over the wall time of the run; n requests span n - 1 gaps, so it can read a little above 4.
 
 Beside it, from the same run: the fake's bare request rate, one client sending `GET /companies/{slug}`
 back to back with no lock and no pacing (what the fake and the loopback could serve), so the push figure

@@ -9,7 +9,7 @@ sending). Fiken answers 201 with an empty body and a `Location` header naming th
 Fiken allows one concurrent request per client and may answer 429, or ban, above that or above about four
 requests per second. So every request is made holding a Redis lock shared by all workers (a timeout, so a
 dead holder frees it, and a token, so only the holder releases it), and no sooner than a next-allowed time
-kept in Redis, read and moved under that lock. The lock and the pace belong to the credential (a hash of
+kept in Redis (a quarter of a second after the previous request ended), read and moved under that lock. The lock and the pace belong to the credential (a hash of
 the token): what Fiken counts is the client, and the adapter is not told its connector's id.
 
 Fiken has no idempotency key. The record's reference is in the entry's description, so before re-pushing a
@@ -52,8 +52,9 @@ from dashboard.vocabulary import RecordType, values
 DEFAULT_BASE_URL = "https://api.fiken.no/api/v2"
 DEFAULT_TOKEN_URL = "https://fiken.no/oauth/token"
 DEFAULT_TIMEOUT = 20.0
-MIN_INTERVAL = 0.26
-"""Seconds between two requests of one client: under Fiken's about four per second, with room for jitter."""
+MIN_INTERVAL = 0.25
+"""Seconds from the end of one request of a client to the start of its next: at most four reach Fiken in any
+second."""
 LOCK_WAIT = 30.0
 """How long a push waits for another worker's request to the same client before giving up (rate_limited)."""
 MAX_RESPONSE_BYTES = 256 * 1024
@@ -236,7 +237,10 @@ class FikenAdapter:
             raise _Unreachable(_ClientBusy(f"another worker held the Fiken client for {LOCK_WAIT:g} s"), sent=False)
         try:
             self._wait_for_pace(redis)
-            yield
+            try:
+                yield
+            finally:
+                self._next_allowed_after(redis)
         finally:
             try:
                 lock.release()
@@ -244,14 +248,16 @@ class FikenAdapter:
                 pass
 
     def _wait_for_pace(self, redis: Any) -> None:
-        """Sleep until the client's next allowed time (Redis server time, so every process agrees), then move it."""
-        seconds, micros = redis.time()
-        now = seconds + micros / 1e6
+        """Sleep until the client's next allowed time (Redis server time, so every process agrees)."""
         next_at = float(redis.get(self._pace_key) or 0)
-        if next_at > now:
-            time.sleep(min(next_at - now, MIN_INTERVAL))
-            now = next_at
-        redis.set(self._pace_key, repr(now + MIN_INTERVAL), px=int(MIN_INTERVAL * 1000) + 1000)
+        wait = next_at - _seconds(redis.time())
+        if wait > 0:
+            time.sleep(min(wait, MIN_INTERVAL))
+
+    def _next_allowed_after(self, redis: Any) -> None:
+        """The next request may start MIN_INTERVAL after this one ended: counted from its end (when Fiken has
+        surely received it), two requests reach Fiken at least MIN_INTERVAL apart, however long each took."""
+        redis.set(self._pace_key, repr(_seconds(redis.time()) + MIN_INTERVAL), px=int(MIN_INTERVAL * 1000) + 1000)
 
     def _redis_client(self) -> Any:
         if self._redis is None:
@@ -367,6 +373,11 @@ def _entry_id(entry: Mapping[str, Any]) -> str | None:
         if isinstance(value, (int, str)) and not isinstance(value, bool) and str(value):
             return str(value)
     return None
+
+
+def _seconds(redis_time: tuple[int, int]) -> float:
+    seconds, micros = redis_time
+    return seconds + micros / 1e6
 
 
 def _int(value: str | None) -> int | None:
