@@ -13,13 +13,21 @@ class ErrorCode:
     hint: str
     transient: bool
     connector_level: bool = False
-    """True when the error affects every record (stop the batch instead of pushing every record into it)."""
+    """True when the cause is the connector's, not the record's: one connector alert speaks for it, and the
+    records it fails raise no alerts of their own."""
+    stops_batch: bool = False
+    """True when the error affects every record: the batch stops instead of pushing every record into it,
+    and the connector alert resolves as soon as the connector answers otherwise."""
+
+    def __post_init__(self) -> None:
+        if self.stops_batch and not self.connector_level:
+            raise ValueError(f"{self.code}: an error that stops the batch is the connector's")
 
 
 _CODES = [
     ErrorCode("period_locked", _l("Accounting period locked"),
               _l("Open the accounting period in the accounting system, or change the voucher date, then retry."),
-              transient=False),
+              transient=False, connector_level=True),
     ErrorCode("account_mapping_missing", _l("Account mapping missing"),
               _l("Map the record type or category to a ledger account in the connector settings, then retry."),
               transient=False),
@@ -35,16 +43,16 @@ _CODES = [
               _l("Read the message from the accounting system, correct the record, then retry."), transient=False),
     ErrorCode("credentials_expired", _l("Credentials expired"),
               _l("Renew the API key or token in the connector settings; records retry automatically after."),
-              transient=False, connector_level=True),
+              transient=False, connector_level=True, stops_batch=True),
     ErrorCode("permission_denied", _l("Permission denied"),
               _l("Give the integration user the needed rights in the accounting system."),
-              transient=False, connector_level=True),
+              transient=False, connector_level=True, stops_batch=True),
     ErrorCode("rate_limited", _l("Rate limited"),
               _l("The accounting system asked us to slow down; records retry automatically."),
-              transient=True, connector_level=True),
+              transient=True, connector_level=True, stops_batch=True),
     ErrorCode("system_unavailable", _l("Accounting system unavailable"),
               _l("The accounting system is down or unreachable; records retry automatically."),
-              transient=True, connector_level=True),
+              transient=True, connector_level=True, stops_batch=True),
     ErrorCode("timeout", _l("Timeout"),
               _l("The accounting system did not answer in time; records retry automatically."), transient=True),
     ErrorCode("unknown", _l("Unknown error"),
@@ -57,3 +65,9 @@ ERROR_CODES: dict[str, ErrorCode] = {e.code: e for e in _CODES}
 def describe(code: str | None) -> ErrorCode:
     """The error's entry; codes outside the vocabulary read as unknown."""
     return ERROR_CODES.get(code or "unknown", ERROR_CODES["unknown"])
+
+
+HELD_BACK = frozenset(e.code for e in _CODES if e.connector_level)
+"""Causes that raise a connector alert and no per-record alerts."""
+CONNECTOR_WIDE = frozenset(e.code for e in _CODES if e.stops_batch)
+"""Connector-level causes that affect every record; the others (a closed period) affect some."""

@@ -93,16 +93,18 @@ def _sync(connector_id: int) -> SyncBatch | None:
 
 
 def push_all(adapter, outgoing) -> tuple[list[Outcome], str | None]:  # type: ignore[no-untyped-def]
-    """Push records in order, stopping at the first connector-level error."""
+    """Push records in order, stopping at the first error that affects every record; records the adapter's
+    pre-flight holds back (a closed period) fail without a push."""
     outcomes: list[Outcome] = []
+    held = adapter.hold_back([record for _id, _by, record in outgoing]) if hasattr(adapter, "hold_back") else {}
     for record_id, requested_by, record in outgoing:
-        result = adapter.push(record)
+        result = held.get(record.source_ref) or adapter.push(record)
         outcomes.append(Outcome(
             record_id=record_id, attempted_at=utcnow(), ok=result.ok, external_id=result.external_id,
             error_code=result.error_code, error_message=result.message, retry_after=result.retry_after,
             triggered_by_id=requested_by,
         ))
-        if not result.ok and describe(result.error_code).connector_level:
+        if not result.ok and describe(result.error_code).stops_batch:
             return outcomes, describe(result.error_code).code
     return outcomes, None
 

@@ -46,6 +46,15 @@ class Adapter(Protocol):
         ...
 
 
+class PreFlight(Protocol):
+    """An adapter that can tell, before pushing, which records the accounting system would refuse as a batch
+    (records dated in a closed accounting period): they are held back, not pushed, and logged as failed."""
+
+    def hold_back(self, records: list[OutgoingRecord]) -> dict[str, PushResult]:
+        """The failure of each record to hold back, by source reference; the others are pushed."""
+        ...
+
+
 @dataclass(frozen=True)
 class CheckedSettings:
     """A provider's reading of its settings form: the settings to save, and what is wrong with them."""

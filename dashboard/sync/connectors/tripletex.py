@@ -278,6 +278,28 @@ class TripletexAdapter:
                 closed.append(period)
         return sorted(closed)
 
+    def hold_back(self, records: list[OutgoingRecord]) -> dict[str, PushResult]:
+        """The pre-flight: records dated in a closed accounting period fail as `period_locked` without a push
+        (Tripletex would refuse each with 409/10000), so the closed period raises one connector alert and the
+        records of open periods still sync. If the periods cannot be read, nothing is held back: each push
+        then meets the same failure and reports it."""
+        if not records:
+            return {}
+        days = [_voucher_date(r) for r in records]
+        try:
+            closed = self.closed_periods(min(days), max(days) + timedelta(days=1))
+        except ValueError:
+            return {}
+        held = {}
+        for record, day in zip(records, days):
+            period = next((p for p in closed if p[0] <= day < p[1]), None)
+            if period is not None:
+                held[record.source_ref] = PushResult.failure(
+                    "period_locked", f"Held back: the accounting period {period[0]:%Y-%m-%d} to "
+                    f"{period[1] - timedelta(days=1):%Y-%m-%d} is closed in Tripletex (voucher date {day:%Y-%m-%d})",
+                    retryable=False)
+        return held
+
     # --- requests -------------------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, query: Mapping[str, Any] | None = None) -> _Answer:
