@@ -99,7 +99,7 @@ def list_connectors() -> None:
 @click.argument("org_slug")
 @click.argument("scenario")
 @click.option("--connector", "connector_id", type=int, help="Connector id (default: the organization's first).")
-@click.option("--record-type", help="For period_locked: the record type whose period is locked.")
+@click.option("--record-type", help="For period_locked and invalid_vat_code: the record type that fails.")
 @click.option("--share", type=float, help="For mapping_missing and flaky: the share of records that fail.")
 @click.option("--seed", type=int, help="For mapping_missing and flaky: the seed that picks them.")
 def set_scenario(org_slug: str, scenario: str, connector_id: int | None, record_type: str | None,

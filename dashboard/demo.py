@@ -37,7 +37,7 @@ class DemoOrg:
 
 DEMO_ORGS = [
     DemoOrg("blindeforbundet", "Norges Blindeforbund", "admin@blindeforbundet.example",
-            {"scenario": "period_locked", "record_type": "mileage_claim"}, 320, 0),
+            {"scenario": "invalid_vat_code", "record_type": "mileage_claim"}, 320, 0),
     DemoOrg("hlf", "Hørselshemmedes Landsforbund (HLF)", "admin@hlf.example",
             {"scenario": "mapping_missing", "share": 0.2, "seed": 7}, 280, 12),
     DemoOrg("folkehjelp", "Norsk Folkehjelp", "admin@folkehjelp.example",

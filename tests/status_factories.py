@@ -26,13 +26,13 @@ def records(conn: Connector, n: int, start: datetime | None = None, **fields: An
     ]
 
 
-def failed(conn: Connector, error_code: str = "period_locked", streak: int = 3, **fields: Any) -> SyncRecord:
+def failed(conn: Connector, error_code: str = "account_mapping_missing", streak: int = 3, **fields: Any) -> SyncRecord:
     return factories.record(conn, status="failed", consecutive_failures=streak, auto_attempts=streak,
                             last_error_code=error_code, last_error_message=f"{error_code} from the ledger", **fields)
 
 
 def alert(org: Organization, affected: Iterable[SyncRecord], rule: str = "consecutive_failures",
-          error_code: str | None = "period_locked", record_type: str | None = "expense_claim",
+          error_code: str | None = "account_mapping_missing", record_type: str | None = "expense_claim",
           resolved_at: datetime | None = None) -> Alert:
     affected = list(affected)
     a = Alert(organization_id=org.id, rule=rule, fingerprint=f"{org.id}:{rule}:{record_type}:{error_code}:{utcnow()}",

@@ -44,7 +44,7 @@ def primed(world):  # type: ignore[no-untyped-def]
     record = factories.record(world.connector_a, record_type="mileage_claim", source_ref="PRIMED-1")
     db.session.commit()
     for minutes in (30, 20):
-        run(world.connector_a, [(record, "period_locked")], at=utcnow() - timedelta(minutes=minutes))
+        run(world.connector_a, [(record, "account_mapping_missing")], at=utcnow() - timedelta(minutes=minutes))
     return record
 
 
@@ -82,7 +82,8 @@ def test_live_status_screen_journey_passes_the_policy(world, primed, signed_in, 
     page.keyboard.press("Escape")
     expect(page.locator("#tray-panel")).to_be_hidden()
 
-    run(world.connector_a, [(primed, "period_locked")], at=utcnow() - timedelta(minutes=10))  # the third failure
+    third = utcnow() - timedelta(minutes=10)
+    run(world.connector_a, [(primed, "account_mapping_missing")], at=third)  # the third failure
     expect(page.get_by_role("button", name="Notifications, 1 unread")).to_be_visible(timeout=LIVE_TIMEOUT)
     alert = db.session.scalars(sa.select(Alert)).one()
     expect(page.locator("#alerts-panel")).to_contain_text(alert.title, timeout=LIVE_TIMEOUT)
@@ -94,7 +95,7 @@ def test_live_status_screen_journey_passes_the_policy(world, primed, signed_in, 
     history = page.locator(f"#history-{primed.id}")
     page.locator(f"#history-toggle-{primed.id}").click()
     expect(history).to_be_visible()
-    expect(history.get_by_text("Attempt failed: Accounting period locked")).to_have_count(3)
+    expect(history.get_by_text("Attempt failed: Account mapping missing")).to_have_count(3)
     page.locator(f"#history-toggle-{primed.id}").click()
     expect(history).to_be_hidden()
 

@@ -34,9 +34,9 @@ def _fail_twice(connector, record_type: str = "mileage_claim") -> SyncRecord:
     record = factories.record(connector, record_type=record_type)
     db.session.commit()
     for minutes in (20, 10):
-        run(connector, [(record, "period_locked")], at=utcnow() - timedelta(minutes=minutes))
+        run(connector, [(record, "invalid_vat_code")], at=utcnow() - timedelta(minutes=minutes))
     with writing():
-        connector.settings = {"scenario": "period_locked", "record_type": record_type}
+        connector.settings = {"scenario": "invalid_vat_code", "record_type": record_type}
         db.session.execute(sa.update(SyncRecord).where(SyncRecord.id == record.id)
                            .values(next_attempt_at=utcnow() - timedelta(seconds=1)))
         db.session.commit()
@@ -56,8 +56,8 @@ def test_third_consecutive_failure_appears_in_the_open_page_without_reload(world
     _open_tray(page)
     item = page.locator("#tray-list .notification-title").first
     expect(item).to_contain_text("mileage claim")
-    expect(item).to_contain_text("Accounting period locked")
-    wait_for(page, "window.__announced.some(t => t.includes('Accounting period locked'))")
+    expect(item).to_contain_text("Invalid VAT code")
+    wait_for(page, "window.__announced.some(t => t.includes('Invalid VAT code'))")
 
 
 def _post_failures(live_server, organization, connector, n: int) -> None:
@@ -165,14 +165,15 @@ def test_twenty_open_streams_leave_the_database_pool_free(world, live_server, cl
 
 
 def _rule_one_alert(world, n: int = 3):
-    """n mileage claims that failed three times with a locked period, and two records that did not."""
+    """n mileage claims that failed three times with an account mapping missing, and two records that did not."""
     failing = [factories.record(world.connector_a, record_type="mileage_claim", source_ref=f"FAIL-{i}")
                for i in range(n)]
     others = [factories.record(world.connector_a, record_type="expense_claim", source_ref=f"OK-{i}") for i in range(2)]
     db.session.commit()
     run(world.connector_a, [(r, None) for r in others], at=utcnow() - timedelta(minutes=40))
     for minutes in (30, 20, 10):
-        run(world.connector_a, [(r, "period_locked") for r in failing], at=utcnow() - timedelta(minutes=minutes))
+        run(world.connector_a, [(r, "account_mapping_missing") for r in failing],
+            at=utcnow() - timedelta(minutes=minutes))
     return failing
 
 

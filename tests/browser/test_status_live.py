@@ -50,8 +50,8 @@ class Fetches:
 
 @pytest.fixture()
 def screen(world) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    factories.record(world.connector_a, status="failed", consecutive_failures=1, last_error_code="period_locked",
-                     source_ref="LIVE-1")
+    factories.record(world.connector_a, status="failed", consecutive_failures=1,
+                     last_error_code="account_mapping_missing", source_ref="LIVE-1")
     db.session.commit()
     yield
 

@@ -38,7 +38,7 @@ class Screen:
                 for r in group}
 
 
-def _alerted(connector, n: int = 3, record_type: str = "mileage_claim", error_code: str = "period_locked"):
+def _alerted(connector, n: int = 3, record_type: str = "mileage_claim", error_code: str = "account_mapping_missing"):
     """`n` records that fail three times in a row through the real sync-log writer and alert engine."""
     records = [factories.record(connector, record_type=record_type, amount_minor=900_00 + i * 100,
                                 source_ref=f"MIL-{i + 1}") for i in range(n)]
@@ -114,15 +114,15 @@ def test_filter_with_htmx_pushes_the_url_and_announces_the_count(screen, signed_
     expect(page.get_by_role("button", name="Show records")).to_be_focused()  # the swap kept focus
     assert set(row_ids(page)) == {r.id for r in screen.alerted + screen.vat_failed}
 
-    page.get_by_label("Last error").select_option("period_locked")
+    page.get_by_label("Last error").select_option("account_mapping_missing")
     page.get_by_role("button", name="Show records").click()
-    expect(page).to_have_url(re.compile(r"status=failed&error_code=period_locked$"))
+    expect(page).to_have_url(re.compile(r"status=failed&error_code=account_mapping_missing$"))
     expect(page.locator("#sr-status")).to_have_text("3 records")
     assert set(row_ids(page)) == {r.id for r in screen.alerted}
 
     page.reload()  # the URL alone brings the same table back
     expect(caption(page)).to_contain_text("3 records match the filters")
-    expect(page.get_by_label("Last error")).to_have_value("period_locked")
+    expect(page.get_by_label("Last error")).to_have_value("account_mapping_missing")
 
     page.go_back()  # and the back button the previous one
     expect(page).to_have_url(re.compile(r"/orgs/org-a/integration\?status=failed$"))
@@ -194,7 +194,7 @@ def test_history_row_expands_and_collapses(screen, signed_in, axe_check):
     """Given a failed record, its History button is a disclosure: it toggles aria-expanded and the row,
     which shows the record's attempts; axe finds nothing with the row open."""
     page = signed_in(screen.world.admin_a)
-    page.goto(f"{SCREEN}?status=failed&error_code=period_locked")
+    page.goto(f"{SCREEN}?status=failed&error_code=account_mapping_missing")
     record = screen.alerted[0]
     button = page.locator(f"#history-toggle-{record.id}")
     row = page.locator(f"#history-{record.id}")
@@ -205,7 +205,7 @@ def test_history_row_expands_and_collapses(screen, signed_in, axe_check):
     expect(row).to_be_visible()
     history = row.locator("table.history-table")
     expect(history.locator("caption")).to_contain_text(f"History of {record.source_ref}")
-    expect(history.get_by_text("Attempt failed: Accounting period locked")).to_have_count(3)
+    expect(history.get_by_text("Attempt failed: Account mapping missing")).to_have_count(3)
     axe_check(page)
     button.click()
     expect(button).to_have_attribute("aria-expanded", "false")
@@ -223,7 +223,7 @@ def test_alert_view_lists_exactly_the_alerts_records(screen, signed_in, axe_chec
     expect(page.get_by_role("heading", name="Records of the alert")).to_be_visible()
     summary = page.locator(".alert-summary")
     expect(summary).to_contain_text("3 mileage claims failed 3 times in a row")
-    expect(summary).to_contain_text("Accounting period locked")
+    expect(summary).to_contain_text("Account mapping missing")
     assert set(row_ids(page)) == {r.id for r in screen.alerted}
     axe_check(page)
 

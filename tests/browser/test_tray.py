@@ -25,7 +25,7 @@ def _records(connector, record_types, per_type: int = 1) -> list[SyncRecord]:
     return made
 
 
-def _fail(connector, records, times=(30, 20, 10), error_code: str = "period_locked") -> None:
+def _fail(connector, records, times=(30, 20, 10), error_code: str = "account_mapping_missing") -> None:
     """Fail the records together in one batch per time (minutes ago) through the real writer and engine."""
     for minutes in times:
         run(connector, [(r, error_code) for r in records], at=utcnow() - timedelta(minutes=minutes))

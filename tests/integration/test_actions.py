@@ -143,7 +143,7 @@ def test_retry_progress_follows_the_sync_job_until_done_and_names_failures(clien
     sf.push(world.connector_a, {ids[0]: None})
     html = client.get(progress_url, headers=HTMX).get_data(as_text=True)
     assert "1 of 3 records pushed" in html and 'hx-trigger="every 2s"' in html
-    sf.push(world.connector_a, {ids[1]: None, ids[2]: "period_locked"})
+    sf.push(world.connector_a, {ids[1]: None, ids[2]: "account_mapping_missing"})
     done = client.get(progress_url, headers=HTMX)
     html = done.get_data(as_text=True)
     assert "Done: 3 records retried; 2 synced, 1 failed again." in html and "Failed again: R-2." in html

@@ -9,7 +9,8 @@ from dashboard.models import Alert, AlertEvent
 from tests import factories
 from tests.alerting import T0, affected_ids, alerts, log_batch, notifications, run, set_status
 
-LOCKED = "period_locked"
+FAILING = "account_mapping_missing"
+"""A record-level error: a connector-level one would hold rule 1 back."""
 
 
 @pytest.fixture()
@@ -17,7 +18,7 @@ def rec(world):
     return factories.record(world.connector_a, record_type="mileage_claim", approved_at=T0 - timedelta(hours=2))
 
 
-def fail(world, record, times, start=T0, code=LOCKED):
+def fail(world, record, times, start=T0, code=FAILING):
     for i in range(times):
         run(world.connector_a, [(record, code)], at=start + timedelta(minutes=10 * i))
 
@@ -30,7 +31,7 @@ def test_third_consecutive_failure_alerts_org_admin_naming_type_and_error(world,
     assert alerts() == []
     fail(world, rec, 1, start=T0 + timedelta(hours=1))
     [alert] = alerts(rule="consecutive_failures")
-    assert "mileage claim" in alert.title and "Accounting period locked" in alert.title
+    assert "mileage claim" in alert.title and "Account mapping missing" in alert.title
     [note] = notifications(world.admin_a)
     assert note.event == "raised" and note.title == alert.title
     assert notifications(world.admin_b) == [] and notifications(world.global_admin) == []
@@ -219,7 +220,7 @@ def test_two_organizations_alerting_make_one_platform_alert(world):
     b = factories.record(world.connector_b)
     fail(world, a, 3)
     for i in range(3):
-        run(world.connector_b, [(b, LOCKED)], at=T0 + timedelta(minutes=10 * i))
+        run(world.connector_b, [(b, FAILING)], at=T0 + timedelta(minutes=10 * i))
     [platform] = alerts(rule="platform_incident")
     assert "Organization A" in platform.title and "Organization B" in platform.title
     assert [n.alert_id for n in notifications(world.global_admin)] == [platform.id]
@@ -231,7 +232,7 @@ def test_platform_alert_resolves_when_no_organization_alerts(world):
     b = factories.record(world.connector_b)
     fail(world, a, 3)
     for i in range(3):
-        run(world.connector_b, [(b, LOCKED)], at=T0 + timedelta(minutes=10 * i))
+        run(world.connector_b, [(b, FAILING)], at=T0 + timedelta(minutes=10 * i))
     run(world.connector_a, [(a, None)], at=T0 + timedelta(hours=1))
     assert alerts(rule="platform_incident")[0].status == "open"
     run(world.connector_b, [(b, None)], at=T0 + timedelta(hours=1))
@@ -270,7 +271,7 @@ def test_threshold_alert_reaches_global_admins_after_the_wait(world):
 
 def test_evaluating_a_batch_twice_changes_nothing(world, rec):
     for i in range(3):
-        batch_id = run(world.connector_a, [(rec, LOCKED)], at=T0 + timedelta(minutes=10 * i))
+        batch_id = run(world.connector_a, [(rec, FAILING)], at=T0 + timedelta(minutes=10 * i))
     before = (len(alerts()), len(notifications()), db.session.query(AlertEvent).count())
     assert evaluate_batch(batch_id, T0 + timedelta(hours=1)) is False
     assert (len(alerts()), len(notifications()), db.session.query(AlertEvent).count()) == before
@@ -278,10 +279,10 @@ def test_evaluating_a_batch_twice_changes_nothing(world, rec):
 
 def test_out_of_order_evaluation_raises_once(world, rec):
     """Given batches holding a record's 3rd and 4th failures, evaluating the 4th first still raises one alert."""
-    run(world.connector_a, [(rec, LOCKED)], at=T0)
-    run(world.connector_a, [(rec, LOCKED)], at=T0 + timedelta(minutes=10))
-    third = log_batch(world.connector_a, [(rec, LOCKED)], at=T0 + timedelta(minutes=20))
-    fourth = log_batch(world.connector_a, [(rec, LOCKED)], at=T0 + timedelta(minutes=30))
+    run(world.connector_a, [(rec, FAILING)], at=T0)
+    run(world.connector_a, [(rec, FAILING)], at=T0 + timedelta(minutes=10))
+    third = log_batch(world.connector_a, [(rec, FAILING)], at=T0 + timedelta(minutes=20))
+    fourth = log_batch(world.connector_a, [(rec, FAILING)], at=T0 + timedelta(minutes=30))
     evaluate_batch(fourth, T0 + timedelta(minutes=31))
     assert alerts() == []
     evaluate_batch(third, T0 + timedelta(minutes=32))

@@ -14,7 +14,7 @@ T0 = datetime(2026, 11, 20, 12, 0, 0)
 
 
 def make_alert(org: Organization, opened_at: datetime, *, title: str, rule: str = "consecutive_failures",
-               resolved_at: datetime | None = None, error_code: str | None = "period_locked") -> Alert:
+               resolved_at: datetime | None = None, error_code: str | None = "account_mapping_missing") -> Alert:
     alert = Alert(
         organization_id=org.id, rule=rule, fingerprint=f"{org.id}:{rule}:{title}",
         status="resolved" if resolved_at else "open", record_type="expense_claim",
@@ -73,7 +73,7 @@ def test_alerts_are_listed_newest_first_with_their_timeline(client, world, login
     assert titles(html) == ["New alert", "Old alert"]
     old_part = html[html.index("Old alert"):]
     assert "Resolved" in old_part and "records keep failing" in old_part
-    assert "Accounting period locked" in old_part and "Open the accounting period" in old_part
+    assert "Account mapping missing" in old_part and "Map the record type or category" in old_part
     assert "250,00 NOK" in html and "10,50 EUR" in html
     assert f'href="/orgs/org-a/integration?alert={old.id}"' in html
     assert timeline(html, old.id) == [

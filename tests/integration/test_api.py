@@ -53,7 +53,7 @@ def attempt(ref: str = "EXP-1", outcome: str = "failure", minutes_ago: int = 30,
         "outcome": outcome,
     }
     if outcome == "failure":
-        body.update(error_code="period_locked", error_message="Period 2024-12 is locked")
+        body.update(error_code="account_mapping_missing", error_message="No ledger account is mapped for expense_claim")
     else:
         body.update(external_id="V-1001")
     body.update(fields)

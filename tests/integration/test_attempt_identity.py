@@ -50,7 +50,7 @@ def test_given_a_logged_failure_when_the_same_record_and_time_is_reported_as_a_s
     assert response.status_code == 409
     error = response.get_json()["error"]
     assert error["fields"] == [{"field": "attempts[1].outcome",
-                                "message": "This attempt is logged as failure (period_locked), not success"}]
+                                "message": "This attempt is logged as failure (account_mapping_missing), not success"}]
     assert written_rows(db) == before
 
 

@@ -7,7 +7,7 @@ from dashboard.models import Alert, Notification, SyncAttempt, SyncBatch, utcnow
 from tests import factories
 
 
-def _alert(org, fingerprint="org-a:consecutive_failures:expense_claim:period_locked", **fields):
+def _alert(org, fingerprint="org-a:consecutive_failures:expense_claim:account_mapping_missing", **fields):
     return Alert(organization_id=org.id, rule="consecutive_failures", fingerprint=fingerprint,
                  title="Records keep failing", **fields)
 

@@ -55,14 +55,25 @@ def test_sync_job_run_by_a_real_worker_logs_attempts_and_evaluates(world):
 
 
 def test_failures_are_logged_with_their_streak(world):
-    _scenario(world.connector_a, scenario="period_locked", record_type="mileage_claim")
+    _scenario(world.connector_a, scenario="invalid_vat_code", record_type="mileage_claim")
     [record] = _records(world.connector_a, 1, record_type="mileage_claim")
     orchestrator.sync_connector(world.connector_a.id)
     db.session.refresh(record)
     assert record.status == "failed" and record.consecutive_failures == 1
-    assert record.last_error_code == "period_locked" and record.next_attempt_at is not None
+    assert record.last_error_code == "invalid_vat_code" and record.next_attempt_at is not None
     [attempt] = db.session.scalars(sa.select(SyncAttempt)).all()
-    assert attempt.failure_streak == 1 and attempt.error_code == "period_locked"
+    assert attempt.failure_streak == 1 and attempt.error_code == "invalid_vat_code"
+
+
+def test_period_locked_scenario_fails_records_of_its_type_with_period_locked(world):
+    """Given the sandbox's period_locked scenario, a record of the locked type fails with period_locked."""
+    _scenario(world.connector_a, scenario="period_locked", record_type="mileage_claim")
+    [record] = _records(world.connector_a, 1, record_type="mileage_claim")
+    orchestrator.sync_connector(world.connector_a.id)
+    db.session.refresh(record)
+    assert record.status == "failed" and record.last_error_code == "period_locked"
+    [attempt] = db.session.scalars(sa.select(SyncAttempt)).all()
+    assert attempt.error_code == "period_locked"
 
 
 def test_batch_stops_at_the_first_connector_level_error(world):
@@ -103,7 +114,7 @@ def test_two_sync_jobs_never_run_at_once_for_one_connector(world):
 
 
 def test_only_due_failed_records_are_retried(world):
-    _scenario(world.connector_a, scenario="period_locked", record_type="expense_claim")
+    _scenario(world.connector_a, scenario="invalid_vat_code", record_type="expense_claim")
     [record] = _records(world.connector_a, 1)
     orchestrator.sync_connector(world.connector_a.id)
     assert orchestrator.sync_connector(world.connector_a.id) is None  # not due yet

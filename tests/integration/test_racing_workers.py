@@ -32,8 +32,8 @@ def test_two_workers_racing_on_one_organization_create_each_alert_once(world, da
     records = [factories.record(world.connector_a, record_type="mileage_claim") for _ in range(6)]
     db.session.commit()
     for i in range(2):
-        run(world.connector_a, [(r, "period_locked") for r in records], at=T0 + timedelta(minutes=10 * i))
-    third = [log_batch(world.connector_a, [(r, "period_locked")], at=T0 + timedelta(minutes=30, seconds=i))
+        run(world.connector_a, [(r, "account_mapping_missing") for r in records], at=T0 + timedelta(minutes=10 * i))
+    third = [log_batch(world.connector_a, [(r, "account_mapping_missing")], at=T0 + timedelta(minutes=30, seconds=i))
              for i, r in enumerate(records)]
     queue = alerts_queue()
     for copy in range(2):

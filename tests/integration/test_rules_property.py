@@ -82,7 +82,9 @@ ERROR_THRESHOLD = 4
 """The 5th failure of an organization within the window crosses."""
 WINDOW = timedelta(hours=24)
 TYPES = ("expense_claim", "mileage_claim")
-OUTCOMES = (None, None, "period_locked", "period_locked", "period_locked", "invalid_vat_code", "invalid_vat_code")
+MAPPING, VAT = "account_mapping_missing", "invalid_vat_code"
+"""Two record-level errors (a connector-level one would hold rule 1 back)."""
+OUTCOMES = (None, None, MAPPING, MAPPING, MAPPING, VAT, VAT)
 """None is a success; failures weighted so that crossings are common."""
 GAPS = (timedelta(minutes=10), timedelta(minutes=10), timedelta(minutes=10), timedelta(hours=3), timedelta(hours=12),
         timedelta(hours=24) - timedelta(seconds=1), timedelta(hours=24), timedelta(hours=36))
@@ -598,9 +600,9 @@ def test_late_crossing_of_a_record_synced_since_notifies_raise_and_resolution(wo
     as evaluating in log order does."""
     rec = factories.record(world.connector_a, approved_at=T0 - timedelta(hours=1))
     db.session.commit()
-    first = log_batch(world.connector_a, [(rec, "period_locked"), (rec, "period_locked")], at=T0)
+    first = log_batch(world.connector_a, [(rec, "account_mapping_missing"), (rec, "account_mapping_missing")], at=T0)
     evaluate_batch(first, T0 + timedelta(minutes=1))
-    third = log_batch(world.connector_a, [(rec, "period_locked")], at=T0 + timedelta(minutes=10))
+    third = log_batch(world.connector_a, [(rec, "account_mapping_missing")], at=T0 + timedelta(minutes=10))
     fixed = log_batch(world.connector_a, [(rec, None)], at=T0 + timedelta(minutes=20))
     evaluate_batch(fixed, T0 + timedelta(minutes=21))
     evaluate_batch(third, T0 + timedelta(minutes=22))
@@ -615,8 +617,8 @@ def test_crossing_then_success_in_one_batch_notifies_raise_and_resolution(world)
     then the org admin is told of the alert's raise and that it is cleared."""
     rec = factories.record(world.connector_a, approved_at=T0 - timedelta(hours=1))
     db.session.commit()
-    run(world.connector_a, [(rec, "period_locked"), (rec, "period_locked")], at=T0)
-    run(world.connector_a, [(rec, "period_locked"), (rec, None)], at=T0 + timedelta(minutes=10))
+    run(world.connector_a, [(rec, "account_mapping_missing"), (rec, "account_mapping_missing")], at=T0)
+    run(world.connector_a, [(rec, "account_mapping_missing"), (rec, None)], at=T0 + timedelta(minutes=10))
     [alert] = alerts()
     assert alert.status == "resolved"
     assert sorted(n.event for n in notifications(world.admin_a)) == ["raised", "resolved"]

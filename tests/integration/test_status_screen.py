@@ -104,7 +104,7 @@ def test_connector_panel_shows_state_counts_errors_and_next_sync(client, world, 
     """Given pending and failed records and 12 failures in 24 hours, the panel shows each figure as text."""
     now = utcnow()
     c = world.connector_a
-    c.settings = {"scenario": "period_locked", "record_type": "mileage_claim"}
+    c.settings = {"scenario": "invalid_vat_code", "record_type": "mileage_claim"}
     c.last_success_at = now - timedelta(hours=3)
     c.last_batch_at = now - timedelta(seconds=60)
     factories.record(c, approved_at=now - timedelta(hours=50))
@@ -118,7 +118,7 @@ def test_connector_panel_shows_state_counts_errors_and_next_sync(client, world, 
     html = client.get("/orgs/org-a/integration/connectors", headers=HTMX).get_data(as_text=True)
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
     assert "Sandbox accounting system" in text and "Enabled" in text
-    assert "Accounting period locked for one record type" in text
+    assert "Invalid VAT code for one record type" in text
     assert "Pending records 2" in text and "Failed records 1" in text
     assert "approved 2 days ago" in text
     assert "Last successful sync" in text and "(3 hours ago)" in text
@@ -147,8 +147,8 @@ def test_open_alerts_panel_lists_each_alert_with_its_figures_and_link(client, wo
     html = client.get("/orgs/org-a/integration/open-alerts", headers=HTMX).get_data(as_text=True)
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
     assert "Open alerts (1)" in text
-    assert "Records keep failing" in text and "Accounting period locked" in text
-    assert "Open the accounting period" in text  # the remediation hint
+    assert "Records keep failing" in text and "Account mapping missing" in text
+    assert "Map the record type or category to a ledger account" in text  # the remediation hint
     assert "Affected records 3" in text
     assert "350,50 NOK" in text  # the synced record is no longer at stake
     assert f'href="/orgs/org-a/integration?alert={open_alert.id}"' in html
@@ -164,7 +164,7 @@ def mixed(world):  # type: ignore[no-untyped-def]
         "pending": factories.record(c),
         "synced": factories.record(c, status="synced", record_type="mileage_claim"),
         "excluded": factories.record(c, status="excluded", excluded_reason="booked by hand"),
-        "locked": sf.failed(c, "period_locked", record_type="mileage_claim"),
+        "vat": sf.failed(c, "invalid_vat_code", record_type="mileage_claim"),
         "mapping": sf.failed(c, "account_mapping_missing"),
     }
     factories.record(world.connector_b)  # another organization's record never shows
@@ -173,14 +173,14 @@ def mixed(world):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("query,expected", [
-    ("", {"pending", "synced", "excluded", "locked", "mapping"}),
-    ("status=failed", {"locked", "mapping"}),
+    ("", {"pending", "synced", "excluded", "vat", "mapping"}),
+    ("status=failed", {"vat", "mapping"}),
     ("status=pending", {"pending"}),
     ("status=synced", {"synced"}),
     ("status=excluded", {"excluded"}),
-    ("record_type=mileage_claim", {"synced", "locked"}),
+    ("record_type=mileage_claim", {"synced", "vat"}),
     ("error_code=account_mapping_missing", {"mapping"}),
-    ("status=failed&record_type=mileage_claim", {"locked"}),
+    ("status=failed&record_type=mileage_claim", {"vat"}),
     ("record_type=reimbursement_payment", set()),
 ])
 def test_each_filter_shows_exactly_the_matching_records(client, world, login, mixed, query, expected):
@@ -360,14 +360,14 @@ def test_no_record_is_skipped_or_repeated_while_new_records_arrive(client, world
 
 
 def test_pagination_links_keep_every_filter(client, world, login):
-    sf.records(world.connector_a, 60, status="failed", record_type="mileage_claim", last_error_code="period_locked")
+    sf.records(world.connector_a, 60, status="failed", record_type="mileage_claim", last_error_code="invalid_vat_code")
     db.session.commit()
     login(world.admin_a)
     html = client.get("/orgs/org-a/integration?status=failed&record_type=mileage_claim"
-                      "&error_code=period_locked&sort=-amount").get_data(as_text=True)
+                      "&error_code=invalid_vat_code&sort=-amount").get_data(as_text=True)
     params = sf.query(sf.link(html, "page-next"))
     assert params["status"] == ["failed"] and params["record_type"] == ["mileage_claim"]
-    assert params["error_code"] == ["period_locked"] and params["sort"] == ["-amount"] and "after" in params
+    assert params["error_code"] == ["invalid_vat_code"] and params["sort"] == ["-amount"] and "after" in params
     assert re.search(r'<nav class="pages" aria-label="Pages">', html)
 
 
@@ -377,7 +377,7 @@ def test_a_page_costs_the_same_queries_for_5_or_50_rows(client, world, login, ap
     counts = []
     for n in (5, 50):
         db.session.execute(sa.delete(SyncRecord))
-        sf.records(world.connector_a, n, status="failed", last_error_code="period_locked")
+        sf.records(world.connector_a, n, status="failed", last_error_code="account_mapping_missing")
         db.session.commit()
         statements: list[str] = []
 
@@ -397,10 +397,10 @@ def test_a_page_costs_the_same_queries_for_5_or_50_rows(client, world, login, ap
 
 def test_alert_view_holds_exactly_the_alerts_affected_records(client, world, login):
     """Given an alert of 70 records among 200, its view's pages hold exactly those 70, each once."""
-    created = sf.records(world.connector_a, 200, status="failed", last_error_code="period_locked")
+    created = sf.records(world.connector_a, 200, status="failed", last_error_code="account_mapping_missing")
     affected = created[::3][:70]
     a = sf.alert(world.org_a, affected)
-    sf.alert(world.org_a, created[1::3][:10], error_code="account_mapping_missing")
+    sf.alert(world.org_a, created[1::3][:10], error_code="invalid_vat_code")
     db.session.commit()
     login(world.admin_a)
     pages = sf.walk(client, f"/orgs/org-a/integration?alert={a.id}")
@@ -419,8 +419,8 @@ def test_alert_view_summary_shows_rule_error_hint_counts_stake_and_times(client,
     login(world.admin_a)
     html = client.get(f"/orgs/org-a/integration?alert={a.id}").get_data(as_text=True)
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
-    assert "Records keep failing" in text and "Accounting period locked" in text
-    assert "Open the accounting period" in text
+    assert "Records keep failing" in text and "Account mapping missing" in text
+    assert "Map the record type or category to a ledger account" in text
     assert "Affected records 3 (failed: 2, synced: 1)" in text
     assert "10,00 EUR, 100,00 NOK" in text
     assert "Opened" in text and "Open" in text
@@ -456,15 +456,15 @@ def test_history_interleaves_attempts_actions_and_alert_events_newest_first(clie
     record = sf.failed(world.connector_a, streak=0)
     db.session.commit()
     t0 = utcnow() - timedelta(minutes=30)
-    sf.push(world.connector_a, {record.id: "period_locked"}, at=t0)
+    sf.push(world.connector_a, {record.id: "account_mapping_missing"}, at=t0)
     login(world.admin_a)
     client.post(f"/orgs/org-a/integration/records/{record.id}/retry")
     sf.push(world.connector_a, {record.id: None}, at=utcnow() + timedelta(seconds=1))
     response = client.get(f"/orgs/org-a/integration/records/{record.id}", headers=HTMX)
     html = response.get_data(as_text=True)
     assert f'id="history-{record.id}-content"' in html and "<html" not in html
-    steps = [m for m in re.findall(r"(Synced|Retry requested|Attempt failed: Accounting period locked)", html)]
-    assert steps == ["Synced", "Retry requested", "Attempt failed: Accounting period locked"]
+    steps = [m for m in re.findall(r"(Synced|Retry requested|Attempt failed: Account mapping missing)", html)]
+    assert steps == ["Synced", "Retry requested", "Attempt failed: Account mapping missing"]
     assert f"Manual retry by {world.admin_a.name}" in html
 
 
@@ -539,6 +539,7 @@ def test_sandbox_scenario_and_enabled_flag_are_saved(client, world, login):
     ({"enabled": "1", "scenario": "flaky"}, "needs a share"),
     ({"enabled": "1", "scenario": "flaky", "share": "lots"}, "Enter a number."),
     ({"enabled": "1", "scenario": "period_locked"}, "needs the record type"),
+    ({"enabled": "1", "scenario": "invalid_vat_code"}, "needs the record type"),
 ])
 def test_bad_sandbox_settings_answer_422_with_a_message_and_change_nothing(client, world, login, data, message):
     login(world.admin_a)

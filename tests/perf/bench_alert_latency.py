@@ -67,7 +67,7 @@ TIMEOUT = float(os.environ.get("BENCH_TIMEOUT_SECONDS", "300"))
 WAIT_PER_ALERT = 10.0
 PASSWORD = "bench password 1234"
 # Record-level error codes only: a connector-level one stops a real batch at that attempt.
-ERROR_CODES = ["period_locked", "account_mapping_missing", "invalid_vat_code", "unknown_counterparty",
+ERROR_CODES = ["account_mapping_missing", "invalid_vat_code", "unknown_counterparty",
                "duplicate_voucher", "validation_failed", "timeout", "unknown"]
 RECORD_TYPES = ["expense_claim", "mileage_claim", "reimbursement_payment"]
 

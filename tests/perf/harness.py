@@ -97,10 +97,11 @@ ERROR_MESSAGES: dict[str, str] = {
 TRANSIENT_ERRORS = frozenset({"timeout", "unknown", "rate_limited", "system_unavailable"})
 """Codes the retry policy treats as transient (shorter retry gaps)."""
 ERROR_WEIGHTS: dict[str, int] = {
-    "validation_failed": 22, "account_mapping_missing": 18, "invalid_vat_code": 14, "unknown_counterparty": 14,
-    "timeout": 12, "period_locked": 8, "duplicate_voucher": 6, "unknown": 6,
+    "validation_failed": 22, "account_mapping_missing": 26, "invalid_vat_code": 14, "unknown_counterparty": 14,
+    "timeout": 12, "duplicate_voucher": 6, "unknown": 6,
 }
-"""The usual mix of record-level failures (the draw order is this dict's order)."""
+"""The usual mix of record-level failures (the draw order is this dict's order); period_locked is not one of
+them, as a closed period raises one connector alert and holds the records' rule-1 alerts back."""
 
 # --- SQLite ---------------------------------------------------------------------------------------------
 

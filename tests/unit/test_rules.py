@@ -37,11 +37,11 @@ def test_consecutive_fingerprint_separates_record_type_and_error_code():
     """Given two crossings of one organization,
     when they differ in record type or in error code,
     then their fingerprints differ, and they are equal only when organization, type and code agree."""
-    base = rules.consecutive_fingerprint(1, "mileage_claim", "period_locked")
-    assert base == rules.consecutive_fingerprint(1, "mileage_claim", "period_locked")
-    assert base != rules.consecutive_fingerprint(1, "expense_claim", "period_locked")
+    base = rules.consecutive_fingerprint(1, "mileage_claim", "account_mapping_missing")
+    assert base == rules.consecutive_fingerprint(1, "mileage_claim", "account_mapping_missing")
+    assert base != rules.consecutive_fingerprint(1, "expense_claim", "account_mapping_missing")
     assert base != rules.consecutive_fingerprint(1, "mileage_claim", "invalid_vat_code")
-    assert base != rules.consecutive_fingerprint(2, "mileage_claim", "period_locked")
+    assert base != rules.consecutive_fingerprint(2, "mileage_claim", "account_mapping_missing")
 
 
 # Rule 2: the error threshold ------------------------------------------------------------------------------

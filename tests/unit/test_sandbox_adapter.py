@@ -67,6 +67,31 @@ def test_period_locked_books_other_record_types():
     assert adapter.push(record("EXP-7", record_type="expense_claim")).ok
 
 
+def test_invalid_vat_code_rejects_the_record_type_permanently():
+    """Given mileage claims carry an invalid VAT code, when a mileage claim is pushed, then it fails permanently."""
+    adapter = SandboxAdapter({"scenario": "invalid_vat_code", "record_type": "mileage_claim"})
+    result = adapter.push(record("KM-7", record_type="mileage_claim"))
+    assert (result.ok, result.error_code, result.retryable) == (False, "invalid_vat_code", False)
+
+
+def test_invalid_vat_code_is_a_record_level_error():
+    """Given the invalid_vat_code scenario, when its error is looked up, then it is not connector-level."""
+    assert not ERROR_CODES["invalid_vat_code"].connector_level
+
+
+def test_invalid_vat_code_message_names_the_code_and_the_voucher():
+    """Given an invalid VAT code, when a record fails, then the message names the VAT code, account and voucher."""
+    adapter = SandboxAdapter({"scenario": "invalid_vat_code", "record_type": "mileage_claim"})
+    message = adapter.push(record("KM-7", record_type="mileage_claim")).message
+    assert message == "VAT code 7 is not valid for account 7140; voucher KM-7 was rejected"
+
+
+def test_invalid_vat_code_books_other_record_types():
+    """Given mileage claims carry an invalid VAT code, when an expense claim is pushed, then it is booked."""
+    adapter = SandboxAdapter({"scenario": "invalid_vat_code", "record_type": "mileage_claim"})
+    assert adapter.push(record("EXP-7", record_type="expense_claim")).ok
+
+
 def test_mapping_missing_fails_about_the_given_share():
     """Given a 30% mapping gap, when 2,000 records are pushed, then about 30% fail."""
     adapter = SandboxAdapter({"scenario": "mapping_missing", "share": 0.3})
@@ -185,6 +210,7 @@ def test_invalid_settings_are_refused_at_construction():
 @pytest.mark.parametrize("settings", [
     {"scenario": "healthy"},
     {"scenario": "period_locked", "record_type": "reimbursement_payment"},
+    {"scenario": "invalid_vat_code", "record_type": "expense_claim"},
     {"scenario": "mapping_missing"},
     {"scenario": "mapping_missing", "share": 0, "seed": 7},
     {"scenario": "flaky", "share": 1, "seed": "demo"},
@@ -206,6 +232,8 @@ def test_valid_settings_have_no_problems(settings):
     ({"scenario": "flaky"}, "The flaky scenario needs a share"),
     ({"scenario": "period_locked"}, "needs the record type"),
     ({"scenario": "period_locked", "record_type": "invoice"}, "Unknown record type 'invoice'"),
+    ({"scenario": "invalid_vat_code"}, "The invalid_vat_code scenario needs the record type whose VAT code"),
+    ({"scenario": "invalid_vat_code", "record_type": "invoice"}, "Unknown record type 'invoice'"),
     ({"scenario": "rate_limited", "retry_after": -5}, "Retry-After must be a number of seconds"),
 ])
 def test_invalid_settings_are_explained(settings, phrase):

@@ -6,7 +6,8 @@ or Python's salted `hash()`), so a demo run or a test can be replayed exactly.
 
 Settings:
 - `scenario`: one of `SCENARIOS` (default `healthy`).
-- `record_type`: the record type whose period is locked (`period_locked`, required).
+- `record_type`: the record type that fails: its period is locked (`period_locked`) or its VAT code is
+  invalid (`invalid_vat_code`); required by both.
 - `share`: the share of records that fail, from 0 to 1 (`mapping_missing`, default 0.2;
   `flaky`, required).
 - `seed`: varies which records fail (`mapping_missing`, `flaky`; default 0).
@@ -32,6 +33,7 @@ from dashboard.vocabulary import RecordType, values
 SCENARIOS = {
     "healthy": _l("Healthy: every record is booked"),
     "period_locked": _l("Accounting period locked for one record type"),
+    "invalid_vat_code": _l("Invalid VAT code for one record type"),
     "mapping_missing": _l("Account mapping missing for a share of records"),
     "credentials_expired": _l("Credentials expired"),
     "rate_limited": _l("Rate limited, with Retry-After"),
@@ -45,6 +47,9 @@ DEFAULT_RETRY_AFTER = 30.0
 SETTINGS_FIELDS = ("scenario", "record_type", "share", "seed", "retry_after")
 _NUMBERS: dict[str, type] = {"share": float, "retry_after": float, "seed": int}
 _RECORD_TYPES = values(RecordType)
+_ONE_RECORD_TYPE = {"period_locked": "the record type whose period is locked",
+                    "invalid_vat_code": "the record type whose VAT code is invalid"}
+"""The scenarios that fail one record type, each with what its `record_type` setting names."""
 
 _UNAVAILABLE = PushResult.failure(
     "system_unavailable", "503 Service Unavailable: the ledger service is temporarily unavailable, try again later",
@@ -80,6 +85,8 @@ class SandboxAdapter:
         match self.scenario:
             case "period_locked" if record.record_type == self.record_type:
                 return _period_locked(record)
+            case "invalid_vat_code" if record.record_type == self.record_type:
+                return _invalid_vat_code(record)
             case "mapping_missing" if _stable_fraction(f"{self.seed}:{record.source_ref}") < self.share:
                 return _mapping_missing(record)
             case "credentials_expired":
@@ -133,8 +140,8 @@ def validate_settings(settings: Mapping[str, Any]) -> list[str]:
         problems.append("The flaky scenario needs a share of failing pushes between 0 and 1.")
     elif "share" in settings and not _is_number(settings["share"], low=0, high=1):
         problems.append(f"Share must be a number between 0 and 1, not {settings['share']!r}.")
-    if scenario == "period_locked" and "record_type" not in settings:
-        problems.append("The period_locked scenario needs the record type whose period is locked.")
+    if scenario in _ONE_RECORD_TYPE and "record_type" not in settings:
+        problems.append(f"The {scenario} scenario needs {_ONE_RECORD_TYPE[scenario]}.")
     elif "record_type" in settings and settings["record_type"] not in _RECORD_TYPES:
         problems.append(f"Unknown record type {settings['record_type']!r}: choose one of {', '.join(_RECORD_TYPES)}.")
     if "retry_after" in settings and not _is_number(settings["retry_after"], low=0):
@@ -158,6 +165,13 @@ def _period_locked(record: OutgoingRecord) -> PushResult:
     return PushResult.failure(
         "period_locked",
         f"Period {record.approved_at:%Y-%m} is locked for posting; voucher {record.source_ref} was rejected",
+        retryable=False)
+
+
+def _invalid_vat_code(record: OutgoingRecord) -> PushResult:
+    return PushResult.failure(
+        "invalid_vat_code",
+        f"VAT code 7 is not valid for account 7140; voucher {record.source_ref} was rejected",
         retryable=False)
 
 
