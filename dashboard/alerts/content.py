@@ -63,6 +63,15 @@ def describe(alert: Alert) -> Content:
         lead = _("Rule: records keep failing. Error: %(error)s. What to do: %(hint)s",
                  error=error.title, hint=error.hint)
         details.update(error_title=str(error.title), hint=str(error.hint))
+    elif alert.rule == rules.CONNECTOR:
+        error = describe_error(alert.error_code)
+        connector = db.session.get(Connector, alert.connector_id) if alert.connector_id else None
+        title = _("%(org)s: %(connector)s: %(error)s (%(n)d %(records)s waiting)",
+                  org=org.name, connector=connector.name if connector else _("connector"), error=error.title,
+                  n=n, records=ngettext("record", "records", n))
+        lead = _("Rule: the connector fails for a cause of its own, so its records raise no alerts of their own. "
+                 "Error: %(error)s. What to do: %(hint)s", error=error.title, hint=error.hint)
+        details.update(error_title=str(error.title), hint=str(error.hint))
     elif alert.rule == rules.ERROR_THRESHOLD:
         title = _("%(org)s: more than %(limit)d sync errors in %(hours)d hours (%(n)d records affected)",
                   org=org.name, limit=org.error_threshold, hours=org.error_window_hours, n=n)
@@ -102,6 +111,7 @@ RULE_NAMES = {
     rules.CONSECUTIVE: _l("records keep failing"),
     rules.ERROR_THRESHOLD: _l("error threshold exceeded"),
     rules.STALE: _l("sync is stale"),
+    rules.CONNECTOR: _l("connector failing"),
     rules.PLATFORM: _l("platform incident"),
 }
 

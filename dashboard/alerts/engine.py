@@ -11,11 +11,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from flask import current_app
 
 from dashboard.alerts import facts, recipients, rules, writer
 from dashboard.alerts.writer import Evaluation
 from dashboard.extensions import db
 from dashboard.live.publish import PLATFORM_CHANNEL, organization_channel, queue_event
+from dashboard.sync.errors import CONNECTOR_WIDE, HELD_BACK
 from dashboard.models import Alert, AlertRecord, Connector, Organization, SyncAttempt, SyncBatch, SyncRecord, utcnow
 from dashboard.vocabulary import (
     CLEARED_STATUSES, WAITING_STATUSES, AlertEventKind, AlertStatus, LiveEvent, NotificationEvent,
@@ -38,9 +40,11 @@ def evaluate_batch(batch_id: int, now: datetime | None = None) -> bool:
         return False
     ev = Evaluation(organization, now)
     batch_facts = facts.batch_facts(batch_id)
+    connector = db.session.get(Connector, batch.connector_id)
+    if connector is not None:
+        _apply_connector(ev, connector, facts.batch_outcomes(batch_id))
     _apply_consecutive(ev, batch_facts)
     _apply_threshold(ev, batch_facts)
-    connector = db.session.get(Connector, batch.connector_id)
     if connector is not None:
         _apply_stale(ev, connector)
     _resolve_cleared(ev)
@@ -132,12 +136,42 @@ def announce_due(now: datetime) -> None:
 
 # Rules ---------------------------------------------------------------------------------------------------
 
+def _apply_connector(ev: Evaluation, connector: Connector, outcomes: list[tuple[datetime, int, str | None]]) -> None:
+    """Connector-level causes in log order: each raises one alert per connector and cause (a rate limit once it
+    has lasted `CONNECTOR_RATE_LIMIT_ALERT_MINUTES`), and its failing records join it; a connector-wide cause
+    resolves as soon as the connector answers otherwise (a closed period resolves with its records)."""
+    org = ev.organization
+    patience = timedelta(minutes=current_app.config["CONNECTOR_RATE_LIMIT_ALERT_MINUTES"])
+    causes = {alert.error_code: alert for alert in db.session.scalars(
+        sa.select(Alert).where(Alert.organization_id == org.id, Alert.connector_id == connector.id,
+                               Alert.rule == rules.CONNECTOR, Alert.status == AlertStatus.OPEN))}
+    for attempted_at, record_id, error_code in outcomes:
+        for cause in [c for c in causes if c in CONNECTOR_WIDE and rules.connector_recovered(c, [error_code])]:
+            writer.resolve(ev, causes.pop(cause))
+        if error_code not in HELD_BACK:
+            continue
+        alert = causes.get(error_code)
+        if alert is None:
+            began = facts.rate_limited_since(connector.id, attempted_at, 4 * patience) \
+                if error_code == rules.RATE_LIMITED else None
+            if not rules.connector_cause_alerts(error_code, attempted_at - began if began else None, patience):
+                continue
+            fingerprint = rules.connector_fingerprint(org.id, connector.id, error_code)
+            alert = causes[error_code] = writer.open_alert(fingerprint) or writer.raise_alert(
+                ev, rules.CONNECTOR, fingerprint, error_code=error_code, connector_id=connector.id)
+        writer.join(ev, alert, [record_id])
+
+
 def _apply_consecutive(ev: Evaluation, batch_facts: list[rules.AttemptFact]) -> None:
-    """Crossings grouped by fingerprint in log order: one alert lookup and one join per group."""
+    """Crossings grouped by fingerprint in log order: one alert lookup and one join per group. Failures whose
+    cause is the connector's are held back (the connector alert speaks for them)."""
     threshold = ev.organization.consecutive_failure_threshold
     groups: dict[str, list[rules.AttemptFact]] = {}
     for fact in batch_facts:
-        if fact.failed and rules.crossed_consecutive(fact.failure_streak, threshold):
+        if not fact.failed or fact.error_code in HELD_BACK or fact.failure_streak < threshold:
+            continue
+        earlier = facts.earlier_in_streak(fact) if fact.failure_streak > threshold else []
+        if rules.first_alertable_crossing(fact, threshold, HELD_BACK, earlier):
             fingerprint = rules.consecutive_fingerprint(ev.organization.id, fact.record_type,
                                                         fact.error_code or "unknown")
             groups.setdefault(fingerprint, []).append(fact)
@@ -195,7 +229,8 @@ def _apply_stale(ev: Evaluation, connector: Connector) -> None:
 
 
 def _resolve_cleared(ev: Evaluation) -> None:
-    """Resolve every open alert of the organization whose affected records are all synced or excluded."""
+    """Resolve every open alert of the organization whose affected records are all synced or excluded
+    (but for connector-wide causes, which resolve when the connector recovers)."""
     waiting = (
         sa.select(AlertRecord.alert_id)
         .join(SyncRecord, SyncRecord.id == AlertRecord.record_id)
@@ -203,7 +238,9 @@ def _resolve_cleared(ev: Evaluation) -> None:
     )
     cleared = db.session.scalars(
         sa.select(Alert).where(Alert.organization_id == ev.organization.id, Alert.status == AlertStatus.OPEN,
-                               ~waiting.exists()).order_by(Alert.id)
+                               ~waiting.exists(),
+                               ~sa.and_(Alert.rule == rules.CONNECTOR, Alert.error_code.in_(CONNECTOR_WIDE)))
+        .order_by(Alert.id)
     ).all()
     for alert in cleared:
         writer.resolve(ev, alert)

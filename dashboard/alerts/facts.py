@@ -1,13 +1,14 @@
-"""What the rules read of the sync log: bounded by the batch, never by an organization's history."""
+"""What the rules read of the sync log: bounded by the batch (or a record's streak, or a connector's last
+hours), never by an organization's history."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from dashboard.alerts import rules
 from dashboard.extensions import db
-from dashboard.models import SyncAttempt, SyncRecord
+from dashboard.models import SyncAttempt, SyncBatch, SyncRecord
 from dashboard.vocabulary import AttemptOutcome
 
 
@@ -59,3 +60,41 @@ def records_failed_between(organization_id: int, start: datetime, end: tuple[dat
                    sa.and_(SyncAttempt.attempted_at == end[0], SyncAttempt.id <= end[1])))
         .distinct()
     ))
+
+
+def batch_outcomes(batch_id: int) -> list[tuple[datetime, int, str | None]]:
+    """Every on-time attempt of the batch in log order, as (time, record, error code or None for a success)."""
+    rows = db.session.execute(
+        sa.select(SyncAttempt.attempted_at, SyncAttempt.record_id, SyncAttempt.error_code)
+        .where(SyncAttempt.batch_id == batch_id, SyncAttempt.late.is_(False))
+        .order_by(SyncAttempt.attempted_at, SyncAttempt.id)
+    ).all()
+    return [(r.attempted_at, r.record_id, r.error_code) for r in rows]
+
+
+def earlier_in_streak(fact: rules.AttemptFact) -> list[str | None]:
+    """The error codes of the failures before this one in its record's streak, oldest first (at most a
+    streak's length of rows, read through the (record, time) unique index)."""
+    codes = db.session.scalars(
+        sa.select(SyncAttempt.error_code)
+        .where(SyncAttempt.record_id == fact.record_id, SyncAttempt.late.is_(False),
+               SyncAttempt.attempted_at < fact.attempted_at)
+        .order_by(SyncAttempt.attempted_at.desc()).limit(fact.failure_streak - 1)
+    ).all()
+    return list(reversed(codes))
+
+
+def rate_limited_since(connector_id: int, until: datetime, lookback: timedelta) -> datetime | None:
+    """When the connector's current run of rate-limited answers began (None if the attempt at `until`
+    ended no such run); looks back at most `lookback`."""
+    attempts = (sa.select(SyncAttempt.attempted_at, SyncAttempt.error_code)
+                .join(SyncBatch, SyncBatch.id == SyncAttempt.batch_id)
+                .where(SyncBatch.connector_id == connector_id, SyncAttempt.late.is_(False),
+                       SyncAttempt.attempted_at <= until, SyncAttempt.attempted_at > until - lookback)
+                .order_by(SyncAttempt.attempted_at.desc()))
+    began = None
+    for attempted_at, error_code in db.session.execute(attempts):
+        if error_code != rules.RATE_LIMITED:
+            break
+        began = attempted_at
+    return began

@@ -12,6 +12,7 @@ from typing import Iterable, Sequence
 CONSECUTIVE = "consecutive_failures"
 ERROR_THRESHOLD = "error_threshold"
 STALE = "stale_sync"
+CONNECTOR = "connector_failing"
 PLATFORM = "platform_incident"
 
 
@@ -35,13 +36,46 @@ class AttemptFact:
 
 # Rule 1: a record keeps failing.
 
-def crossed_consecutive(failure_streak: int, threshold: int) -> bool:
-    """True for the attempt that makes a record's failure streak reach the threshold."""
-    return failure_streak == threshold
-
-
 def consecutive_fingerprint(organization_id: int, record_type: str, error_code: str) -> str:
     return f"org:{organization_id}:{CONSECUTIVE}:{record_type}:{error_code}"
+
+
+def first_alertable_crossing(fact: AttemptFact, threshold: int, held_back: set[str | None],
+                             earlier_in_streak: Sequence[str | None]) -> bool:
+    """True for the failure that alerts under rule 1: the first of its streak, at or past the threshold,
+    whose error is not held back by a connector alert.
+
+    A streak reaches the threshold once; when the failures that took it there were held back (their
+    cause is the connector's, alerted once for the connector), the record's next failure for a cause
+    of its own alerts instead, or it never would. `earlier_in_streak` holds the error codes of the
+    streak's earlier failures, oldest first (the attempt with streak 1 first).
+    """
+    if not fact.failed or fact.error_code in held_back or fact.failure_streak < threshold:
+        return False
+    from_threshold = earlier_in_streak[threshold - 1:]
+    return all(code in held_back for code in from_threshold)
+
+
+# Connector-level causes: one alert per connector and cause, holding back the per-record alerts it causes.
+
+def connector_fingerprint(organization_id: int, connector_id: int, error_code: str) -> str:
+    return f"org:{organization_id}:{CONNECTOR}:{connector_id}:{error_code}"
+
+
+def connector_cause_alerts(error_code: str, rate_limited_for: timedelta | None, patience: timedelta) -> bool:
+    """Whether a connector-level failure raises its connector alert now: at once, except a rate limit,
+    which alerts once it has lasted `patience` (the accounting system is only asking us to slow down)."""
+    if error_code != RATE_LIMITED:
+        return True
+    return rate_limited_for is not None and rate_limited_for >= patience
+
+
+def connector_recovered(cause: str, later_outcomes: Iterable[str | None]) -> bool:
+    """A connector alert resolves when the connector answers otherwise: a success (None) or another error."""
+    return any(code != cause for code in later_outcomes)
+
+
+RATE_LIMITED = "rate_limited"
 
 
 # Rule 2: the organization's failures within a sliding window pass the threshold.

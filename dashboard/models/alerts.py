@@ -11,7 +11,7 @@ from dashboard.extensions import db
 from dashboard.models.base import enum_check, utcnow
 from dashboard.vocabulary import AlertEventKind, AlertStatus, NotificationEvent, values
 
-RULES = ("consecutive_failures", "error_threshold", "stale_sync", "platform_incident")
+RULES = ("consecutive_failures", "error_threshold", "stale_sync", "connector_failing", "platform_incident")
 ALERT_STATUSES = values(AlertStatus)
 ALERT_EVENT_KINDS = values(AlertEventKind)
 NOTIFICATION_EVENTS = values(NotificationEvent)

@@ -25,12 +25,43 @@ def failures_before(t: datetime, count: int, first_id: int = 1, spacing: timedel
 
 # Rule 1: a record keeps failing ---------------------------------------------------------------------------
 
+MAPPING, LOCKED, EXPIRED = "account_mapping_missing", "period_locked", "credentials_expired"
+HELD = {LOCKED, EXPIRED}
+
+
+def _failure(streak: int, code: str = MAPPING) -> rules.AttemptFact:
+    return rules.AttemptFact(streak, 7, "expense_claim", T, True, code, streak)
+
+
 @pytest.mark.parametrize("streak, crossed", [(2, False), (3, True), (4, False)])
 def test_only_the_attempt_whose_streak_is_exactly_the_threshold_crosses(streak, crossed):
-    """Given a consecutive-failure threshold of 3,
+    """Given a consecutive-failure threshold of 3 and a record failing for its own cause,
     when an attempt's stored failure streak is `streak`,
     then it crosses only when the streak is exactly 3 (the 4th failure raises nothing new)."""
-    assert rules.crossed_consecutive(streak, 3) is crossed
+    assert rules.first_alertable_crossing(_failure(streak), 3, HELD, [MAPPING] * (streak - 1)) is crossed
+
+
+def test_a_failure_whose_cause_is_the_connectors_is_held_back():
+    """Given a third failure with a connector-level cause, it raises no per-record alert."""
+    assert rules.first_alertable_crossing(_failure(3, EXPIRED), 3, HELD, [EXPIRED, EXPIRED]) is False
+
+
+def test_a_streak_that_passed_the_threshold_while_held_back_alerts_on_its_next_own_failure():
+    """Given failures 1-4 held back by a connector cause, the 5th, for the record's own cause, alerts (a streak
+    reaches 3 once: without this the record would never alert); the 6th does not again."""
+    assert rules.first_alertable_crossing(_failure(5), 3, HELD, [EXPIRED] * 4) is True
+    assert rules.first_alertable_crossing(_failure(6), 3, HELD, [EXPIRED] * 4 + [MAPPING]) is False
+
+
+@pytest.mark.parametrize("lasted, alerts", [(None, False), (timedelta(minutes=14), False), (timedelta(minutes=15), True)])
+def test_a_rate_limit_alerts_only_once_it_has_lasted(lasted, alerts):
+    assert rules.connector_cause_alerts("rate_limited", lasted, timedelta(minutes=15)) is alerts
+    assert rules.connector_cause_alerts("credentials_expired", None, timedelta(minutes=15)) is True
+
+
+def test_a_connector_recovers_when_it_answers_otherwise():
+    assert rules.connector_recovered(EXPIRED, [None]) and rules.connector_recovered(EXPIRED, [MAPPING])
+    assert not rules.connector_recovered(EXPIRED, [EXPIRED])
 
 
 def test_consecutive_fingerprint_separates_record_type_and_error_code():
