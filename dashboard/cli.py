@@ -81,6 +81,26 @@ def _connector(org_slug: str, connector_id: int | None) -> Connector:
     return connector
 
 
+@connectors_cli.command("add")
+@click.argument("org_slug")
+@click.option("--provider", "provider_name", required=True, help="A registered provider: sandbox, http, tripletex, "
+                                                                   "fiken, external.")
+@click.option("--name", required=True, help="What the organization calls it, such as \"Tripletex\".")
+def add_connector_command(org_slug: str, provider_name: str, name: str) -> None:
+    """Add a disabled connector to ORG_SLUG; set its settings and secret on the status screen, then enable it."""
+    from dashboard.sync.actions import ActionRefused, add_connector
+
+    org = db.session.scalar(sa.select(Organization).where(Organization.slug == org_slug))
+    if org is None:
+        raise click.ClickException(f"no organization with slug {org_slug!r}")
+    try:
+        connector = add_connector(org, provider_name, name)
+    except ActionRefused as refused:
+        raise click.ClickException(str(refused)) from None
+    click.echo(f"Added connector #{connector.id} ({provider_name}) to {org_slug}, disabled: set its settings and "
+               f"secret at /orgs/{org_slug}/integration, then enable it")
+
+
 @connectors_cli.command("list")
 def list_connectors() -> None:
     """Every connector with its organization, provider, state and what the status screen shows of its settings."""

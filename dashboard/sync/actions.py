@@ -91,6 +91,26 @@ def include_record(organization: Organization, record_id: int, user: User) -> Sy
     return record
 
 
+def add_connector(organization: Organization, provider_name: str, name: str) -> Connector:
+    """Add a disabled connector of a registered provider; its settings and secret are set, and it is enabled,
+    on the status screen's connector settings (where a connection check runs) or with `flask connectors enable`."""
+    from dashboard.sync.connectors.registry import UnknownProvider, provider
+
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise ActionRefused(_("The connector's name must be 1 to 100 characters long."))
+    try:
+        provider(provider_name)
+    except UnknownProvider as unknown:
+        raise ActionRefused(str(unknown)) from None
+    connector = Connector(organization_id=organization.id, name=name, provider=provider_name, enabled=False,
+                          settings={})
+    db.session.add(connector)
+    db.session.commit()
+    log.info("connector %s (%s) added to %s", connector.id, provider_name, organization.slug)
+    return connector
+
+
 def configure_connector(organization: Organization, connector_id: int, user: User | None, *, enabled: bool,
                         settings: dict[str, Any], secret: str | None = None) -> Connector:
     """Save a connector's checked settings; a new secret replaces the old one, an empty one keeps it.

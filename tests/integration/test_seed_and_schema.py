@@ -5,7 +5,7 @@ from alembic.migration import MigrationContext
 from flask_migrate import upgrade
 
 from dashboard.extensions import db as _db
-from dashboard.models import Organization, SyncRecord, User, utcnow
+from dashboard.models import Connector, Organization, SyncRecord, User, utcnow
 from dashboard.queues import alerts_queue, sync_queue
 
 
@@ -139,3 +139,15 @@ def test_connectors_enable_and_scenario_commands_queue_a_sync_and_an_alert_check
         assert [job.args for job in alerts_queue().jobs] == [(world.org_a.id,)]
         sync_queue().empty()
         alerts_queue().empty()
+
+
+def test_connectors_add_creates_a_disabled_connector_of_a_registered_provider(runner, db, world):
+    result = runner.invoke(args=["connectors", "add", "org-a", "--provider", "tripletex", "--name", "Tripletex"])
+    assert result.exit_code == 0, result.output
+    connector = db.session.scalar(sa.select(Connector).where(Connector.provider == "tripletex"))
+    assert (connector.organization_id, connector.name, connector.enabled) == (world.org_a.id, "Tripletex", False)
+
+
+def test_connectors_add_refuses_an_unknown_provider(runner, db, world):
+    result = runner.invoke(args=["connectors", "add", "org-a", "--provider", "poweroffice", "--name", "X"])
+    assert result.exit_code != 0 and "poweroffice" in result.output
