@@ -28,9 +28,12 @@ from flask_babel import ngettext
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
+from dashboard.extensions import db
 from dashboard.models import Alert, Connector, Organization, SyncRecord, of_organization
 from dashboard.models.sync_log import RECORD_TYPES
 from dashboard.sync import actions
+from dashboard.sync.connectors.base import CheckLine, ConnectionCheck
+from dashboard.sync.connectors.connection import run as run_connection_check
 from dashboard.sync.errors import ERROR_CODES
 from dashboard.sync.errors import describe as describe_error
 from dashboard.vocabulary import LiveEvent
@@ -195,25 +198,82 @@ def include_record(org: Organization, record_id: int) -> Any:
 @bp.post("/orgs/<org>/integration/connectors/<int:connector_id>/settings")
 @org_view
 def connector_settings(org: Organization, connector_id: int) -> Any:
-    """Enable or disable a connector, and save its provider's settings (and write-only secret, if it has one)."""
+    """Enable or disable a connector, and save its provider's settings (and write-only secret, if it has one).
+
+    Saving an enabled connector whose provider has a connection check runs it after the commit; a failed check
+    does not undo the save (the administrator may be fixing the other side next), but the answer says
+    "saved, but the connection test failed: …" and lists what failed."""
     connector = of_organization(Connector, org.id, connector_id) or abort(404)
     form = ConnectorSettingsForm.submitted(connector, request.form)
     if form.errors:
-        if wants_fragment():
-            return render_template("status/_connector_settings.html", org=org,
-                                   settings_forms=connector_forms(org, form)), 422
-        return render_template("status/screen.html", org=org, **_records_context(org, MultiDict()),
-                               **_panels(org, form)), 422
-    actions.configure_connector(org, connector.id, current_user, enabled=form.enabled, settings=form.settings,
-                                secret=form.secret)
-    message = _("The settings of %(name)s are saved.", name=connector.name)
+        return _settings_problems(org, form)
+    saved = actions.configure_connector(org, connector.id, current_user, enabled=form.enabled,
+                                        settings=form.settings, secret=form.secret)
+    name = saved.name
+    check = None
+    if form.enabled and form.provider.check_connection is not None:
+        check = _check_outside_transaction(form.provider.check_connection, dict(saved.settings or {}),
+                                           saved.secret)
+    if check is None:
+        message = _("The settings of %(name)s are saved.", name=name)
+    elif check.ok:
+        message = _("The settings of %(name)s are saved, and the connection works.", name=name)
+    else:
+        message = _("The settings of %(name)s are saved, but the connection test failed: %(problems)s",
+                    name=name, problems="; ".join(check.failures()))
     if not wants_fragment():
-        flash(message, "info")
+        flash(message, "info" if check is None or check.ok else "error")
         return redirect(url_for("status.screen", org=org.slug, _anchor="connector-settings"))
-    response = make_response(render_template("status/_connector_settings.html", org=org,
-                                             settings_forms=connector_forms(org), message=message))
+    response = make_response(render_template(
+        "status/_connector_settings.html", org=org, settings_forms=connector_forms(org), message=message,
+        message_failed=check is not None and not check.ok,
+        connection_checks={connector_id: check} if check is not None else {}))
     response.headers["HX-Trigger"] = REFRESH_EVENT
     return response
+
+
+@bp.post("/orgs/<org>/integration/connectors/<int:connector_id>/test")
+@org_view
+def test_connection(org: Organization, connector_id: int) -> Any:
+    """Test the connection with the saved settings as changed in the form, without saving them.
+
+    A secret typed into the form is used for the test and never shown again; an empty secret field uses the
+    saved one. htmx gets the result alone, for the form's results region (role="status"); a plain browser
+    gets the screen with the form as submitted and the result in it."""
+    connector = of_organization(Connector, org.id, connector_id) or abort(404)
+    form = ConnectorSettingsForm.submitted(connector, request.form)
+    if form.errors:
+        return _settings_problems(org, form)
+    checker = form.provider.check_connection
+    if checker is None:
+        check = ConnectionCheck.of([CheckLine(False, _("%(provider)s has no connection check.",
+                                                       provider=form.provider.label))])
+    else:
+        check = _check_outside_transaction(checker, dict(form.settings), form.secret or connector.secret)
+    form.secret = None  # a typed secret is used once, never rendered
+    if wants_fragment():
+        return render_template("status/_connection_check.html", check=check, connector_id=connector_id)
+    return render_template("status/screen.html", org=org, **_records_context(org, MultiDict()),
+                           **_panels(org, form), connection_checks={connector_id: check})
+
+
+def _check_outside_transaction(checker: Any, settings: dict[str, Any], secret: str | None) -> ConnectionCheck:
+    """Run a connection check with no database transaction open: it waits on the accounting system."""
+    db.session.rollback()  # nothing is pending here; the check must not hold a transaction while it waits
+    return run_connection_check(checker, settings, secret)
+
+
+def _settings_problems(org: Organization, form: ConnectorSettingsForm) -> Any:
+    """The settings form with its problems (422): the section for htmx (replacing what the request aimed at),
+    the screen for a plain browser."""
+    if wants_fragment():
+        response = make_response(render_template("status/_connector_settings.html", org=org,
+                                                 settings_forms=connector_forms(org, form)), 422)
+        response.headers["HX-Retarget"] = "#connector-settings"
+        response.headers["HX-Reswap"] = "outerHTML"
+        return response
+    return render_template("status/screen.html", org=org, **_records_context(org, MultiDict()),
+                           **_panels(org, form)), 422
 
 
 def _fragment(org: Organization, template: str, anchor: str, **context: Any) -> Any:

@@ -128,7 +128,10 @@
 
   document.addEventListener("htmx:beforeRequest", function (evt) {
     var target = evt.detail.target;
-    if (target && target.id !== "action-result") { target.setAttribute("aria-busy", "true"); }
+    /* Never on a live region (the connection check's results): it would hold back the announcement. */
+    if (target && target.id !== "action-result" && target.getAttribute("role") !== "status") {
+      target.setAttribute("aria-busy", "true");
+    }
   });
 
   document.addEventListener("htmx:afterRequest", function (evt) {

@@ -7,7 +7,8 @@ What it reproduces, from Tripletex's documentation and what its users report:
   an unknown token).
 - Basic auth with user `0` and the session token.
 - Lists as `{"from", "count", "fullResultSize", "values"}`; single objects as `{"value": ...}`.
-- `GET /v2/ledger/account?number=`, `GET /v2/ledger/vatType?number=`, `GET /v2/ledger/accountingPeriod`
+- `GET /v2/token/session/>whoAmI` (the session's employee and company: `{"value": {employeeId, companyId,
+  company}}`), `GET /v2/ledger/account?number=`, `GET /v2/ledger/vatType?number=`, `GET /v2/ledger/accountingPeriod`
   (monthly periods, some closed), `GET /v2/ledger/voucher?externalVoucherNumber&dateFrom&dateTo` (dateTo exclusive).
 - `POST /v2/ledger/voucher`: 422 code 18000 with Norwegian `validationMessages` for a posting on row 0, postings
   that do not sum to zero, and an unknown account or VAT type; 409 code 10000 for a date in a closed period.
@@ -84,6 +85,7 @@ class FakeTripletex:
         self.vat_types = {number: {"id": 500 + number, "number": str(number), "name": name}
                           for number, name in DEFAULT_VAT_TYPES.items()}
         self.closed_months: set[tuple[int, int]] = set()
+        self.company = {"id": 12345, "name": "Demo Forening"}
         self.employee_tokens = {EMPLOYEE_TOKEN}
         self.sessions: dict[str, date] = {}
         self.vouchers: list[dict[str, Any]] = []
@@ -226,6 +228,8 @@ class FakeTripletex:
         if method == "PUT" and path == "/v2/token/session/:create":
             return self._create_session(query)
         self._authenticate(headers.get("Authorization"))
+        if method == "GET" and path == "/v2/token/session/>whoAmI":
+            return 200, {"value": {"employeeId": 2, "companyId": self.company["id"], "company": dict(self.company)}}
         if method == "GET" and path == "/v2/ledger/account":
             return 200, self._by_number(self.accounts, query, int)
         if method == "GET" and path == "/v2/ledger/vatType":

@@ -2,7 +2,7 @@
 import pytest
 
 from dashboard.extensions import db
-from dashboard.models import ApiToken
+from dashboard.models import ApiToken, Connector
 from dashboard.tokens import create_token, find_token
 
 ORG_PAGES = ["/orgs/{org}", "/orgs/{org}/settings"]
@@ -79,3 +79,28 @@ def test_unknown_organization_is_404_like_a_forbidden_one(client, world, login):
 def test_healthz_reports_database_and_redis(client):
     body = client.get("/healthz").get_json()
     assert body == {"status": "ok", "database": "ok", "redis": "ok"}
+
+
+CONNECTOR_ACTIONS = ["/orgs/{org}/integration/connectors/{connector}/settings",
+                     "/orgs/{org}/integration/connectors/{connector}/test"]
+"""Posted connector forms; `{connector}` is a connector of that organization."""
+
+
+@pytest.mark.parametrize("path", CONNECTOR_ACTIONS)
+def test_admin_of_another_organization_gets_404_for_a_connector(client, world, login, path):
+    """Given an admin of organization B, when they post organization A's connector form, under A's address or
+    their own, it answers 404 and changes nothing; their own connector's form works."""
+    login(world.admin_b)
+    before = dict(world.connector_a.settings)
+    data = {"enabled": "1", "scenario": "down"}
+    assert client.post(path.format(org="org-a", connector=world.connector_a.id), data=data).status_code == 404
+    assert client.post(path.format(org="org-b", connector=world.connector_a.id), data=data).status_code == 404
+    db.session.expire_all()
+    assert db.session.get(Connector, world.connector_a.id).settings == before
+    assert client.post(path.format(org="org-b", connector=world.connector_b.id), data=data).status_code in (200, 302)
+
+
+@pytest.mark.parametrize("path", CONNECTOR_ACTIONS)
+def test_anonymous_connector_posts_are_sent_to_sign_in(client, world, path):
+    response = client.post(path.format(org="org-a", connector=world.connector_a.id), data={"scenario": "down"})
+    assert response.status_code == 302 and "/login" in response.headers["Location"]

@@ -62,3 +62,38 @@ class CheckedSettings:
     settings: dict[str, Any]
     problems: list[tuple[str, str]] = field(default_factory=list)
     """(field name, message) pairs, shown beside their field; nothing is saved while there are any."""
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    """One thing a connection check tried: what, in words for the administrator, and whether it worked."""
+
+    ok: bool
+    text: str
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """What a provider's connection check found (issue 13, item 4): never holds a secret.
+
+    `ok` is True when every line passed; `lines` say what was checked, in order, and what failed.
+    """
+
+    ok: bool
+    lines: tuple[CheckLine, ...] = ()
+
+    @classmethod
+    def of(cls, lines: list[CheckLine]) -> "ConnectionCheck":
+        return cls(ok=bool(lines) and all(line.ok for line in lines), lines=tuple(lines))
+
+    def failures(self) -> list[str]:
+        return [line.text for line in self.lines if not line.ok]
+
+    def redacted(self, *secrets: str | None) -> "ConnectionCheck":
+        """The same check with every given secret (and nothing else) replaced by [redacted]."""
+        def clean(text: str) -> str:
+            for secret in secrets:
+                if secret:
+                    text = text.replace(secret, "[redacted]")
+            return text
+        return ConnectionCheck(self.ok, tuple(CheckLine(line.ok, clean(line.text)) for line in self.lines))

@@ -16,10 +16,12 @@ from flask_babel import lazy_gettext as _l
 from dashboard.sync.connectors import http, sandbox
 from dashboard.sync.connectors import fiken
 from dashboard.sync.connectors import tripletex
-from dashboard.sync.connectors.base import Adapter, CheckedSettings
+from dashboard.sync.connectors import connection
+from dashboard.sync.connectors.base import Adapter, CheckedSettings, ConnectionCheck
 
 AdapterFactory = Callable[[Mapping[str, Any], str | None], Adapter]
 SettingsCheck = Callable[[Mapping[str, str], Mapping[str, Any]], CheckedSettings]
+ConnectionChecker = Callable[[Mapping[str, Any], str | None], ConnectionCheck]
 
 
 class UnknownProvider(ValueError):
@@ -56,6 +58,10 @@ class Provider:
     """For fields chosen from a list: each value and its label."""
     summary: Callable[[Mapping[str, Any]], list[tuple[str, str]]] = _nothing_to_show
     """What the connector panel shows of a connector's settings, as (term, description) pairs."""
+    check_connection: ConnectionChecker | None = None
+    """Signs in with the settings and secret and reads what pushing needs (the company, the accounting period,
+    the mapped accounts): "Test connection" on the settings form, and after saving. None: no check (the
+    form has no "Test connection" button). Makes network calls: run it outside a database transaction."""
 
     @property
     def pushed(self) -> bool:
@@ -67,7 +73,7 @@ SANDBOX = Provider(
     "sandbox", _l("Sandbox accounting system"),
     adapter=lambda settings, secret: sandbox.SandboxAdapter(settings),
     fields=sandbox.SETTINGS_FIELDS, check_settings=sandbox.check_form, template="status/connectors/sandbox.html",
-    choices={"scenario": sandbox.SCENARIOS}, summary=sandbox.summary,
+    choices={"scenario": sandbox.SCENARIOS}, summary=sandbox.summary, check_connection=connection.check_sandbox,
 )
 HTTP = Provider(
     "http", _l("JSON over HTTP"), adapter=http.HttpAdapter,
@@ -76,12 +82,12 @@ HTTP = Provider(
 FIKEN = Provider(
     "fiken", _l("Fiken"), adapter=fiken.FikenAdapter,
     fields=fiken.SETTINGS_FIELDS, check_settings=fiken.check_form, template="status/connectors/fiken.html",
-    secret=True, summary=fiken.summary,
+    secret=True, summary=fiken.summary, check_connection=connection.check_fiken,
 )
 TRIPLETEX = Provider(
     "tripletex", _l("Tripletex"), adapter=tripletex.TripletexAdapter,
     fields=tripletex.SETTINGS_FIELDS, check_settings=tripletex.check_form, template="status/connectors/tripletex.html",
-    secret=True, summary=tripletex.summary,
+    secret=True, summary=tripletex.summary, check_connection=connection.check_tripletex,
 )
 EXTERNAL = Provider("external", _l("External orchestrator (ingestion API)"))
 

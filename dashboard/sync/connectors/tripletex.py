@@ -47,7 +47,7 @@ from flask import current_app, has_app_context
 from flask_babel import gettext as _
 
 from dashboard import outbound
-from dashboard.sync.connectors.base import CheckedSettings, OutgoingRecord, PushResult
+from dashboard.sync.connectors.base import CheckedSettings, CheckLine, ConnectionCheck, OutgoingRecord, PushResult
 from dashboard.sync.connectors.http import url_problem
 
 CONSUMER_TOKEN_SETTING = "TRIPLETEX_CONSUMER_TOKEN"
@@ -300,6 +300,77 @@ class TripletexAdapter:
                     retryable=False)
         return held
 
+    # --- connection check -----------------------------------------------------------------------------
+
+    def check_connection(self) -> ConnectionCheck:
+        """Sign in, read who the session is (the company), today's accounting period, each mapped account and the
+        VAT type: a line for each, in words for the administrator (issue 13, item 4). Never raises for
+        Tripletex's answers; secrets are redacted from every line."""
+        lines: list[CheckLine] = []
+        try:
+            answer = self._call("GET", "/token/session/>whoAmI", {"fields": "employeeId,companyId,company(id,name)"})
+        except _Failed as failed:
+            verb = "sign in to" if failed.result.error_code in ("credentials_expired", "permission_denied") \
+                else "reach"
+            lines.append(CheckLine(False, f"Could not {verb} Tripletex: {failed.result.message}"))
+            return self._checked(lines)
+        value = answer.body.get("value") if isinstance(answer.body.get("value"), dict) else {}
+        company = value.get("company") if isinstance(value.get("company"), dict) else {}
+        company_id = value.get("companyId") or company.get("id")
+        name = company.get("name")
+        lines.append(CheckLine(True, f"Signed in to Tripletex as company {company_id}"
+                                     + (f" ({name})" if isinstance(name, str) and name else "")))
+        today = self._clock().astimezone(OSLO).date()
+        try:
+            period = self._period_of(today)
+        except _Failed as failed:
+            lines.append(CheckLine(False, f"Could not read the accounting periods: {failed.result.message}"))
+            return self._checked(lines)
+        if period is None:
+            lines.append(CheckLine(False, f"Tripletex has no accounting period for today ({today:%Y-%m-%d})"))
+        else:
+            (start, end), closed = period
+            monthly = start.day == end.day == 1 and (end - start).days <= 31
+            span = f"{start:%Y-%m}" if monthly else f"{start:%Y-%m-%d} to {end - timedelta(days=1):%Y-%m-%d}"
+            lines.append(CheckLine(not closed, f"Accounting period {span} is closed: records dated in it are held "
+                                               "back" if closed else f"Accounting period {span} is open"))
+        for setting, number in _mapped_accounts(self.accounts):
+            try:
+                self._account_id(number)
+            except _Failed as failed:
+                if failed.result.error_code != "account_mapping_missing":
+                    lines.append(CheckLine(False, f"Could not look up account {number}: {failed.result.message}"))
+                    return self._checked(lines)
+                lines.append(CheckLine(False, f"Account {number} not found ({setting})"))
+            else:
+                lines.append(CheckLine(True, f"Account {number} exists ({setting})"))
+        try:
+            self._vat_type_id(self.vat_type)
+        except _Failed as failed:
+            lines.append(CheckLine(False, f"VAT type {self.vat_type} not found" if failed.result.error_code ==
+                                   "invalid_vat_code" else f"Could not look up VAT type {self.vat_type}: "
+                                   f"{failed.result.message}"))
+        else:
+            lines.append(CheckLine(True, f"VAT type {self.vat_type} exists"))
+        return self._checked(lines)
+
+    def _checked(self, lines: list[CheckLine]) -> ConnectionCheck:
+        return ConnectionCheck.of(lines).redacted(self._employee_token, self._consumer_token)
+
+    def _period_of(self, day: date) -> tuple[tuple[date, date], bool] | None:
+        """The accounting period holding `day`, as ((start, end-exclusive), closed); None when there is none."""
+        answer = self._call("GET", "/ledger/accountingPeriod", {
+            "startFrom": (day - timedelta(days=366)).isoformat(), "startTo": (day + timedelta(days=1)).isoformat(),
+            "count": 1000})
+        for value in answer.body.get("values") or []:
+            try:
+                start, end = date.fromisoformat(value["start"]), date.fromisoformat(value["end"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if start <= day < end:
+                return (start, end), bool(value.get("isClosed"))
+        return None
+
     # --- requests -------------------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, query: Mapping[str, Any] | None = None) -> _Answer:
@@ -488,6 +559,32 @@ def _json_with_decimals(body: dict[str, Any]) -> bytes:
 
     text = json.dumps(body, ensure_ascii=False, default=tagged)
     return _DECIMAL.sub(r"\1", text).encode("utf-8")
+
+
+_ACCOUNT_USES = {
+    "account_expense_claim": "expense claims", "account_mileage_claim": "mileage claims",
+    "account_reimbursement_payment": "reimbursement payments", "credit_account": "credit account",
+}
+
+
+def _mapped_accounts(accounts: Mapping[str, int]) -> list[tuple[str, int]]:
+    """Each mapped account number once, with what it is used for ("expense claims, mileage claims")."""
+    uses: dict[int, list[str]] = {}
+    for setting, number in accounts.items():
+        uses.setdefault(number, []).append(_ACCOUNT_USES.get(setting, setting))
+    return [(", ".join(names), number) for number, names in uses.items()]
+
+
+def check_connection(settings: Mapping[str, Any], secret: str | None, *, timeout: float | None = None,
+                     consumer_token: str | None = None, clock: Clock = _utcnow) -> ConnectionCheck:
+    """The connection check of a Tripletex connector with these settings and employee token (the settings
+    form's "Test connection"); `timeout` caps the settings' timeout."""
+    problems = validate_settings(settings)
+    if problems:
+        return ConnectionCheck.of([CheckLine(False, " ".join(problems))])
+    if timeout is not None:
+        settings = {**settings, "timeout": min(float(settings.get("timeout", DEFAULT_TIMEOUT)), timeout)}
+    return TripletexAdapter(settings, secret, consumer_token=consumer_token, clock=clock).check_connection()
 
 
 def _basic(session_token: str) -> str:
