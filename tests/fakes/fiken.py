@@ -30,6 +30,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes.server import LocalServer
+
 ACCOUNT = re.compile(r"[0-9]{4}(?::[0-9]{5})?")
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 API = "/api/v2"
@@ -74,8 +76,8 @@ class FikenFake:
         self._injected: deque[Injected] = deque()
         self._drop_posts = 0
         self._lock = threading.Lock()
+        self._local = LocalServer()
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # --- running ---------------------------------------------------------------------------------------
 
@@ -85,18 +87,13 @@ class FikenFake:
         class Handler(_Handler):
             state = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
+        self._local.start(Handler, "fake-fiken")
+        self._server = self._local.server
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._local.stop()
+        self._server = None
 
     def __enter__(self) -> "FikenFake":
         return self.start()

@@ -39,6 +39,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
+from tests.fakes.server import LocalServer
+
 OSLO = ZoneInfo("Europe/Oslo")
 CONSUMER_TOKEN = "fake-consumer-token"
 EMPLOYEE_TOKEN = "fake-employee-token"
@@ -105,8 +107,8 @@ class FakeTripletex:
         self._slow_after_commit = 0.0
         self._stall = 0.0
         self._forbidden = False
+        self._local = LocalServer()
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # --- controls -----------------------------------------------------------------------------------
 
@@ -168,17 +170,13 @@ class FakeTripletex:
             pass
 
         Handler.fake = fake
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-tripletex", daemon=True)
-        self._thread.start()
+        self._local.start(Handler, "fake-tripletex")
+        self._server = self._local.server
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._local.stop()
+        self._server = None
 
     def __enter__(self) -> "FakeTripletex":
         return self.start()
