@@ -24,7 +24,9 @@ run: $(VENV)/.runtime
 	$(BIN)/flask db upgrade
 	$(BIN)/flask seed-demo --if-empty
 	DEMO_TRAFFIC=$${DEMO_TRAFFIC:-1} SYNC_INTERVAL_SECONDS=$${SYNC_INTERVAL_SECONDS:-20} \
-	  RETRY_DELAY_SCALE=$${RETRY_DELAY_SCALE:-0.02} $(BIN)/flask run-all
+	  RETRY_DELAY_SCALE=$${RETRY_DELAY_SCALE:-0.02} DEMO_FAKES=$${DEMO_FAKES:-1} \
+	  ALLOW_PRIVATE_OUTBOUND_URLS=$${ALLOW_PRIVATE_OUTBOUND_URLS:-1} \
+	  TRIPLETEX_CONSUMER_TOKEN=$${TRIPLETEX_CONSUMER_TOKEN:-fake-consumer-token} $(BIN)/flask run-all
 
 ## Stop the stack that `make run` started (also one running in the background), and wait until it has.
 stop:

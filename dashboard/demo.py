@@ -1,4 +1,8 @@
-"""Demo data: three organizations, their admins, a global admin and a few hundred records each."""
+"""Demo data: four organizations, their admins, a global admin and a few hundred records each.
+
+Two sync to the sandbox (whose scenarios `flask connectors scenario` switches), one to a local Tripletex fake
+and one to a local Fiken fake, which `make run` starts beside the stack (`DEMO_FAKES`), so the demo exercises
+the real adapters."""
 from __future__ import annotations
 
 import random
@@ -12,6 +16,13 @@ from dashboard.models import Connector, Membership, Organization, PlatformSettin
 from dashboard.vocabulary import RecordStatus
 
 DEMO_PASSWORD = "demo-password"
+DEMO_TRIPLETEX_PORT = 5101
+DEMO_FIKEN_PORT = 5102
+DEMO_TRIPLETEX_EMPLOYEE_TOKEN = "fake-employee-token"
+"""The employee token the Tripletex fake accepts (its consumer token is `fake-consumer-token`: `make run` sets
+TRIPLETEX_CONSUMER_TOKEN to it)."""
+DEMO_FIKEN_COMPANY = "fiken-demo-forening"
+DEMO_FIKEN_TOKEN = "demo-fiken-personal-token"
 
 VOLUNTEERS = [
     "Kari Nordmann", "Ola Hansen", "Ingrid Johansen", "Lars Olsen", "Sigrid Larsen", "Knut Andersen",
@@ -31,8 +42,12 @@ class DemoOrg:
     name: str
     admin_email: str
     scenario: dict
+    """The connector's settings (a sandbox scenario, or a fake's address and accounts)."""
     records: int
     stale_records: int
+    provider: str = "sandbox"
+    connector_name: str = "Sandbox regnskap"
+    secret: str | None = None
 
 
 DEMO_ORGS = [
@@ -41,7 +56,13 @@ DEMO_ORGS = [
     DemoOrg("hlf", "Hørselshemmedes Landsforbund (HLF)", "admin@hlf.example",
             {"scenario": "mapping_missing", "share": 0.2, "seed": 7}, 280, 12),
     DemoOrg("folkehjelp", "Norsk Folkehjelp", "admin@folkehjelp.example",
-            {"scenario": "healthy"}, 240, 0),
+            {"base_url": f"http://127.0.0.1:{DEMO_TRIPLETEX_PORT}/v2"}, 240, 0,
+            provider="tripletex", connector_name="Tripletex", secret=DEMO_TRIPLETEX_EMPLOYEE_TOKEN),
+    DemoOrg("nhf", "Norges Handikapforbund", "admin@nhf.example",
+            {"base_url": f"http://127.0.0.1:{DEMO_FIKEN_PORT}/api/v2", "company_slug": DEMO_FIKEN_COMPANY,
+             "account_expense_claim": "7140", "account_mileage_claim": "7140",
+             "account_reimbursement_payment": "2910", "credit_account": "1920"}, 200, 0,
+            provider="fiken", connector_name="Fiken", secret=DEMO_FIKEN_TOKEN),
 ]
 GLOBAL_ADMIN = "global@platform.example"
 
@@ -59,8 +80,8 @@ def seed_demo(now: datetime | None = None) -> list[tuple[str, str]]:
             org = Organization(slug=spec.slug, name=spec.name)
             db.session.add(org)
             db.session.flush()
-            connector = Connector(organization_id=org.id, name="Sandbox regnskap", provider="sandbox",
-                                  enabled=True, settings=dict(spec.scenario))
+            connector = Connector(organization_id=org.id, name=spec.connector_name, provider=spec.provider,
+                                  enabled=True, settings=dict(spec.scenario), secret=spec.secret)
             db.session.add(connector)
             db.session.flush()
             db.session.add_all(_records(org, connector, spec, rng, now))

@@ -185,7 +185,18 @@ def _stack(env: dict[str, str], host: str, port: int) -> _Stack:
 
     web = Child("web", launch(commands["web"]))
     jobs = [Child(name, launch(commands[name]), needs=redis_child) for name in ("worker", "scheduler")]
-    return _Stack(redis_child, [web, *jobs])
+    return _Stack(redis_child, [*_demo_fakes(env, launch), web, *jobs])
+
+
+def _demo_fakes(env: dict[str, str], launch: Callable[[list[str]], Launch]) -> list[Child]:
+    """With DEMO_FAKES set (`make run`), the local Tripletex and Fiken fakes the demo organizations sync to."""
+    if env.get("DEMO_FAKES", "").lower() not in {"1", "true", "yes", "on"}:
+        return []
+    from dashboard.demo import DEMO_FIKEN_PORT, DEMO_TRIPLETEX_PORT
+
+    return [Child(f"{name} fake", launch([sys.executable, "-m", f"tests.fakes.{module}", "--port", str(port)]))
+            for name, module, port in (("Tripletex", "tripletex", DEMO_TRIPLETEX_PORT),
+                                       ("Fiken", "fiken", DEMO_FIKEN_PORT))]
 
 
 class _StopRequest:

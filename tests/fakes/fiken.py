@@ -81,13 +81,13 @@ class FikenFake:
 
     # --- running ---------------------------------------------------------------------------------------
 
-    def start(self) -> "FikenFake":
+    def start(self, port: int = 0) -> "FikenFake":
         fake = self
 
         class Handler(_Handler):
             state = fake
 
-        self._local.start(Handler, "fake-fiken")
+        self._local.start(Handler, "fake-fiken", port)
         self._server = self._local.server
         return self
 
@@ -381,3 +381,18 @@ def _entry_problem(payload: Any) -> str | None:
                 if not isinstance(account, str) or not ACCOUNT.fullmatch(account):
                     return f"{key} {account!r} is not a valid account (NNNN or NNNN:NNNNN)"
     return None
+
+
+def _demo(port: int) -> FikenFake:
+    """The fake as `make run`'s demo uses it: the demo company and its personal API token."""
+    from dashboard.demo import DEMO_FIKEN_COMPANY, DEMO_FIKEN_TOKEN
+
+    fake = FikenFake(companies=(DEMO_FIKEN_COMPANY,))
+    fake.personal_tokens.add(DEMO_FIKEN_TOKEN)
+    return fake.start(port)
+
+
+if __name__ == "__main__":
+    from tests.fakes.server import serve_until_stopped
+
+    serve_until_stopped("The Fiken fake", _demo)

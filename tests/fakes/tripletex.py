@@ -163,14 +163,14 @@ class FakeTripletex:
 
     # --- serving ------------------------------------------------------------------------------------
 
-    def start(self) -> "FakeTripletex":
+    def start(self, port: int = 0) -> "FakeTripletex":
         fake = self
 
         class Handler(_Handler):
             pass
 
         Handler.fake = fake
-        self._local.start(Handler, "fake-tripletex")
+        self._local.start(Handler, "fake-tripletex", port)
         self._server = self._local.server
         return self
 
@@ -420,3 +420,9 @@ def _midnight(day: date) -> datetime:
 
 def _next_month(month: date) -> date:
     return date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
+if __name__ == "__main__":
+    from tests.fakes.server import serve_until_stopped
+
+    serve_until_stopped("The Tripletex fake", lambda port: FakeTripletex().start(port))

@@ -19,7 +19,7 @@ def test_seed_demo_twice_duplicates_nothing(runner, db):
     assert first.exit_code == 0, first.output
     assert "global@platform.example" in first.output
     after_first = _counts(db)
-    assert after_first[0] == 3 and after_first[1] == 4 and after_first[2] >= 600
+    assert after_first[0] == 4 and after_first[1] == 5 and after_first[2] >= 800
     second = runner.invoke(args=["seed-demo"])
     assert second.exit_code == 0, second.output
     assert _counts(db) == after_first
