@@ -14,10 +14,11 @@ from typing import Iterator
 import sqlalchemy as sa
 from flask import current_app
 
+from dashboard.database import write_transaction
 from dashboard.extensions import db, redis_ext
 from dashboard.models import Connector, SyncBatch, SyncRecord, utcnow
 from dashboard.queues import evaluate_after_commit
-from dashboard.sync.connectors import OutgoingRecord
+from dashboard.sync.connectors import Adapter, OutgoingRecord
 from dashboard.sync.connectors.registry import adapter_for, provider, pushed_providers
 from dashboard.sync.errors import describe
 from dashboard.sync.log import Outcome, record_batch
@@ -76,7 +77,7 @@ def _sync(connector_id: int) -> SyncBatch | None:
     if not records:
         db.session.rollback()
         return None
-    adapter = adapter_for(connector.provider, dict(connector.settings or {}), connector.secret)
+    adapter = connector_adapter(connector)
     outgoing = [(r.id, r.retry_requested_by_id, _outgoing(r)) for r in records]
     db.session.rollback()  # hold no transaction while the accounting system answers
 
@@ -90,6 +91,26 @@ def _sync(connector_id: int) -> SyncBatch | None:
     evaluate_after_commit(batch.id)  # the evaluation must see this batch's attempts
     db.session.commit()
     return batch
+
+
+def connector_adapter(connector: Connector) -> Adapter:
+    """The connector's adapter, able to store a new secret (refreshed OAuth2 tokens) in its own short transaction
+    and to read the stored one again: pushing holds no transaction, and another worker may have rotated it."""
+    connector_id = connector.id
+
+    def store_secret(secret: str) -> None:
+        with write_transaction():  # committed before the adapter uses the new tokens
+            db.session.execute(sa.update(Connector).where(Connector.id == connector_id).values(secret=secret))
+
+    def load_secret() -> str | None:
+        db.session.rollback()  # a fresh snapshot: another worker may just have committed new tokens
+        try:
+            return db.session.scalar(sa.select(Connector.secret).where(Connector.id == connector_id))
+        finally:
+            db.session.rollback()  # hold no transaction while the accounting system answers
+
+    return adapter_for(connector.provider, dict(connector.settings or {}), connector.secret,
+                       store_secret=store_secret, load_secret=load_secret)
 
 
 def push_all(adapter, outgoing) -> tuple[list[Outcome], str | None]:  # type: ignore[no-untyped-def]

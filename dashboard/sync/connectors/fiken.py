@@ -1,7 +1,9 @@
 """The Fiken connector (API v2): an approved record becomes a general journal entry.
 
-Every path is under `/companies/{slug}`. The connector's secret is a bearer token (a personal API token now;
-an OAuth2 access token once token storage is wired, refreshed with `refresh_access_token`). A record is
+Every path is under `/companies/{slug}`. The connector's write-only secret is either a personal API token (a
+bearer token that does not expire) or, for an OAuth2 connection, a JSON object
+`{"access_token": …, "refresh_token": …, "expires_at": <Unix seconds or null>}`: a secret that parses as a JSON
+object with both tokens is an OAuth2 connection (a personal API token is never JSON). A record is
 booked as one journal entry with one line: its amount in integer øre, debited to the account mapped for its
 record type and credited to the bank/credit account (accounts `NNNN` or `NNNN:NNNNN`, checked before
 sending). Fiken answers 201 with an empty body and a `Location` header naming the new entry.
@@ -16,6 +18,17 @@ Fiken has no idempotency key. The record's reference is in the entry's descripti
 record whose earlier attempt may have reached Fiken (`attempt_number > 1`), the entries of its date are
 looked up and one naming the reference counts as booked.
 
+OAuth2 connections: when the access token has expired or expires within EXPIRY_MARGIN, or Fiken answers 401,
+the adapter refreshes it at the token endpoint with the platform's OAuth client (settings `FIKEN_CLIENT_ID`,
+`FIKEN_CLIENT_SECRET`, `FIKEN_TOKEN_URL`). Refresh tokens rotate (the old one is then `invalid_grant`), so
+two workers must never refresh with the same one: the refresh is made holding the client's lock, after
+re-reading the stored secret (`load_secret`: another worker may just have rotated it, and its fresh access
+token is then used instead), and the new tokens are stored and committed (`store_secret`, its own short
+transaction) before the new access token is used. Without `store_secret` (a connection check) the adapter
+never refreshes: a refresh token whose successor cannot be stored would be spent. `invalid_grant` fails the
+push as credentials_expired, telling the admin to reconnect Fiken. The lock and pace of an OAuth2 connection
+belong to the OAuth client and company (its tokens change).
+
 Error bodies are not specified: a failure keeps the status and the raw text (trimmed), never a guessed
 schema. Settings: `company_slug`, `account_<record type>` for each record type, `credit_account`;
 `base_url` (default Fiken's) and `timeout` are kept as saved.
@@ -26,10 +39,11 @@ import base64
 import hashlib
 import http.client
 import json
+import logging
 import math
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -39,7 +53,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
-from flask import has_app_context
+from flask import current_app, has_app_context
 from flask_babel import gettext as _
 from redis.exceptions import LockError
 
@@ -49,8 +63,13 @@ from dashboard.sync.connectors.base import CheckedSettings, OutgoingRecord, Push
 from dashboard.sync.connectors.http import _retry_after, _status_line
 from dashboard.vocabulary import RecordType, values
 
+log = logging.getLogger(__name__)
+
 DEFAULT_BASE_URL = "https://api.fiken.no/api/v2"
 DEFAULT_TOKEN_URL = "https://fiken.no/oauth/token"
+CLIENT_ID_SETTING, CLIENT_SECRET_SETTING, TOKEN_URL_SETTING = "FIKEN_CLIENT_ID", "FIKEN_CLIENT_SECRET", "FIKEN_TOKEN_URL"
+EXPIRY_MARGIN = 60.0
+"""Seconds before its expiry that an OAuth2 access token is refreshed rather than used."""
 DEFAULT_TIMEOUT = 20.0
 MIN_INTERVAL = 0.25
 """Seconds from the end of one request of a client to the start of its next: at most four reach Fiken in any
@@ -76,8 +95,17 @@ class _ClientBusy(Exception):
     """Another worker held the client's lock for longer than LOCK_WAIT: nothing was sent."""
 
 
+class _NoAccess(Exception):
+    """No usable OAuth2 access token (the refresh failed, or its tokens could not be stored): nothing was sent."""
+
+    def __init__(self, result: PushResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
 class _Unreachable(Exception):
-    """No HTTP answer: `reason` is the OSError or HTTPException; `sent` is True when the request may have arrived."""
+    """No HTTP answer: `reason` is the OSError, HTTPException, _ClientBusy or _NoAccess; `sent` is True when the
+    request may have arrived."""
 
     def __init__(self, reason: BaseException, sent: bool) -> None:
         super().__init__(str(reason))
@@ -97,12 +125,28 @@ class Answer:
 class FikenAdapter:
     """Books a record as a Fiken general journal entry, one request at a time per client, paced."""
 
-    def __init__(self, settings: Mapping[str, Any], secret: str | None, *, redis: Any = None) -> None:
+    def __init__(self, settings: Mapping[str, Any], secret: str | None, *, redis: Any = None,
+                 store_secret: Callable[[str], None] | None = None,
+                 load_secret: Callable[[], str | None] | None = None,
+                 client_id: str | None = None, client_secret: str | None = None, token_url: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         problems = settings_problems(settings)
         if problems:
             raise ValueError(" ".join(problems))
         if not secret:
             raise ValueError("A Fiken connector needs an API token as its secret.")
+        self._oauth = oauth_tokens(secret)
+        self._store_secret, self._load_secret, self._clock = store_secret, load_secret, clock
+        if has_app_context():
+            client_id = client_id or current_app.config.get(CLIENT_ID_SETTING)
+            client_secret = client_secret or current_app.config.get(CLIENT_SECRET_SETTING)
+            token_url = token_url or current_app.config.get(TOKEN_URL_SETTING)
+        self._client_id, self._client_secret = client_id or None, client_secret or None
+        self._token_url = token_url or DEFAULT_TOKEN_URL
+        self._seen: set[str] = {secret}
+        """Every secret and token this adapter has held: redacted from its messages."""
+        if self._oauth is not None:
+            self._seen.update((self._oauth.access_token, self._oauth.refresh_token))
         self.slug: str = settings["company_slug"]
         self.accounts: dict[str, str] = {t: settings[f"account_{t}"] for t in RECORD_TYPES
                                          if settings.get(f"account_{t}")}
@@ -115,7 +159,9 @@ class FikenAdapter:
         parts = urlsplit(self.base_url)
         self._scheme, self._host, self._port = parts.scheme, parts.hostname or "", parts.port
         self._prefix = parts.path.rstrip("/") + f"/companies/{quote(self.slug, safe='')}"
-        client = hashlib.sha256(f"{self.base_url}\0{secret}".encode()).hexdigest()[:24]
+        # An OAuth2 connection's tokens change, so its lock is the OAuth client's and the company's
+        identity = secret if self._oauth is None else f"oauth\0{self._client_id}\0{self.slug}"
+        client = hashlib.sha256(f"{self.base_url}\0{identity}".encode()).hexdigest()[:24]
         self._lock_key = f"fiken:lock:{client}"
         self._pace_key = f"fiken:next-request-at:{client}"
 
@@ -218,14 +264,78 @@ class FikenAdapter:
 
     def request(self, method: str, path: str, *, body: bytes | None = None,
                 query: Mapping[str, Any] | None = None) -> Answer:
-        """One request under the company, made holding the client's lock, no sooner than its pace allows."""
+        """One request under the company, made holding the client's lock, no sooner than its pace allows.
+
+        An OAuth2 connection first refreshes an access token that expired (or is about to), and once more
+        after a 401, then repeats the request (in a new turn) with the new token.
+        """
         target = self._prefix + path + (f"?{urlencode(query)}" if query else "")
-        headers = {"Authorization": f"Bearer {self._secret}", "Accept": "application/json"}
+        headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json; charset=utf-8"
             headers["Content-Length"] = str(len(body))
-        with self._turn():
-            return self._send(method, target, body, headers)
+        rejected: str | None = None
+        while True:
+            with self._turn():
+                if self._oauth is not None:
+                    self._fresh_access(rejected)
+                bearer = self._oauth.access_token if self._oauth is not None else self._secret
+                answer = self._send(method, target, body, {**headers, "Authorization": f"Bearer {bearer}"})
+            if answer.status != HTTPStatus.UNAUTHORIZED or self._oauth is None or rejected is not None:
+                return answer
+            rejected = bearer
+
+    # --- OAuth2: refresh under the client's lock, store before use ---------------------------------------
+
+    def _fresh_access(self, rejected: str | None) -> None:
+        """Make `self._oauth` hold a usable access token; call holding the client's lock.
+
+        `rejected` is the access token Fiken just answered 401 to. The stored secret is read again first: when
+        another worker has rotated the tokens since this adapter read them, their access token is used and
+        nothing is refreshed (its refresh token would be spent). Raises _Unreachable(_NoAccess).
+        """
+        assert self._oauth is not None
+        if rejected is None and not self._oauth.expiring(self._clock()):
+            return
+        if self._load_secret is not None:
+            stored = oauth_tokens(self._load_secret() or "")
+            if stored is not None:
+                self._adopt(stored)
+                usable = stored.access_token != rejected and not stored.expiring(self._clock())
+                if usable:
+                    return
+        if self._store_secret is None:
+            raise self._no_access("credentials_expired", "The Fiken access token has expired and this check "
+                                  "cannot store refreshed tokens: run a sync, or reconnect Fiken in the connector "
+                                  "settings.", retryable=False)
+        if not (self._client_id and self._client_secret):
+            raise self._no_access(
+                "credentials_expired", f"The platform has no Fiken OAuth client ({CLIENT_ID_SETTING}, "
+                f"{CLIENT_SECRET_SETTING}) to refresh the connection's access token with.", retryable=False)
+        try:
+            tokens = refresh_access_token(self._oauth.refresh_token, self._client_id, self._client_secret,
+                                          token_url=self._token_url, timeout=self.timeout)
+        except TokenRefreshFailed as failed:
+            raise self._no_access(failed.code, failed.message, failed.retryable) from failed
+        fresh = OAuthTokens(tokens.access_token, tokens.refresh_token,
+                            self._clock() + tokens.expires_in if tokens.expires_in is not None else None)
+        self._seen.update((fresh.access_token, fresh.refresh_token))
+        try:  # committed before the new access token is used: the old refresh token is spent now
+            self._store_secret(fresh.secret())
+        except Exception as error:  # a callback of the caller's: whatever it raised, the tokens are not stored
+            log.exception("storing refreshed Fiken tokens failed")
+            raise self._no_access(
+                "unknown", f"Fiken gave new tokens, but they could not be saved ({type(error).__name__}); if the "
+                "next sync says the connection is no longer accepted, reconnect Fiken in the connector settings.",
+                retryable=True) from error
+        self._adopt(fresh)
+
+    def _adopt(self, tokens: "OAuthTokens") -> None:
+        self._oauth = tokens
+        self._seen.update((tokens.access_token, tokens.refresh_token, tokens.secret()))
+
+    def _no_access(self, code: str, message: str, retryable: bool) -> _Unreachable:
+        return _Unreachable(_NoAccess(PushResult.failure(code, self._redacted(message), retryable)), sent=False)
 
     @contextmanager
     def _turn(self) -> Iterator[None]:
@@ -310,6 +420,8 @@ class FikenAdapter:
 
     def _unreachable(self, error: _Unreachable) -> PushResult:
         reason = error.reason
+        if isinstance(reason, _NoAccess):
+            return reason.result
         if isinstance(reason, outbound.RefusedAddress):
             return PushResult.failure(
                 "permission_denied", f"Refused to connect to {self._host}: {reason.describe()}", retryable=False)
@@ -324,7 +436,10 @@ class FikenAdapter:
                                   retryable=True)
 
     def _redacted(self, text: str) -> str:
-        return text.replace(self._secret, "[redacted]") if self._secret else text
+        for secret in sorted(self._seen, key=len, reverse=True):  # the whole JSON secret before its tokens
+            if secret:
+                text = text.replace(secret, "[redacted]")
+        return text
 
 
 # --- the journal entry -----------------------------------------------------------------------------------
@@ -397,6 +512,44 @@ class Tokens:
     access_token: str = field(repr=False)
     refresh_token: str = field(repr=False)
     expires_in: float | None = None
+
+
+@dataclass(frozen=True)
+class OAuthTokens:
+    """An OAuth2 connection's secret: its tokens, and when the access token expires (Unix seconds, or None)."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    expires_at: float | None = None
+
+    def expiring(self, now: float) -> bool:
+        """True when the access token has expired or expires within EXPIRY_MARGIN."""
+        return self.expires_at is not None and self.expires_at - EXPIRY_MARGIN <= now
+
+    def secret(self) -> str:
+        """The connector's secret for these tokens."""
+        return json.dumps({"access_token": self.access_token, "refresh_token": self.refresh_token,
+                           "expires_at": self.expires_at})
+
+
+def oauth_tokens(secret: str) -> OAuthTokens | None:
+    """The OAuth2 tokens a connector's secret holds; None for a personal API token.
+
+    Raises ValueError for a JSON object that is not an OAuth2 token document (never naming its content).
+    """
+    if not secret.lstrip().startswith("{"):
+        return None
+    try:
+        document = json.loads(secret)
+    except ValueError:
+        raise ValueError("The Fiken secret looks like an OAuth2 token document but is not valid JSON.") from None
+    access, refresh = document.get("access_token"), document.get("refresh_token")
+    expires = document.get("expires_at")
+    if not (isinstance(access, str) and access and isinstance(refresh, str) and refresh) \
+            or isinstance(expires, bool) or not isinstance(expires, (int, float, type(None))):
+        raise ValueError("A Fiken OAuth2 secret needs access_token and refresh_token (strings) and expires_at "
+                         "(Unix seconds, or null).")
+    return OAuthTokens(access, refresh, float(expires) if expires is not None else None)
 
 
 class TokenRefreshFailed(Exception):

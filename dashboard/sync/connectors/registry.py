@@ -19,7 +19,9 @@ from dashboard.sync.connectors import tripletex
 from dashboard.sync.connectors import connection
 from dashboard.sync.connectors.base import Adapter, CheckedSettings, ConnectionCheck
 
-AdapterFactory = Callable[[Mapping[str, Any], str | None], Adapter]
+AdapterFactory = Callable[..., Adapter]
+"""`factory(settings, secret)`; for a provider whose `stores_secret` is True, also the keyword arguments
+`store_secret` and `load_secret` (see `adapter_for`)."""
 SettingsCheck = Callable[[Mapping[str, str], Mapping[str, Any]], CheckedSettings]
 ConnectionChecker = Callable[[Mapping[str, Any], str | None], ConnectionCheck]
 
@@ -58,6 +60,9 @@ class Provider:
     """For fields chosen from a list: each value and its label."""
     summary: Callable[[Mapping[str, Any]], list[tuple[str, str]]] = _nothing_to_show
     """What the connector panel shows of a connector's settings, as (term, description) pairs."""
+    stores_secret: bool = False
+    """True when the adapter replaces its own secret (refreshed OAuth2 tokens): it is built with `store_secret`
+    and `load_secret` (see `adapter_for`)."""
     check_connection: ConnectionChecker | None = None
     """Signs in with the settings and secret and reads what pushing needs (the company, the accounting period,
     the mapped accounts): "Test connection" on the settings form, and after saving. None: no check (the
@@ -82,7 +87,7 @@ HTTP = Provider(
 FIKEN = Provider(
     "fiken", _l("Fiken"), adapter=fiken.FikenAdapter,
     fields=fiken.SETTINGS_FIELDS, check_settings=fiken.check_form, template="status/connectors/fiken.html",
-    secret=True, summary=fiken.summary, check_connection=connection.check_fiken,
+    secret=True, summary=fiken.summary, check_connection=connection.check_fiken, stores_secret=True,
 )
 TRIPLETEX = Provider(
     "tripletex", _l("Tripletex"), adapter=tripletex.TripletexAdapter,
@@ -108,9 +113,18 @@ def pushed_providers() -> list[str]:
     return [p.name for p in PROVIDERS.values() if p.pushed]
 
 
-def adapter_for(name: str, settings: dict[str, Any], secret: str | None) -> Adapter:
-    """Build the adapter for a connector row's provider, settings and secret."""
+def adapter_for(name: str, settings: dict[str, Any], secret: str | None, *,
+                store_secret: Callable[[str], None] | None = None,
+                load_secret: Callable[[], str | None] | None = None) -> Adapter:
+    """Build the adapter for a connector row's provider, settings and secret.
+
+    `store_secret(new_secret)` saves and commits the connector's new secret (refreshed tokens) before the adapter
+    uses it; `load_secret()` reads the stored secret again (another worker may have replaced it). Both are
+    passed only to providers whose `stores_secret` is True; the others are built from settings and secret.
+    """
     entry = provider(name)
     if entry.adapter is None:
         raise ValueError(f"Connector provider {name!r} has no adapter: its records are pushed from outside.")
+    if entry.stores_secret:
+        return entry.adapter(settings, secret, store_secret=store_secret, load_secret=load_secret)
     return entry.adapter(settings, secret)
