@@ -73,6 +73,9 @@ class Config:
         self.SQLITE_WRITE_WAIT_SECONDS = float(os.environ.get("SQLITE_WRITE_WAIT_SECONDS", "10"))
         self.CONNECTOR_RATE_LIMIT_ALERT_MINUTES = _int("CONNECTOR_RATE_LIMIT_ALERT_MINUTES", 15)
         self.TRIPLETEX_CONSUMER_TOKEN = os.environ.get("TRIPLETEX_CONSUMER_TOKEN")
+        self.FIKEN_CLIENT_ID = os.environ.get("FIKEN_CLIENT_ID")
+        self.FIKEN_CLIENT_SECRET = os.environ.get("FIKEN_CLIENT_SECRET")
+        self.FIKEN_TOKEN_URL = os.environ.get("FIKEN_TOKEN_URL") or "https://fiken.no/oauth/token"
         self.ALLOW_PRIVATE_OUTBOUND_URLS = _bool("ALLOW_PRIVATE_OUTBOUND_URLS", False)
         self.API_ATTEMPT_HORIZON_DAYS = _int("API_ATTEMPT_HORIZON_DAYS", 30)
         self.API_CONCURRENT_INGESTS = _int("API_CONCURRENT_INGESTS", 1)

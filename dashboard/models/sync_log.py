@@ -32,7 +32,8 @@ class Connector(db.Model):
     provider: so.Mapped[str] = so.mapped_column(sa.String(20), default="sandbox")
     enabled: so.Mapped[bool] = so.mapped_column(default=True)
     settings: so.Mapped[dict[str, Any]] = so.mapped_column(sa.JSON, default=dict)
-    secret: so.Mapped[Optional[str]] = so.mapped_column(sa.String(500))
+    secret: so.Mapped[Optional[str]] = so.mapped_column(sa.Text)
+    """Write-only: an API token, or a provider's OAuth tokens as JSON (longer than a plain token)."""
     last_success_at: so.Mapped[Optional[datetime]]
     last_batch_at: so.Mapped[Optional[datetime]]
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
