@@ -13,9 +13,11 @@ import sqlalchemy as sa
 from dashboard.extensions import db
 from dashboard.models import SyncRecord, utcnow
 from dashboard.sync import orchestrator
-from dashboard.sync.connectors import adapter_for, fiken
+from dashboard.sync.connectors import adapter_for
+from dashboard.sync.connectors import fiken_settings as fiken
 from dashboard.sync.connectors.base import OutgoingRecord
-from dashboard.sync.connectors.fiken import FikenAdapter, TokenRefreshFailed, refresh_access_token
+from dashboard.sync.connectors.fiken import FikenAdapter
+from dashboard.sync.connectors.fiken_oauth import TokenRefreshFailed, refresh_access_token
 from tests import factories
 from tests.fakes.fiken import FikenFake
 

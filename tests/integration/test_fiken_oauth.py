@@ -15,8 +15,9 @@ import sqlalchemy.orm as so
 from dashboard.extensions import db
 from dashboard.models import Connector, SyncAttempt, SyncRecord, utcnow
 from dashboard.sync import orchestrator
-from dashboard.sync.connectors import fiken
-from dashboard.sync.connectors.fiken import FikenAdapter, refresh_access_token
+from dashboard.sync.connectors import fiken_oauth as fiken
+from dashboard.sync.connectors.fiken import FikenAdapter
+from dashboard.sync.connectors.fiken_oauth import refresh_access_token
 from tests import factories
 from tests.fakes.fiken import FikenFake
 from tests.integration.test_fiken import record, settings

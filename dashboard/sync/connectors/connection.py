@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from dashboard.sync.connectors import fiken, tripletex
+from dashboard.sync.connectors import fiken, fiken_settings, tripletex
 from dashboard.sync.connectors.base import CheckLine, ConnectionCheck
 
 log = logging.getLogger(__name__)
@@ -28,12 +28,12 @@ def check_tripletex(settings: Mapping[str, Any], secret: str | None) -> Connecti
 
 def check_fiken(settings: Mapping[str, Any], secret: str | None) -> ConnectionCheck:
     """Fiken's own check (the company, then each mapped account), in lines."""
-    problems = fiken.settings_problems(settings)
+    problems = fiken_settings.settings_problems(settings)
     if problems:
         return ConnectionCheck.of([CheckLine(False, " ".join(problems))])
     if not secret:
         return ConnectionCheck.of([CheckLine(False, "No Fiken API token is set: enter it in the connector settings.")])
-    timeout = min(float(settings.get("timeout", fiken.DEFAULT_TIMEOUT)), CHECK_TIMEOUT)
+    timeout = min(float(settings.get("timeout", fiken_settings.DEFAULT_TIMEOUT)), CHECK_TIMEOUT)
     adapter = fiken.FikenAdapter({**settings, "timeout": timeout}, secret)
     slug = adapter.slug
     failures = adapter.check_connection()

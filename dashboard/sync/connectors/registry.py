@@ -14,7 +14,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 
 from dashboard.sync.connectors import http, sandbox
-from dashboard.sync.connectors import fiken
+from dashboard.sync.connectors import fiken, fiken_settings
 from dashboard.sync.connectors import tripletex
 from dashboard.sync.connectors import connection
 from dashboard.sync.connectors.base import Adapter, CheckedSettings, ConnectionCheck
@@ -86,8 +86,9 @@ HTTP = Provider(
 )
 FIKEN = Provider(
     "fiken", _l("Fiken"), adapter=fiken.FikenAdapter,
-    fields=fiken.SETTINGS_FIELDS, check_settings=fiken.check_form, template="status/connectors/fiken.html",
-    secret=True, summary=fiken.summary, check_connection=connection.check_fiken, stores_secret=True,
+    fields=fiken_settings.SETTINGS_FIELDS, check_settings=fiken_settings.check_form,
+    template="status/connectors/fiken.html", secret=True, summary=fiken_settings.summary,
+    check_connection=connection.check_fiken, stores_secret=True,
 )
 TRIPLETEX = Provider(
     "tripletex", _l("Tripletex"), adapter=tripletex.TripletexAdapter,
