@@ -19,7 +19,9 @@ from dashboard.sync import orchestrator
 from dashboard.sync.connectors import adapter_for, registry
 from dashboard.sync.connectors.base import OutgoingRecord
 from dashboard.sync.connectors import tripletex as tripletex_module
-from dashboard.sync.connectors.tripletex import OSLO, TripletexAdapter, check_form, kroner
+from dashboard.sync.connectors.tripletex import TripletexAdapter
+from dashboard.sync.connectors.tripletex_settings import check_form
+from dashboard.sync.connectors.tripletex_wire import OSLO, kroner
 from tests import factories
 from tests.fakes.tripletex import CONSUMER_TOKEN, EMPLOYEE_TOKEN, FakeClock, FakeTripletex
 

@@ -15,7 +15,7 @@ from flask_babel import lazy_gettext as _l
 
 from dashboard.sync.connectors import http, sandbox
 from dashboard.sync.connectors import fiken, fiken_settings
-from dashboard.sync.connectors import tripletex
+from dashboard.sync.connectors import tripletex, tripletex_settings
 from dashboard.sync.connectors import connection
 from dashboard.sync.connectors.base import Adapter, CheckedSettings, ConnectionCheck
 
@@ -92,8 +92,9 @@ FIKEN = Provider(
 )
 TRIPLETEX = Provider(
     "tripletex", _l("Tripletex"), adapter=tripletex.TripletexAdapter,
-    fields=tripletex.SETTINGS_FIELDS, check_settings=tripletex.check_form, template="status/connectors/tripletex.html",
-    secret=True, summary=tripletex.summary, check_connection=connection.check_tripletex,
+    fields=tripletex_settings.SETTINGS_FIELDS, check_settings=tripletex_settings.check_form,
+    template="status/connectors/tripletex.html", secret=True, summary=tripletex_settings.summary,
+    check_connection=connection.check_tripletex,
 )
 EXTERNAL = Provider("external", _l("External orchestrator (ingestion API)"))
 
