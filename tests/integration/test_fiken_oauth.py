@@ -146,7 +146,7 @@ def test_two_workers_never_refresh_with_the_same_refresh_token(app, world, fake,
     tokens) pushing at once, one refreshes and the other re-reads the stored tokens and uses the new access
     token: Fiken would answer invalid_grant to a second refresh with the spent token, and every push succeeds."""
     secret, _access, refresh = connection(fake)
-    connector = fiken_connector(world, fake, secret, records=0)
+    connector_id = fiken_connector(world, fake, secret, records=0).id  # the threads must not touch this session
     both_built = threading.Barrier(2)
     results: list = []
     errors: list[BaseException] = []
@@ -154,7 +154,7 @@ def test_two_workers_never_refresh_with_the_same_refresh_token(app, world, fake,
     def work(prefix: str) -> None:
         try:
             with app.app_context():
-                adapter = orchestrator.connector_adapter(db.session.get(Connector, connector.id))
+                adapter = orchestrator.connector_adapter(db.session.get(Connector, connector_id))
                 db.session.rollback()
                 both_built.wait(10)
                 results.extend(adapter.push(record(ref=f"{prefix}-{i}")) for i in range(3))
@@ -168,7 +168,7 @@ def test_two_workers_never_refresh_with_the_same_refresh_token(app, world, fake,
         t.join(30)
     assert errors == [] and len(results) == 6 and all(r.ok for r in results), results
     assert len(fake.access_tokens) == 2  # exactly one refresh
-    stored = committed_secret(connector.id)
+    stored = committed_secret(connector_id)
     assert stored["refresh_token"] in fake.refresh_tokens and refresh not in fake.refresh_tokens
     assert (fake.max_concurrent, fake.overlaps, len(fake.entries)) == (1, 0, 6)
 
