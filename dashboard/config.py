@@ -75,7 +75,7 @@ class Config:
         self.TRIPLETEX_CONSUMER_TOKEN = os.environ.get("TRIPLETEX_CONSUMER_TOKEN")
         self.FIKEN_CLIENT_ID = os.environ.get("FIKEN_CLIENT_ID")
         self.FIKEN_CLIENT_SECRET = os.environ.get("FIKEN_CLIENT_SECRET")
-        self.FIKEN_TOKEN_URL = os.environ.get("FIKEN_TOKEN_URL") or "https://fiken.no/oauth/token"
+        self.FIKEN_TOKEN_URL = os.environ.get("FIKEN_TOKEN_URL")  # unset: Fiken's (fiken_oauth.DEFAULT_TOKEN_URL)
         self.ALLOW_PRIVATE_OUTBOUND_URLS = _bool("ALLOW_PRIVATE_OUTBOUND_URLS", False)
         self.API_ATTEMPT_HORIZON_DAYS = _int("API_ATTEMPT_HORIZON_DAYS", 30)
         self.API_CONCURRENT_INGESTS = _int("API_CONCURRENT_INGESTS", 1)

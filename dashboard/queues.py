@@ -42,9 +42,18 @@ class _Job:
     options: tuple[tuple[str, Any], ...] = field(default=())
 
 
+def _evaluation(batch_id: int) -> _Job:
+    """One job per batch, whoever asks (the job id makes a second request a no-op)."""
+    return _Job("alerts", "jobs.alerts.evaluate_batch", (batch_id,), (("job_id", f"evaluate-batch-{batch_id}"),))
+
+
+def _sync(connector_id: int) -> _Job:
+    return _Job("sync", "jobs.sync.sync_connector", (connector_id,), (("job_timeout", 600),))
+
+
 def evaluate_after_commit(batch_id: int) -> None:
-    """Evaluate a batch's alert rules once it is committed (one job per batch, whoever asks)."""
-    _queue(_Job("alerts", "jobs.alerts.evaluate_batch", (batch_id,), (("job_id", f"evaluate-batch-{batch_id}"),)))
+    """Evaluate a batch's alert rules once it is committed."""
+    _queue(_evaluation(batch_id))
 
 
 def check_organization_after_commit(organization_id: int) -> None:
@@ -54,16 +63,27 @@ def check_organization_after_commit(organization_id: int) -> None:
 
 def sync_after_commit(connector_id: int) -> None:
     """Sync a connector at once, once its records' new state is committed."""
-    _queue(_Job("sync", "jobs.sync.sync_connector", (connector_id,), (("job_timeout", 600),)))
+    _queue(_sync(connector_id))
 
 
-def enqueue_now(queue: str, func: str, *args: Any, **options: Any) -> bool:
-    """Send one job to Redis now (the caller holds no transaction); False when Redis is unreachable."""
+def evaluate_now(batch_id: int) -> bool:
+    """Queue a batch's evaluation now, for a caller that holds no transaction; False when Redis is unreachable."""
+    return _send(_evaluation(batch_id))
+
+
+def sync_now(connector_id: int) -> bool:
+    """Queue a connector's sync now, for a caller that holds no transaction; False when Redis is unreachable."""
+    return _send(_sync(connector_id))
+
+
+def _send(job: _Job) -> bool:
+    """Send one job to Redis; False (logged) when Redis is unreachable: the periodic scan and sync catch up."""
     try:
-        target = alerts_queue() if queue == "alerts" else sync_queue()
-        target.enqueue(func, *args, retry=Retry(max=len(_RETRY_INTERVALS), interval=_RETRY_INTERVALS), **options)
+        target = alerts_queue() if job.queue == "alerts" else sync_queue()
+        target.enqueue(job.func, *job.args, retry=Retry(max=len(_RETRY_INTERVALS), interval=_RETRY_INTERVALS),
+                       **dict(job.options))
     except Exception:  # noqa: BLE001 - Redis outage: the periodic scan and sync catch up
-        log.warning("could not enqueue %s%r; the periodic scan catches up", func, args)
+        log.warning("could not enqueue %s%r; the periodic scan catches up", job.func, job.args)
         return False
     return True
 
@@ -80,7 +100,7 @@ def _enqueue_after_commit(session: Session) -> None:
     if not pending or not current_app:
         return
     for job in pending:
-        enqueue_now(job.queue, job.func, *job.args, **dict(job.options))
+        _send(job)
 
 
 @sa.event.listens_for(Session, "after_rollback")

@@ -11,9 +11,9 @@ log = logging.getLogger(__name__)
 
 def enqueue_evaluation(batch_id: int) -> None:
     """Queue a batch's evaluation now (the caller holds no transaction); the sweep covers a Redis outage."""
-    from dashboard.queues import enqueue_now
+    from dashboard.queues import evaluate_now
 
-    enqueue_now("alerts", "jobs.alerts.evaluate_batch", batch_id, job_id=f"evaluate-batch-{batch_id}")
+    evaluate_now(batch_id)
 
 
 def schedule_announcement() -> None:

@@ -10,9 +10,9 @@ log = logging.getLogger(__name__)
 
 def enqueue_sync(connector_id: int) -> bool:
     """Queue a sync of one connector at once; False when Redis cannot be reached."""
-    from dashboard.queues import enqueue_now
+    from dashboard.queues import sync_now
 
-    return enqueue_now("sync", "jobs.sync.sync_connector", connector_id, job_timeout=600)
+    return sync_now(connector_id)
 
 
 @in_app_context

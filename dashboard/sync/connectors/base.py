@@ -91,9 +91,6 @@ class ConnectionCheck:
 
     def redacted(self, *secrets: str | None) -> "ConnectionCheck":
         """The same check with every given secret (and nothing else) replaced by [redacted]."""
-        def clean(text: str) -> str:
-            for secret in secrets:
-                if secret:
-                    text = text.replace(secret, "[redacted]")
-            return text
-        return ConnectionCheck(self.ok, tuple(CheckLine(line.ok, clean(line.text)) for line in self.lines))
+        from dashboard.sync.connectors.answers import redact
+
+        return ConnectionCheck(self.ok, tuple(CheckLine(line.ok, redact(line.text, *secrets)) for line in self.lines))

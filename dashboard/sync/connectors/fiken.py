@@ -31,7 +31,7 @@ from dashboard import outbound
 from dashboard.sync.connectors.base import OutgoingRecord, PushResult
 from dashboard.sync.connectors.fiken_client import LOCK_WAIT, Answer, ClientBusy, FikenClient, NoAccess, Unreachable
 from dashboard.sync.connectors.fiken_settings import ACCOUNT, RECORD_TYPES, settings_problems
-from dashboard.sync.connectors.http import _retry_after, _status_line
+from dashboard.sync.connectors.answers import retry_after, status_line
 
 MAX_MESSAGE_TEXT = 500
 MAX_DESCRIPTION = 200
@@ -154,7 +154,7 @@ class FikenAdapter(FikenClient):
         """A Fiken error status onto the vocabulary, with the status and Fiken's raw text."""
         status = answer.status
         raw = self._redacted(answer.text())[:MAX_MESSAGE_TEXT]
-        text = f"Fiken answered {_status_line(status)}" + (f": {raw}" if raw else "")
+        text = f"Fiken answered {status_line(status)}" + (f": {raw}" if raw else "")
         if status == HTTPStatus.UNAUTHORIZED:
             return PushResult.failure("credentials_expired", text, retryable=False)
         if status == HTTPStatus.FORBIDDEN:
@@ -165,10 +165,10 @@ class FikenAdapter(FikenClient):
                 retryable=False)
         if status == HTTPStatus.TOO_MANY_REQUESTS:
             return PushResult.failure("rate_limited", text, retryable=True,
-                                      retry_after=_retry_after(answer.headers.get("Retry-After")))
+                                      retry_after=retry_after(answer.headers.get("Retry-After")))
         if status >= 500:
             return PushResult.failure("system_unavailable", text, retryable=True,
-                                      retry_after=_retry_after(answer.headers.get("Retry-After")))
+                                      retry_after=retry_after(answer.headers.get("Retry-After")))
         if 400 <= status < 500:
             return PushResult.failure("validation_failed", text, retryable=False)
         return PushResult.failure("unknown", f"{text} (not followed)", retryable=False)

@@ -37,6 +37,7 @@ from redis.exceptions import LockError
 
 from dashboard import outbound
 from dashboard.extensions import redis_ext
+from dashboard.sync.connectors.answers import redact
 from dashboard.sync.connectors.base import PushResult
 from dashboard.sync.connectors.fiken_oauth import (
     CLIENT_ID_SETTING, CLIENT_SECRET_SETTING, DEFAULT_TOKEN_URL, TOKEN_URL_SETTING, OAuthTokens, TokenRefreshFailed,
@@ -255,10 +256,7 @@ class FikenClient:
             connection.close()
 
     def _redacted(self, text: str) -> str:
-        for secret in sorted(self._seen, key=len, reverse=True):  # the whole JSON secret before its tokens
-            if secret:
-                text = text.replace(secret, "[redacted]")
-        return text
+        return redact(text, *self._seen)
 
 
 def _seconds(redis_time: tuple[int, int]) -> float:

@@ -22,10 +22,11 @@ from urllib.parse import urlencode, urlsplit
 
 from dashboard import outbound
 from dashboard.sync.connectors.fiken_settings import DEFAULT_TIMEOUT, MAX_RESPONSE_BYTES
-from dashboard.sync.connectors.http import _status_line
+from dashboard.sync.connectors.answers import status_line
 
 DEFAULT_TOKEN_URL = "https://fiken.no/oauth/token"
-CLIENT_ID_SETTING, CLIENT_SECRET_SETTING, TOKEN_URL_SETTING = "FIKEN_CLIENT_ID", "FIKEN_CLIENT_SECRET", "FIKEN_TOKEN_URL"
+CLIENT_ID_SETTING, CLIENT_SECRET_SETTING = "FIKEN_CLIENT_ID", "FIKEN_CLIENT_SECRET"
+TOKEN_URL_SETTING = "FIKEN_TOKEN_URL"
 EXPIRY_MARGIN = 60.0
 """Seconds before its expiry that an OAuth2 access token is refreshed rather than used."""
 
@@ -128,8 +129,8 @@ def refresh_access_token(refresh_token: str, client_id: str, client_secret: str,
     if payload.get("error") == "invalid_grant" or status in (HTTPStatus.BAD_REQUEST, HTTPStatus.UNAUTHORIZED):
         raise TokenRefreshFailed(  # RFC 6749 §5.2: the refresh token is expired, revoked or already used
             "credentials_expired", "Fiken no longer accepts this connection's refresh token: reconnect Fiken in "
-            f"the connector settings (token endpoint answered {_status_line(status)}: {text[:200]})", False)
+            f"the connector settings (token endpoint answered {status_line(status)}: {text[:200]})", False)
     if status >= 500:
-        raise TokenRefreshFailed("system_unavailable", f"Fiken's token endpoint answered {_status_line(status)}: "
+        raise TokenRefreshFailed("system_unavailable", f"Fiken's token endpoint answered {status_line(status)}: "
                                  f"{text[:200]}", True)
-    raise TokenRefreshFailed("unknown", f"Fiken's token endpoint answered {_status_line(status)}: {text[:200]}", True)
+    raise TokenRefreshFailed("unknown", f"Fiken's token endpoint answered {status_line(status)}: {text[:200]}", True)

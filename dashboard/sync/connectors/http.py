@@ -25,7 +25,6 @@ import urllib.request
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from email.message import Message
-from email.utils import parsedate_to_datetime
 from functools import partial
 from http import HTTPStatus
 from typing import Any
@@ -34,6 +33,7 @@ from urllib.parse import urlsplit
 from flask_babel import gettext as _
 
 from dashboard import outbound
+from dashboard.sync.connectors.answers import json_object, redact, retry_after, status_line
 from dashboard.sync.connectors.base import CheckedSettings, OutgoingRecord, PushResult
 from dashboard.sync.errors import ERROR_CODES
 
@@ -122,9 +122,7 @@ class HttpAdapter:
 
     def _redacted(self, text: str | None) -> str | None:
         """The accounting system's text without our token, should it echo it back."""
-        if text is None or not self._secret:
-            return text
-        return text.replace(self._secret, "[redacted]")
+        return text if text is None else redact(text, self._secret)
 
     def _unreachable(self, error: OSError | http.client.HTTPException) -> PushResult:
         """No HTTP answer: a timeout (the voucher may or may not be booked) or no connection at all."""
@@ -162,7 +160,7 @@ def _iso_utc(moment: datetime) -> str:
 
 def _booked(body: bytes) -> PushResult:
     """2xx: booked, with the accounting system's voucher id when the body names one."""
-    payload = _json_object(body)
+    payload = json_object(body)
     for key in ("id", "external_id"):
         value = payload.get(key)
         if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
@@ -172,10 +170,10 @@ def _booked(body: bytes) -> PushResult:
 
 def _rejected(status: int, headers: Message, code: str | None, message: str | None) -> PushResult:
     """An HTTP error status mapped onto the error vocabulary, keeping the body's code and message when given."""
-    text = message or _status_line(status)
+    text = message or status_line(status)
     if status == HTTPStatus.TOO_MANY_REQUESTS:
         return PushResult.failure("rate_limited", text, retryable=True,
-                                  retry_after=_retry_after(headers.get("Retry-After")))
+                                  retry_after=retry_after(headers.get("Retry-After")))
     if status == HTTPStatus.UNAUTHORIZED:
         return PushResult.failure("credentials_expired", text, retryable=False)
     if status == HTTPStatus.FORBIDDEN:
@@ -186,15 +184,15 @@ def _rejected(status: int, headers: Message, code: str | None, message: str | No
         return PushResult.failure("validation_failed", f"{code}: {text}" if code else text, retryable=False)
     if status >= 500:
         return PushResult.failure("system_unavailable", text, retryable=True,
-                                  retry_after=_retry_after(headers.get("Retry-After")))
+                                  retry_after=retry_after(headers.get("Retry-After")))
     return PushResult.failure(  # a 3xx: the only other status urllib raises for
-        "unknown", f"{_status_line(status)}: redirects are not followed, point the connector at the final URL",
+        "unknown", f"{status_line(status)}: redirects are not followed, point the connector at the final URL",
         retryable=False)
 
 
 def _error_in(body: bytes) -> tuple[str | None, str | None]:
     """The code and message of `{"error": {"code", "message"}}`, `{"code", "message"}` or `{"error": "..."}`."""
-    payload = _json_object(body)
+    payload = json_object(body)
     error = payload.get("error", payload)
     if not isinstance(error, dict):
         return None, _text(error)
@@ -209,43 +207,11 @@ def _text(value: Any) -> str | None:
     return value.strip() or None
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header, given as delay-seconds or as an HTTP-date."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return {}
-    return payload if isinstance(payload, dict) else {}
-
-
 def _error_body(error: urllib.error.HTTPError) -> bytes:
     try:
         return error.read(MAX_RESPONSE_BYTES)
     except (OSError, http.client.HTTPException):
         return b""
-
-
-def _status_line(status: int) -> str:
-    try:
-        return f"HTTP {status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return f"HTTP {status}"
 
 
 def _without_credentials(url: str) -> str:

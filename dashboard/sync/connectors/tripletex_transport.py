@@ -19,10 +19,11 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from dashboard import outbound
+from dashboard.sync.connectors.answers import json_object, redact
 from dashboard.sync.connectors.base import PushResult
 from dashboard.sync.connectors.tripletex_settings import CONSUMER_TOKEN_SETTING
 from dashboard.sync.connectors.tripletex_wire import (
-    OSLO, Answer, Failed, Unanswered, basic_auth, failure, json_object, json_with_decimals, midnight)
+    OSLO, Answer, Failed, Unanswered, basic_auth, failure, json_with_decimals, midnight)
 
 RENEW_BEFORE = timedelta(minutes=5)
 """A session is renewed this long before it expires, so no request is sent with a session about to lapse."""
@@ -163,7 +164,4 @@ class TripletexClient:
         return replace(result, message=self._redacted(result.message or ""))
 
     def _redacted(self, text: str) -> str:
-        for secret in (self._employee_token, self._consumer_token):
-            if secret:
-                text = text.replace(secret, "[redacted]")
-        return text
+        return redact(text, self._employee_token, self._consumer_token)

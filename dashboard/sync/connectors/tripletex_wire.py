@@ -101,14 +101,6 @@ def _seconds(value: str | None) -> float | None:
     return max(0.0, seconds) if seconds is not None and math.isfinite(seconds) else None
 
 
-def json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        return {}
-    return payload if isinstance(payload, dict) else {}
-
-
 _DECIMAL = re.compile(r'"\\u0000decimal:(-?\d+(?:\.\d+)?)"')
 
 
