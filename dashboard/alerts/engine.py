@@ -167,11 +167,11 @@ def _apply_consecutive(ev: Evaluation, batch_facts: list[rules.AttemptFact]) -> 
     cause is the connector's are held back (the connector alert speaks for them)."""
     threshold = ev.organization.consecutive_failure_threshold
     groups: dict[str, list[rules.AttemptFact]] = {}
-    candidates = [f for f in batch_facts
-                  if f.failed and f.error_code not in HELD_BACK and f.failure_streak >= threshold]
-    streaks = facts.earlier_in_streaks([f for f in candidates if f.failure_streak > threshold])
-    for fact in candidates:
-        if rules.first_alertable_crossing(fact, threshold, HELD_BACK, streaks.get(fact.id, [])):
+    for fact in batch_facts:
+        if not fact.failed or fact.error_code in HELD_BACK or fact.failure_streak < threshold:
+            continue
+        earlier = facts.earlier_in_streak(fact) if fact.failure_streak > threshold else []
+        if rules.first_alertable_crossing(fact, threshold, HELD_BACK, earlier):
             fingerprint = rules.consecutive_fingerprint(ev.organization.id, fact.record_type,
                                                         fact.error_code or "unknown")
             groups.setdefault(fingerprint, []).append(fact)

@@ -73,29 +73,16 @@ def batch_outcomes(batch_id: int) -> list[tuple[datetime, int, str | None]]:
     return [(r.attempted_at, r.record_id, r.error_code) for r in rows]
 
 
-def earlier_in_streaks(failures: list[rules.AttemptFact]) -> dict[int, list[str | None]]:
-    """For each failure (by attempt id), the error codes of the failures before it in its record's streak,
-    oldest first: one read for the whole batch, through the (record, time) unique index.
-
-    Position k of a streak is the record's latest on-time attempt with failure streak k before the failure:
-    a later one would have begun a new streak.
-    """
-    if not failures:
-        return {}
-    by_record: dict[int, list[tuple[datetime, int, str | None]]] = {}
-    for record_id, attempted_at, streak, error_code in db.session.execute(
-        sa.select(SyncAttempt.record_id, SyncAttempt.attempted_at, SyncAttempt.failure_streak, SyncAttempt.error_code)
-        .where(SyncAttempt.record_id.in_({f.record_id for f in failures}), SyncAttempt.late.is_(False),
-               SyncAttempt.failure_streak > 0,
-               SyncAttempt.attempted_at < max(f.attempted_at for f in failures))
-        .order_by(SyncAttempt.attempted_at)
-    ):
-        by_record.setdefault(record_id, []).append((attempted_at, streak, error_code))
-    streaks: dict[int, list[str | None]] = {}
-    for fact in failures:
-        latest = {streak: code for at, streak, code in by_record.get(fact.record_id, ()) if at < fact.attempted_at}
-        streaks[fact.id] = [latest.get(k) for k in range(1, fact.failure_streak)]
-    return streaks
+def earlier_in_streak(fact: rules.AttemptFact) -> list[str | None]:
+    """The error codes of the failures before this one in its record's streak, oldest first (at most a
+    streak's length of rows, read through the (record, time) unique index)."""
+    codes = db.session.scalars(
+        sa.select(SyncAttempt.error_code)
+        .where(SyncAttempt.record_id == fact.record_id, SyncAttempt.late.is_(False),
+               SyncAttempt.attempted_at < fact.attempted_at)
+        .order_by(SyncAttempt.attempted_at.desc()).limit(fact.failure_streak - 1)
+    ).all()
+    return list(reversed(codes))
 
 
 def rate_limited_since(connector_id: int, until: datetime, lookback: timedelta) -> datetime | None:
