@@ -53,6 +53,8 @@ class AlertEventKind(StrEnum):
     ANNOUNCED = "announced"
     FOLDED = "folded"
     UPDATED = "updated"
+    GATHERED = "gathered"
+    """A notification was gathered into a summary (flapping, or past the day's budget) instead of announced."""
 
 
 class NotificationEvent(StrEnum):
@@ -60,6 +62,10 @@ class NotificationEvent(StrEnum):
 
     RAISED = "raised"
     RESOLVED = "resolved"
+    FLAPPING = "flapping"
+    """An alert keeps coming back: told once, its later raises and resolutions gathered into it."""
+    SUMMARY = "summary"
+    """Events gathered past a day's budget, or global announcements of one grouping period."""
 
 
 class LiveEvent(StrEnum):
@@ -69,6 +75,8 @@ class LiveEvent(StrEnum):
     RECORDS_CHANGED = "records-changed"
     ALERT_CHANGED = "alert-changed"
     PLATFORM_CHANGED = "platform-changed"
+    TRAY_CHANGED = "tray-changed"
+    """A user's tray gained a gathered (not announced) notification or a summary's count changed: refresh, quietly."""
     RESYNC = "resync"
     """Sent by the stream itself when it may have missed events: re-fetch from the database."""
     SESSIONS_REVOKED = "sessions-revoked"

@@ -67,6 +67,8 @@ class Alert(db.Model):
     resolved_at: so.Mapped[Optional[datetime]]
     global_due_at: so.Mapped[Optional[datetime]]
     global_announced_at: so.Mapped[Optional[datetime]]
+    flapping: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
+    """Raised while its fingerprint keeps coming back: its raise and resolution are gathered, not announced."""
 
     organization: so.Mapped[Optional["Organization"]] = so.relationship()  # noqa: F821
 
@@ -104,18 +106,29 @@ class AlertEvent(db.Model):
 
 
 class Notification(db.Model):
-    """One alert event (raised or resolved) delivered to one user, at most once."""
+    """One alert event delivered to one user, at most once; or a summary gathering several.
+
+    A notification is announced (pushed live, counted against the day's budget) unless it was gathered
+    into another (`gathered_into_id`): a flapping alert's "keeps coming back", or a summary, which has
+    no alert and is unique per user and `digest_key` (an organization's day, a grouping period).
+    """
 
     __tablename__ = "notifications"
     __table_args__ = (
         sa.UniqueConstraint("alert_id", "user_id", "event"),
+        sa.UniqueConstraint("user_id", "digest_key"),
         enum_check("event", NOTIFICATION_EVENTS, "event"),
+        sa.CheckConstraint("alert_id IS NOT NULL OR digest_key IS NOT NULL", name="alert_or_digest"),
         sa.Index("ix_notifications_user_created", "user_id", "created_at"),
+        sa.Index("ix_notifications_user_org_created", "user_id", "organization_id", "created_at"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
-    alert_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("alerts.id", ondelete="CASCADE"))
+    alert_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("alerts.id", ondelete="CASCADE"))
+    gathered_into_id: so.Mapped[Optional[int]] = so.mapped_column(
+        sa.ForeignKey("notifications.id", ondelete="SET NULL"))
+    digest_key: so.Mapped[Optional[str]] = so.mapped_column(sa.String(100))
     event: so.Mapped[str] = so.mapped_column(sa.String(10))
     organization_id: so.Mapped[Optional[int]] = so.mapped_column(
         sa.ForeignKey("organizations.id", ondelete="CASCADE")
@@ -124,4 +137,4 @@ class Notification(db.Model):
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
     read_at: so.Mapped[Optional[datetime]]
 
-    alert: so.Mapped[Alert] = so.relationship()
+    alert: so.Mapped[Optional[Alert]] = so.relationship()

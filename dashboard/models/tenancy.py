@@ -21,6 +21,9 @@ class Organization(db.Model):
         sa.CheckConstraint("error_threshold >= 1", name="error_threshold_positive"),
         sa.CheckConstraint("error_window_hours >= 1", name="error_window_positive"),
         sa.CheckConstraint("stale_after_hours >= 1", name="stale_positive"),
+        sa.CheckConstraint("error_rearm_level IS NULL OR (error_rearm_level >= 0 "
+                           "AND error_rearm_level < error_threshold)", name="rearm_below_threshold"),
+        sa.CheckConstraint("daily_notification_budget >= 1", name="budget_positive"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
@@ -31,6 +34,11 @@ class Organization(db.Model):
     error_threshold: so.Mapped[int] = so.mapped_column(default=10)
     error_window_hours: so.Mapped[int] = so.mapped_column(default=24)
     stale_after_hours: so.Mapped[int] = so.mapped_column(default=48)
+    error_rearm_level: so.Mapped[Optional[int]] = so.mapped_column(default=None)
+    """After an error-threshold alert resolves, the count must fall to this before a crossing alerts again
+    (None: half the threshold)."""
+    daily_notification_budget: so.Mapped[int] = so.mapped_column(default=6, server_default="6")
+    """Notifications one admin is announced per day from this organization; later ones are gathered."""
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
 
     connectors: so.Mapped[list["Connector"]] = so.relationship(  # noqa: F821
