@@ -75,6 +75,9 @@ class SyncRecord(db.Model):
     record_type: so.Mapped[str] = so.mapped_column(sa.String(40))
     source_ref: so.Mapped[str] = so.mapped_column(sa.String(100))
     volunteer: so.Mapped[str] = so.mapped_column(sa.String(200), default="")
+    volunteer_ref: so.Mapped[Optional[str]] = so.mapped_column(sa.String(100))
+    """Who is owed the money: the platform's opaque reference for the volunteer (never a name), or None when
+    the source did not say. Set once known and never changed, like the record's other details."""
     description: so.Mapped[str] = so.mapped_column(sa.String(500), default="")
     amount_minor: so.Mapped[int] = so.mapped_column(sa.BigInteger)
     currency: so.Mapped[str] = so.mapped_column(sa.String(3), default="NOK")
