@@ -29,6 +29,11 @@ VOLUNTEERS = [
     "Astrid Pedersen", "Per Nilsen", "Solveig Kristiansen", "Bjørn Jensen", "Liv Karlsen", "Erik Berg",
     "Ragnhild Haugen", "Tor Hagen", "Marit Eriksen", "Nils Dahl", "Åse Solberg", "Jon Bakken",
 ]
+VOLUNTEER_REFS = {name: f"vol-{1001 + n}" for n, name in enumerate(VOLUNTEERS)}
+"""Each demo volunteer's platform reference (opaque, like a real platform's ids)."""
+WITHOUT_VOLUNTEER_REF = 25
+"""One record in this many has no volunteer reference (as if imported before the platform kept them), so the
+screens show "at least N volunteers"."""
 RECORD_TYPES = {
     "expense_claim": ("Utlegg", (150_00, 4_500_00)),
     "mileage_claim": ("Kjøregodtgjørelse", (80_00, 2_400_00)),
@@ -116,9 +121,12 @@ def _records(org: Organization, connector: Connector, spec: DemoOrg, rng: random
         label, (low, high) = RECORD_TYPES[record_type]
         stale = i < spec.stale_records
         approved = now - (timedelta(hours=rng.uniform(49, 96)) if stale else timedelta(minutes=rng.uniform(1, 600)))
+        volunteer = rng.choice(VOLUNTEERS)
         records.append(SyncRecord(
             organization_id=org.id, connector_id=connector.id, record_type=record_type,
-            source_ref=f"{spec.slug}-{i + 1:05d}", volunteer=rng.choice(VOLUNTEERS),
+            source_ref=f"{spec.slug}-{i + 1:05d}", volunteer=volunteer,
+            volunteer_ref=(None if i % WITHOUT_VOLUNTEER_REF == WITHOUT_VOLUNTEER_REF - 1
+                           else VOLUNTEER_REFS[volunteer]),
             description=f"{label} {i + 1}", amount_minor=rng.randrange(low, high, 50), currency="NOK",
             approved_at=approved, status=RecordStatus.PENDING, next_attempt_at=None,
         ))
@@ -140,9 +148,11 @@ def add_demo_records(per_org: int = 3, now: datetime | None = None) -> int:
         for i in range(per_org):
             record_type = rng.choice(list(RECORD_TYPES))
             label, (low, high) = RECORD_TYPES[record_type]
+            volunteer = rng.choice(VOLUNTEERS)
             db.session.add(SyncRecord(
                 organization_id=org.id, connector_id=connector.id, record_type=record_type,
-                source_ref=f"{spec.slug}-{count + i + 1:05d}", volunteer=rng.choice(VOLUNTEERS),
+                source_ref=f"{spec.slug}-{count + i + 1:05d}", volunteer=volunteer,
+                volunteer_ref=None if rng.randrange(WITHOUT_VOLUNTEER_REF) == 0 else VOLUNTEER_REFS[volunteer],
                 description=f"{label} {count + i + 1}", amount_minor=rng.randrange(low, high, 50),
                 currency="NOK", approved_at=now, status=RecordStatus.PENDING,
             ))

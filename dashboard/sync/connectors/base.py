@@ -16,6 +16,8 @@ class OutgoingRecord:
     currency: str
     approved_at: datetime
     volunteer: str = ""
+    volunteer_ref: str | None = None
+    """The platform's reference for who is owed the money, when known."""
     description: str = ""
     attempt_number: int = 1
     """1 for the record's first push since its last success; lets simulations be reproducible."""

@@ -1,6 +1,7 @@
 """A generic JSON-over-HTTP accounting connector for real deployments (standard library only).
 
-Each record is POSTed as JSON to the connector's `url`. The record's source
+Each record is POSTed as JSON to the connector's `url` (with `volunteer_ref`, who
+is owed the money, when the record has one). The record's source
 reference travels as the `Idempotency-Key` header: after a timeout we cannot
 know whether the voucher was booked, so the retry must be safe to book twice.
 
@@ -148,6 +149,8 @@ def _body(record: OutgoingRecord) -> bytes:
         "volunteer": record.volunteer,
         "description": record.description,
     }
+    if record.volunteer_ref is not None:
+        payload["volunteer_ref"] = record.volunteer_ref
     return json.dumps(payload, ensure_ascii=False).encode("utf-8")
 
 
