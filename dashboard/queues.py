@@ -51,6 +51,31 @@ def _sync(connector_id: int) -> _Job:
     return _Job("sync", "jobs.sync.sync_connector", (connector_id,), (("job_timeout", 600),))
 
 
+PREVIEW_TIMEOUT_SECONDS = 600
+PREVIEW_RESULT_SECONDS = 3600
+"""How long a settings preview may run, and how long its result stays readable."""
+
+
+def _preview(job_id: str, organization_id: int, current: dict[str, int | None],
+             proposed: dict[str, int | None]) -> _Job:
+    """A settings preview: CPU-bound replays, on the alerts queue; its id carries its organization."""
+    return _Job("alerts", "jobs.preview.preview_settings",
+                (organization_id, current, proposed),
+                (("job_id", job_id), ("job_timeout", PREVIEW_TIMEOUT_SECONDS),
+                 ("result_ttl", PREVIEW_RESULT_SECONDS), ("failure_ttl", PREVIEW_RESULT_SECONDS)))
+
+
+def preview_job_id(organization_id: int, key: str) -> str:
+    """The id of an organization's preview job; `key` makes it unguessable."""
+    return f"preview-{organization_id}-{key}"
+
+
+def preview_now(job_id: str, organization_id: int, current: dict[str, int | None],
+                proposed: dict[str, int | None]) -> bool:
+    """Queue a settings preview now, for a caller that holds no transaction; False when Redis is unreachable."""
+    return _send(_preview(job_id, organization_id, current, proposed), retry=False)
+
+
 def evaluate_after_commit(batch_id: int) -> None:
     """Evaluate a batch's alert rules once it is committed."""
     _queue(_evaluation(batch_id))
@@ -76,12 +101,12 @@ def sync_now(connector_id: int) -> bool:
     return _send(_sync(connector_id))
 
 
-def _send(job: _Job) -> bool:
+def _send(job: _Job, retry: bool = True) -> bool:
     """Send one job to Redis; False (logged) when Redis is unreachable: the periodic scan and sync catch up."""
     try:
         target = alerts_queue() if job.queue == "alerts" else sync_queue()
-        target.enqueue(job.func, *job.args, retry=Retry(max=len(_RETRY_INTERVALS), interval=_RETRY_INTERVALS),
-                       **dict(job.options))
+        retries = Retry(max=len(_RETRY_INTERVALS), interval=_RETRY_INTERVALS) if retry else None
+        target.enqueue(job.func, *job.args, retry=retries, **dict(job.options))
     except Exception:  # noqa: BLE001 - Redis outage: the periodic scan and sync catch up
         log.warning("could not enqueue %s%r; the periodic scan catches up", job.func, job.args)
         return False

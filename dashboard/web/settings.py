@@ -1,14 +1,16 @@
 """Settings: an organization's thresholds, time zone and API tokens, and the platform's incident settings."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from dashboard import tokens
 from dashboard.extensions import db
 from dashboard.models import ApiToken, Organization, PlatformSettings, of_organization
 from dashboard.web.access import global_admin_required, org_view
+from dashboard.web.fragments import wants_fragment
 from dashboard.web.settings_forms import OrganizationSettingsForm, PlatformSettingsForm
+from dashboard.web.settings_preview import PreviewJob, PreviewState, read_preview, start_preview
 
 bp = Blueprint("settings", __name__)
 
@@ -23,13 +25,60 @@ def organization(org: Organization):
         org.error_threshold = form.error_threshold.data
         org.error_window_hours = form.error_window_hours.data
         org.stale_after_hours = form.stale_after_hours.data
+        org.error_rearm_level = form.error_rearm_level.data
+        org.daily_notification_budget = form.daily_notification_budget.data
         org.timezone = form.timezone.data
         db.session.commit()
         flash(_("The alert settings are saved."), "info")
         return redirect(url_for("settings.organization", org=org.slug))
     status = 422 if request.method == "POST" else 200
-    return render_template("settings/organization.html", org=org, form=form,
-                           api_tokens=tokens.list_tokens(org.id)), status
+    return _page(org, form), status
+
+
+@bp.post("/orgs/<org>/settings/preview")
+@org_view
+def preview(org: Organization) -> Response | tuple[str, int] | str:
+    """Start a preview of the submitted values over the last 30 days, saving nothing; bad values: the form's
+    errors and no preview."""
+    form = OrganizationSettingsForm(obj=org)
+    if not form.validate_on_submit():
+        if not wants_fragment():
+            return _page(org, form), 422
+        response = make_response(render_template("settings/_editor.html", org=org, form=form), 422)
+        response.headers["HX-Retarget"] = "#settings-editor"
+        response.headers["HX-Reswap"] = "outerHTML"
+        return response
+    job = start_preview(org, form.alert_settings())
+    if not wants_fragment():
+        return _page(org, form, job)
+    # A form that showed errors is shown again without them, the focus kept on the preview button.
+    editor = render_template("settings/_editor.html", org=org, form=form, oob=True, focus_preview=True) \
+        if request.form.get("shown_errors") else ""
+    return _preview_fragment(org, job) + editor
+
+
+@bp.get("/orgs/<org>/settings/preview/<key>")
+@org_view
+def preview_result(org: Organization, key: str) -> Response | tuple[str, int] | str:
+    """The preview's state: computing (the page asks again), its figures, or why there are none.
+
+    A key of another organization's preview is unknown here (404)."""
+    job = read_preview(org, key)
+    status = 404 if job.state == PreviewState.GONE else 200
+    if not wants_fragment():
+        return _page(org, OrganizationSettingsForm(obj=org), job), status
+    return _preview_fragment(org, job), status
+
+
+def _preview_fragment(org: Organization, job: PreviewJob) -> str:
+    """The preview's part of the page; its status line is announced only when it changes."""
+    return render_template("settings/_preview.html", org=org, job=job, fragment=True,
+                           announce=request.method == "POST" or job.state != PreviewState.COMPUTING)
+
+
+def _page(org: Organization, form: OrganizationSettingsForm, job: PreviewJob | None = None) -> str:
+    return render_template("settings/organization.html", org=org, form=form, job=job,
+                           api_tokens=tokens.list_tokens(org.id))
 
 
 @bp.post("/orgs/<org>/settings/tokens/<int:token_id>/revoke")

@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import Field, IntegerField, StringField, SubmitField
-from wtforms.validators import NumberRange, ValidationError
+from wtforms.validators import NumberRange, Optional, ValidationError
 from wtforms.widgets import TextInput
 
 from dashboard.extensions import db
@@ -34,6 +34,14 @@ class WholeNumberField(IntegerField):
             super().process_formdata(valuelist)
         except ValueError:
             self.data = None
+
+
+class OptionalWholeNumberField(WholeNumberField):
+    """A whole number that may be left empty (None); only a typed value is checked against its range."""
+
+    def __init__(self, label: Any, low: int, high: int, message: Any, **kwargs: Any) -> None:
+        super().__init__(label, low, high, message, **kwargs)
+        self.validators = [Optional(), *self.validators]
 
 
 def _stripped(value: str | None) -> str | None:
@@ -63,10 +71,32 @@ class OrganizationSettingsForm(FlaskForm):
     stale_after_hours = WholeNumberField(
         _l("Stale sync: alert when an approved record has waited more hours than this (1 to 720)"), 1, 720,
         _l("Enter the stale sync limit as a whole number of hours from 1 to 720."))
+    error_rearm_level = OptionalWholeNumberField(
+        _l("Re-arm level, in errors (optional: empty means half the error threshold)"), 0, 9_999,
+        _l("Enter the re-arm level as a whole number from 0 to 9999, or leave it empty."))
+    daily_notification_budget = WholeNumberField(
+        _l("Notifications per admin per day (1 to 1000)"), 1, 1000,
+        _l("Enter the notifications per admin per day as a whole number from 1 to 1000."))
     timezone = StringField(_l("Time zone, for example Europe/Oslo"), validators=[_time_zone],
                            filters=[_stripped],
                            render_kw={"spellcheck": "false"})
     submit = SubmitField(_l("Save settings"))
+
+    def validate_error_rearm_level(self, field: Field) -> None:
+        """The re-arm level must be below the error threshold, or the alert could never re-arm as asked."""
+        threshold = self.error_threshold.data
+        if field.data is None or field.errors or threshold is None or self.error_threshold.errors:
+            return
+        if field.data >= threshold:
+            raise ValidationError(_(
+                "The re-arm level (%(level)d) must be below the error threshold (%(threshold)d): enter a smaller "
+                "number, or leave it empty for half the threshold.", level=field.data, threshold=threshold))
+
+    def alert_settings(self) -> dict[str, int | None]:
+        """The submitted values under the names the replay takes (`rearm` None: half the threshold)."""
+        return {"consecutive": self.consecutive_failure_threshold.data, "threshold": self.error_threshold.data,
+                "window": self.error_window_hours.data, "stale": self.stale_after_hours.data,
+                "rearm": self.error_rearm_level.data, "budget": self.daily_notification_budget.data}
 
 
 class PlatformSettingsForm(FlaskForm):

@@ -11,16 +11,17 @@ from dashboard.models import Organization, PlatformSettings
 from tests import factories
 
 GOOD_ORG = {"consecutive_failure_threshold": "4", "error_threshold": "25", "error_window_hours": "12",
-            "stale_after_hours": "72", "timezone": "Europe/Oslo"}
+            "stale_after_hours": "72", "error_rearm_level": "8", "daily_notification_budget": "3",
+            "timezone": "Europe/Oslo"}
 GOOD_PLATFORM = {"incident_min_organizations": "3", "grouping_wait_seconds": "120"}
-ORG_DEFAULTS = (3, 10, 24, 48, "Europe/Oslo")
+ORG_DEFAULTS = (3, 10, 24, 48, None, 6, "Europe/Oslo")
 
 
-def org_settings(slug: str) -> tuple[int, int, int, int, str]:
+def org_settings(slug: str) -> tuple[int, int, int, int, int | None, int, str]:
     db.session.expire_all()
     org = db.session.scalars(sa.select(Organization).where(Organization.slug == slug)).one()
     return (org.consecutive_failure_threshold, org.error_threshold, org.error_window_hours,
-            org.stale_after_hours, org.timezone)
+            org.stale_after_hours, org.error_rearm_level, org.daily_notification_budget, org.timezone)
 
 
 def platform_settings() -> tuple[int, int]:
@@ -33,7 +34,7 @@ def test_org_admin_sees_the_current_settings(client, world, login):
     """Given organization A's defaults, when its admin opens the settings page, the form holds them."""
     html = login(world.admin_a).get("/orgs/org-a/settings").get_data(as_text=True)
     for name, value in zip(GOOD_ORG, ORG_DEFAULTS):
-        assert f'name="{name}"' in html and f'value="{value}"' in html
+        assert f'name="{name}"' in html and f'value="{"" if value is None else value}"' in html
     assert '<label for="timezone">' in html
 
 
@@ -46,8 +47,43 @@ def test_org_admin_saves_good_values(client, world, login):
 
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/orgs/org-a/settings")
-    assert org_settings("org-a") == (4, 25, 12, 72, "America/New_York")
+    assert org_settings("org-a") == (4, 25, 12, 72, 8, 3, "America/New_York")
     assert "The alert settings are saved." in client.get("/orgs/org-a/settings").get_data(as_text=True)
+
+
+def test_an_empty_rearm_level_saves_as_half_the_threshold(client, world, login):
+    """Given a re-arm level saved before, when the admin empties the field and saves, it is stored as none
+    (half the threshold) and the page explains what empty means."""
+    login(world.admin_a)
+    client.post("/orgs/org-a/settings", data=GOOD_ORG)
+
+    response = client.post("/orgs/org-a/settings", data={**GOOD_ORG, "error_rearm_level": " "})
+
+    assert response.status_code == 302
+    assert org_settings("org-a")[4:6] == (None, 3)
+    html = client.get("/orgs/org-a/settings").get_data(as_text=True)
+    assert "Leave it empty to use half the threshold." in html
+    assert 'aria-describedby="error_rearm_level-hint"' in html
+    assert 'aria-describedby="daily_notification_budget-hint"' in html
+
+
+@pytest.mark.parametrize("threshold, level", [("25", "25"), ("25", "40"), ("10", "10")])
+def test_a_rearm_level_not_below_the_threshold_saves_nothing(client, world, login, threshold, level):
+    """Given a re-arm level at or above the error threshold, when the admin saves, the page answers 422 with a
+    message naming both numbers, at the re-arm field, and saves nothing."""
+    login(world.admin_a)
+
+    response = client.post("/orgs/org-a/settings", data={**GOOD_ORG, "error_threshold": threshold,
+                                                         "error_rearm_level": level})
+
+    html = response.get_data(as_text=True)
+    message = (f"The re-arm level ({level}) must be below the error threshold ({threshold}): enter a smaller "
+               "number, or leave it empty for half the threshold.")
+    assert response.status_code == 422
+    assert f'<li><a href="#error_rearm_level">{message}</a></li>' in html
+    assert 'aria-describedby="error_rearm_level-hint error_rearm_level-error"' in html
+    assert html.count('aria-invalid="true"') == 1
+    assert org_settings("org-a") == ORG_DEFAULTS
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -63,6 +99,12 @@ def test_org_admin_saves_good_values(client, world, login):
     ("stale_after_hours", "0", "Enter the stale sync limit as a whole number of hours from 1 to 720."),
     ("stale_after_hours", "721", "Enter the stale sync limit as a whole number of hours from 1 to 720."),
     ("stale_after_hours", "-5", "Enter the stale sync limit as a whole number of hours from 1 to 720."),
+    ("error_rearm_level", "-1", "Enter the re-arm level as a whole number from 0 to 9999, or leave it empty."),
+    ("error_rearm_level", "half", "Enter the re-arm level as a whole number from 0 to 9999, or leave it empty."),
+    ("daily_notification_budget", "0", "Enter the notifications per admin per day as a whole number from 1 to 1000."),
+    ("daily_notification_budget", "", "Enter the notifications per admin per day as a whole number from 1 to 1000."),
+    ("daily_notification_budget", "1001",
+     "Enter the notifications per admin per day as a whole number from 1 to 1000."),
     ("timezone", "Europe/Atlantis", "Enter a time zone name such as Europe/Oslo."),
     ("timezone", "", "Enter a time zone name such as Europe/Oslo."),
     ("timezone", "../../etc/passwd", "Enter a time zone name such as Europe/Oslo."),
@@ -78,7 +120,7 @@ def test_a_bad_org_value_saves_nothing(client, world, login, field, value, messa
     assert response.status_code == 422
     assert f'<li><a href="#{field}">{message}</a></li>' in html
     assert f'id="{field}-error"' in html
-    assert f'aria-describedby="{field}-error"' in html and 'aria-invalid="true"' in html
+    assert re.search(f'aria-describedby="({field}-hint )?{field}-error"', html) and 'aria-invalid="true"' in html
     assert html.count('aria-invalid="true"') == 1
     assert org_settings("org-a") == ORG_DEFAULTS
 
@@ -86,7 +128,7 @@ def test_a_bad_org_value_saves_nothing(client, world, login, field, value, messa
 def test_global_admin_may_change_an_organizations_settings(client, world, login):
     login(world.global_admin)
     assert client.post("/orgs/org-a/settings", data=GOOD_ORG).status_code == 302
-    assert org_settings("org-a")[:4] == (4, 25, 12, 72)
+    assert org_settings("org-a")[:6] == (4, 25, 12, 72, 8, 3)
 
 
 @pytest.mark.parametrize("method", ["get", "post"])
@@ -176,4 +218,4 @@ def test_saving_needs_the_csrf_token(client, world, app_config):
     assert client.post("/orgs/org-a/settings", data=GOOD_ORG).status_code == 400
     assert org_settings("org-a") == ORG_DEFAULTS
     assert client.post("/orgs/org-a/settings", data={**GOOD_ORG, "csrf_token": token}).status_code == 302
-    assert org_settings("org-a")[:4] == (4, 25, 12, 72)
+    assert org_settings("org-a")[:6] == (4, 25, 12, 72, 8, 3)
