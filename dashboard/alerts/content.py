@@ -13,8 +13,8 @@ from dashboard.alerts import rules
 from dashboard.extensions import db
 from dashboard.models import Alert, AlertRecord, Connector, Organization, SyncRecord
 from dashboard.sync.errors import describe as describe_error
-from dashboard.vocabulary import WAITING_STATUSES
 from dashboard.formatting import age, money
+from dashboard.vocabulary import WAITING_STATUSES, AlertStatus, RecordStatus
 
 RECORD_TYPE_NAMES = {
     "expense_claim": ("expense claim", "expense claims"),
@@ -44,10 +44,18 @@ def record_type_name(record_type: str | None, count: int) -> str:
 
 
 def describe(alert: Alert) -> Content:
+    """The alert's title, text and figures; a resolved alert's title says it is cleared and how."""
     if alert.rule == rules.PLATFORM:
-        return _platform(alert)
+        content = _platform(alert)
+        if alert.status == AlertStatus.RESOLVED:
+            return Content(_("Cleared: %(title)s", title=content.title), content.body, content.details)
+        return content
     org = db.session.get(Organization, alert.organization_id)
     figures = _figures(alert.id)
+    if alert.rule == rules.CONSECUTIVE:
+        figures.update(_streaks(alert, figures.pop("streaks"), org.consecutive_failure_threshold))
+    else:
+        figures.pop("streaks")
     n = figures["affected_count"]
     stake = ", ".join(money(amount, currency) for currency, amount in sorted(figures["amount_at_stake"].items()))
     oldest = figures["oldest_approved_at"]
@@ -57,9 +65,9 @@ def describe(alert: Alert) -> Content:
     details: dict[str, Any] = {**figures, "oldest_approved_at": oldest.isoformat() if oldest else None}
     if alert.rule == rules.CONSECUTIVE:
         error = describe_error(alert.error_code)
-        title = _("%(org)s: %(n)d %(type)s failed %(k)d times in a row: %(error)s",
+        title = _("%(org)s: %(n)d %(type)s %(failed)s: %(error)s",
                   org=org.name, n=n, type=record_type_name(alert.record_type, n),
-                  k=org.consecutive_failure_threshold, error=error.title)
+                  failed=failed_in_a_row(figures["streak_low"], figures["streak_high"]), error=error.title)
         lead = _("Rule: records keep failing. Error: %(error)s. What to do: %(hint)s",
                  error=error.title, hint=error.hint)
         details.update(error_title=str(error.title), hint=str(error.hint))
@@ -86,7 +94,51 @@ def describe(alert: Alert) -> Content:
         lead = _("Rule: sync is stale. The connector %(name)s %(since)s.",
                  name=connector.name if connector else "", since=since)
         details.update(last_success_at=last.isoformat() if last else None)
+    if alert.status == AlertStatus.RESOLVED:
+        title = cleared(title, figures["by_status"])
     return Content(title=title, body=" ".join([lead, *facts]), details=details)
+
+
+def failed_in_a_row(low: int, high: int) -> str:
+    """How many times in a row the records failed: one number, or the range of their streaks."""
+    if low == high:
+        return ngettext("failed %(num)d time in a row", "failed %(num)d times in a row", high)
+    return _("failed %(low)d to %(high)d times in a row", low=low, high=high)
+
+
+def cleared(problem: str, by_status: dict[str, int]) -> str:
+    """A resolution's title: the problem, said to be cleared, and what became of its records."""
+    synced = by_status.get(RecordStatus.SYNCED, 0)
+    excluded = by_status.get(RecordStatus.EXCLUDED, 0)
+    waiting = sum(by_status.get(status, 0) for status in WAITING_STATUSES)
+    if waiting:  # a connector's own cause clears when it answers again, before its records sync
+        return ngettext("Cleared: %(title)s; %(num)d record waits for the next sync",
+                        "Cleared: %(title)s; %(num)d records wait for the next sync", waiting, title=problem)
+    if excluded:
+        return _("Cleared: %(title)s; %(synced)d synced and %(excluded)d excluded",
+                 title=problem, synced=synced, excluded=excluded)
+    return ngettext("Cleared: %(title)s, the record synced", "Cleared: %(title)s, all %(num)d records synced",
+                    synced, title=problem)
+
+
+def remedy(alert: Alert) -> str:
+    """What an administrator should do about the alert, in one sentence."""
+    if alert.error_code and alert.rule in (rules.CONSECUTIVE, rules.CONNECTOR):
+        return str(describe_error(alert.error_code).hint)
+    if alert.rule == rules.STALE:
+        return _("Check that the connector is enabled and its settings work (Test connection), then retry "
+                 "the waiting records.")
+    return _("See the errors by type on the status screen, fix their cause, then retry the records.")
+
+
+def _streaks(alert: Alert, streaks: tuple[int | None, int | None], threshold: int) -> dict[str, int]:
+    """The lowest and highest failure streak of the alert's failed records; once none is failed (resolved),
+    the streaks it last showed, or the organization's threshold for an alert that never showed any."""
+    low, high = streaks
+    if low is None or high is None:
+        previous = alert.details or {}
+        low, high = previous.get("streak_low", threshold), previous.get("streak_high", threshold)
+    return {"streak_low": int(low), "streak_high": int(high)}
 
 
 TITLE_NAMES_SHOWN = 3
@@ -121,15 +173,18 @@ def _figures(alert_id: int) -> dict[str, Any]:
     per page view): counts by status, amounts by currency, and the amounts of those not yet synced."""
     rows = db.session.execute(
         sa.select(SyncRecord.status, SyncRecord.currency, sa.func.sum(SyncRecord.amount_minor), sa.func.count(),
-                  sa.func.min(SyncRecord.approved_at))
+                  sa.func.min(SyncRecord.approved_at), sa.func.min(SyncRecord.consecutive_failures),
+                  sa.func.max(SyncRecord.consecutive_failures))
         .join(AlertRecord, AlertRecord.record_id == SyncRecord.id)
         .where(AlertRecord.alert_id == alert_id).group_by(SyncRecord.status, SyncRecord.currency)
     ).all()
     oldest = min((r[4] for r in rows if r[4] is not None), default=None)
+    failed = [r for r in rows if r[0] == RecordStatus.FAILED and r[6]]
+    streaks = (min((r[5] for r in failed), default=None), max((r[6] for r in failed), default=None))
     by_status: dict[str, int] = {}
     amounts: dict[str, int] = {}
     waiting: dict[str, int] = {}
-    for status, currency, amount, count, _oldest in rows:
+    for status, currency, amount, count, *_rest in rows:
         by_status[status] = by_status.get(status, 0) + count
         amounts[currency] = amounts.get(currency, 0) + int(amount or 0)
         if status in WAITING_STATUSES:
@@ -140,4 +195,5 @@ def _figures(alert_id: int) -> dict[str, Any]:
         "oldest_approved_at": oldest,
         "by_status": by_status,
         "waiting_amounts": dict(sorted(waiting.items())),
+        "streaks": (streaks[0], streaks[1]),
     }

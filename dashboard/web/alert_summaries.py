@@ -15,8 +15,9 @@ import sqlalchemy as sa
 
 from dashboard.alerts.content import describe
 from dashboard.extensions import db
-from dashboard.models import Alert, Organization
-from dashboard.vocabulary import AlertStatus, RecordStatus
+from dashboard.models import Alert, AlertRecord, Organization, SyncRecord
+from dashboard.sync.volunteers import VolunteerCount, waiting_volunteers
+from dashboard.vocabulary import WAITING_STATUSES, AlertStatus, RecordStatus
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,24 @@ class AlertSummary:
     @property
     def failed(self) -> int:
         return self.by_status.get(RecordStatus.FAILED, 0)
+
+    @property
+    def waiting(self) -> int:
+        """Affected records not yet synced (pending or failed)."""
+        return sum(self.by_status.get(status, 0) for status in WAITING_STATUSES)
+
+
+@dataclass(frozen=True)
+class OpenAlertTotals:
+    """An organization's open alerts together, each record counted once however many alerts hold it."""
+
+    alerts: int
+    affected: int
+    waiting: int
+    at_stake: dict[str, int]
+    """Minor units per currency of the distinct waiting records."""
+    volunteers: VolunteerCount
+    """The volunteers those waiting records are owed to."""
 
 
 def alert_summaries(alerts: Sequence[Alert]) -> list[AlertSummary]:
@@ -51,6 +70,41 @@ def open_alerts(organization: Organization) -> list[AlertSummary]:
         .order_by(Alert.opened_at.desc(), Alert.id.desc())
     ).all()
     return alert_summaries(alerts)
+
+
+def worst_first(summaries: Sequence[AlertSummary]) -> list[AlertSummary]:
+    """Alerts by the records still waiting on them, most first; then the oldest first."""
+    return sorted(summaries, key=lambda s: (-s.waiting, -s.affected, s.alert.opened_at, s.alert.id))
+
+
+def open_alert_totals(organization: Organization, alerts: int) -> OpenAlertTotals:
+    """The distinct records of the organization's open alerts: affected, still waiting, their money and
+    volunteers (two alerts of one cause share most of their records)."""
+    affected = (sa.select(AlertRecord.record_id).join(Alert, Alert.id == AlertRecord.alert_id)
+                .where(Alert.organization_id == organization.id, Alert.status == AlertStatus.OPEN))
+    rows = db.session.execute(
+        sa.select(SyncRecord.status.in_(WAITING_STATUSES), SyncRecord.currency, sa.func.count(),
+                  sa.func.sum(SyncRecord.amount_minor))
+        .where(SyncRecord.id.in_(affected)).group_by(SyncRecord.status.in_(WAITING_STATUSES), SyncRecord.currency)
+    ).all()
+    waiting_rows = [r for r in rows if r[0]]
+    waiting_ids = sa.select(SyncRecord.id).where(SyncRecord.id.in_(affected),
+                                                 SyncRecord.status.in_(WAITING_STATUSES))
+    return OpenAlertTotals(
+        alerts=alerts,
+        affected=sum(r[2] for r in rows),
+        waiting=sum(r[2] for r in waiting_rows),
+        at_stake={currency: int(amount or 0) for _w, currency, _n, amount in sorted(waiting_rows, key=lambda r: r[1])},
+        volunteers=waiting_volunteers(waiting_ids),
+    )
+
+
+def alert_volunteers(alert: Alert) -> VolunteerCount:
+    """The volunteers owed the money of the alert's records not yet synced."""
+    return waiting_volunteers(
+        sa.select(AlertRecord.record_id).join(SyncRecord, SyncRecord.id == AlertRecord.record_id)
+        .where(AlertRecord.alert_id == alert.id, SyncRecord.status.in_(WAITING_STATUSES))
+    )
 
 
 def _figures(alert: Alert) -> dict[str, Any]:

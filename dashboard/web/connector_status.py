@@ -1,15 +1,30 @@
-"""The status screen's connector panel: each connector's waiting records and next sync, and the errors in the window."""
+"""The status screen's connector panel: each connector's health, waiting records and next sync, and the errors in the
+window."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 import sqlalchemy as sa
 
 from dashboard.extensions import db
-from dashboard.models import Connector, HourlyAttemptCount, Organization, SyncRecord, utcnow
+from dashboard.models import Connector, HourlyAttemptCount, Organization, SyncAttempt, SyncBatch, SyncRecord, utcnow
 from dashboard.sync.connectors import registry
-from dashboard.vocabulary import WAITING_STATUSES, RecordStatus
+from dashboard.vocabulary import WAITING_STATUSES, AttemptOutcome, RecordStatus
+
+
+class Health(StrEnum):
+    """How a connector is doing, beyond its switch."""
+
+    DISABLED = "disabled"
+    FAILING = "failing"
+    """Its latest batch failed every record: nothing has synced since `failing_since`."""
+    SOME_FAILING = "some_failing"
+    """It syncs, but some of its records failed."""
+    NOT_STARTED = "not_started"
+    """Enabled, and no attempt yet."""
+    WORKING = "working"
 
 
 @dataclass(frozen=True)
@@ -23,6 +38,9 @@ class ConnectorState:
     """When the scheduler syncs it next; None before its first batch, when disabled or not pushed by us."""
     sync_due: bool = False
     """True when the next sync's time has passed: the scheduler's next run takes it."""
+    health: Health = Health.WORKING
+    failing_since: datetime | None = None
+    """For a failing connector, its first failure since it last synced a record."""
 
     @property
     def provider(self) -> registry.Provider:
@@ -69,13 +87,42 @@ def connector_panel(organization: Organization, interval_seconds: int, now: date
         next_sync = None
         if c.enabled and registry.provider(c.provider).pushed and c.last_batch_at is not None:
             next_sync = c.last_batch_at + timedelta(seconds=interval_seconds)
-        states.append(ConnectorState(c, pending, failed, oldest, next_sync, next_sync is not None and next_sync <= now))
+        health, failing_since = connector_health(c, failed)
+        states.append(ConnectorState(c, pending, failed, oldest, next_sync, next_sync is not None and next_sync <= now,
+                                     health, failing_since))
     return ConnectorPanel(
         connectors=states,
         errors_in_window=errors_in_window(organization, now),
         error_threshold=organization.error_threshold,
         window_hours=organization.error_window_hours,
     )
+
+
+def connector_health(connector: Connector, failed_records: int) -> tuple[Health, datetime | None]:
+    """The connector's health from its latest batch: failing (every attempt of it failed) since its first failure
+    after its last success, syncing with some failed records, not started, or working."""
+    if not connector.enabled:
+        return Health.DISABLED, None
+    latest = db.session.execute(
+        sa.select(SyncBatch.attempt_count, SyncBatch.failure_count)
+        .where(SyncBatch.organization_id == connector.organization_id, SyncBatch.connector_id == connector.id,
+               SyncBatch.attempt_count > 0)
+        .order_by(SyncBatch.id.desc()).limit(1)
+    ).first()
+    if latest is None:
+        return Health.NOT_STARTED, None
+    attempts, failures = latest
+    if failures < attempts:
+        return (Health.SOME_FAILING if failed_records else Health.WORKING), None
+    failures_since_success = (
+        sa.select(SyncAttempt.attempted_at)
+        .join(SyncRecord, SyncRecord.id == SyncAttempt.record_id)
+        .where(SyncAttempt.organization_id == connector.organization_id,
+               SyncAttempt.outcome == AttemptOutcome.FAILURE, SyncRecord.connector_id == connector.id)
+    )
+    if connector.last_success_at is not None:
+        failures_since_success = failures_since_success.where(SyncAttempt.attempted_at > connector.last_success_at)
+    return Health.FAILING, db.session.scalar(failures_since_success.order_by(SyncAttempt.attempted_at).limit(1))
 
 
 def errors_in_window(organization: Organization, now: datetime) -> int:

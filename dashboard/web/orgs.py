@@ -1,13 +1,25 @@
 """Organization pages: the landing page and each organization's home."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlalchemy as sa
-from flask import Blueprint, redirect, render_template, url_for
+from flask import Blueprint, current_app, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
+from dashboard.alerts.content import remedy
 from dashboard.extensions import db
-from dashboard.models import Connector, Organization, SyncRecord
+from dashboard.models import Organization, SyncRecord
+from dashboard.sync.volunteers import VolunteerCount
 from dashboard.web.access import org_view
+from dashboard.web.alert_summaries import (
+    AlertSummary,
+    alert_volunteers,
+    open_alert_totals,
+    open_alerts,
+    worst_first,
+)
+from dashboard.web.connector_status import connector_panel
 
 bp = Blueprint("orgs", __name__)
 
@@ -24,10 +36,23 @@ def home():
     return render_template("orgs/index.html", organizations=orgs)
 
 
+@dataclass(frozen=True)
+class Attention:
+    """An open alert as the landing page leads with it: its figures, the volunteers waiting, what to do."""
+
+    summary: AlertSummary
+    volunteers: VolunteerCount
+    remedy: str
+
+
 @bp.get("/orgs/<org>")
 @org_view
 def show(org: Organization):
-    """An organization's connectors and its records counted by status."""
+    """What needs attention first (open alerts, worst first, and their totals), then the connectors' health,
+    then the records counted by status; "all is well" when nothing is open."""
+    summaries = worst_first(open_alerts(org))
+    attention = [Attention(s, alert_volunteers(s.alert), remedy(s.alert)) for s in summaries]
+    totals = open_alert_totals(org, len(summaries)) if summaries else None
     counts = dict(
         db.session.execute(
             sa.select(SyncRecord.status, sa.func.count())
@@ -35,10 +60,11 @@ def show(org: Organization):
             .group_by(SyncRecord.status)
         ).all()
     )
-    connectors = db.session.scalars(
-        sa.select(Connector).where(Connector.organization_id == org.id).order_by(Connector.id)
-    ).all()
-    return render_template("orgs/show.html", org=org, counts=counts, connectors=connectors)
+    panel = connector_panel(org, current_app.config["SYNC_INTERVAL_SECONDS"])
+    last_success = max((s.connector.last_success_at for s in panel.connectors
+                        if s.connector.last_success_at is not None), default=None)
+    return render_template("orgs/show.html", org=org, counts=counts, panel=panel, attention=attention,
+                           totals=totals, last_success=last_success)
 
 
 def _readable_organizations() -> list[Organization]:
