@@ -6,6 +6,11 @@ after a dropped connection, with or without an Idempotency-Key, writes nothing
 twice. The same record and time with another outcome is a contradiction and is
 refused. Records are immutable once known: a report that gives a known record
 another type, amount, currency or approval time is refused, not applied.
+
+The volunteer reference is a detail too, but one a report may omit: a record
+takes it from the first report that gives it (a known record without one gets
+it then), and a report that gives a known record another one is refused (409)
+like any other changed detail. A report without it changes nothing.
 """
 from __future__ import annotations
 
@@ -91,11 +96,15 @@ def find_batch(organization_id: int, idempotency_key: str) -> SyncBatch | None:
 def _known_or_new_records(connector: Connector, attempts: list[AttemptReport]) -> dict[str, int]:
     """The record id of each reference; unknown references become new pending records.
 
-    A known record whose details differ from the report's is a conflict (409), naming both values.
+    A known record whose details differ from the report's is a conflict (409), naming both values; a known
+    record without a volunteer reference takes the reported one.
     """
     first_index: dict[str, int] = {}
+    volunteers: dict[str, tuple[int, str]] = {}  # (first index, value); the payload refused disagreeing ones
     for index, attempt in enumerate(attempts):
         first_index.setdefault(attempt.record_ref, index)
+        if attempt.volunteer_ref is not None:
+            volunteers.setdefault(attempt.record_ref, (index, attempt.volunteer_ref))
     known = {
         r.source_ref: r
         for r in db.session.scalars(
@@ -109,15 +118,18 @@ def _known_or_new_records(connector: Connector, attempts: list[AttemptReport]) -
                    f"{_shown(getattr(attempts[index], name))}; records cannot be changed once known")
         for ref, index in first_index.items() if ref in known
         for name in RECORD_DETAILS if getattr(known[ref], name) != getattr(attempts[index], name)
-    ]
+    ] + _volunteer_conflicts({ref: record.volunteer_ref for ref, record in known.items()}, volunteers)
     if conflicts:
-        raise PayloadRejected(409, "The report contradicts records already known; nothing was written", conflicts)
+        raise _contradicts_records(conflicts)
     new_rows = [
         {"organization_id": connector.organization_id, "connector_id": connector.id, "source_ref": ref,
          "status": RecordStatus.PENDING, "consecutive_failures": 0, "auto_attempts": 0, "volunteer": "",
-         "description": "", **{name: getattr(attempts[index], name) for name in RECORD_DETAILS}}
+         "volunteer_ref": volunteers[ref][1] if ref in volunteers else None, "description": "",
+         **{name: getattr(attempts[index], name) for name in RECORD_DETAILS}}
         for ref, index in first_index.items() if ref not in known
     ]
+    _name_volunteers({ref: known[ref] for ref in volunteers if ref in known and known[ref].volunteer_ref is None},
+                     volunteers)
     ids = {ref: record.id for ref, record in known.items()}
     if new_rows:
         # Core executemany: the ORM's unit of work costs more than the insert itself for hundreds of rows.
@@ -127,6 +139,43 @@ def _known_or_new_records(connector: Connector, attempts: list[AttemptReport]) -
                 SyncRecord.connector_id == connector.id, SyncRecord.source_ref.in_([r["source_ref"] for r in new_rows]))
         ).tuples().all())
     return ids
+
+
+def _volunteer_conflicts(known: dict[str, str | None], reported: dict[str, tuple[int, str]]) -> list[FieldError]:
+    """Reported volunteer references that differ from the one a known record already has."""
+    return [
+        FieldError(f"attempts[{index}].volunteer_ref",
+                   f"Record {ref!r} is known with volunteer_ref {known[ref]!r}, not {value!r}; "
+                   "records cannot be changed once known")
+        for ref, (index, value) in reported.items() if known.get(ref) not in (None, value)
+    ]
+
+
+def _name_volunteers(records: dict[str, SyncRecord], reported: dict[str, tuple[int, str]]) -> None:
+    """Give known records without a volunteer reference the reported one.
+
+    Only where the record still has none when written: should a concurrent request have given it another
+    meanwhile, the record keeps that one and this request is refused (409), as if it had come second.
+    """
+    if not records:
+        return
+    table = SyncRecord.__table__
+    execute_in_chunks(
+        table.update().where(table.c.id == sa.bindparam("_id"), table.c.volunteer_ref.is_(None))
+        .values(volunteer_ref=sa.bindparam("_ref")),
+        [{"_id": record.id, "_ref": reported[ref][1]} for ref, record in records.items()])
+    stored = dict(db.session.execute(
+        sa.select(SyncRecord.source_ref, SyncRecord.volunteer_ref)
+        .where(SyncRecord.id.in_([record.id for record in records.values()]))).tuples().all())
+    conflicts = _volunteer_conflicts(stored, {ref: reported[ref] for ref in records})
+    if conflicts:
+        raise _contradicts_records(conflicts)
+    for record in records.values():
+        db.session.expire(record, ["volunteer_ref"])
+
+
+def _contradicts_records(conflicts: list[FieldError]) -> PayloadRejected:
+    return PayloadRejected(409, "The report contradicts records already known; nothing was written", conflicts)
 
 
 def _new_attempts(record_ids: dict[str, int], attempts: list[AttemptReport]) -> list[AttemptReport]:

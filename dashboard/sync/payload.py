@@ -20,6 +20,12 @@ Choices the API contract documents:
   (type, amount, currency, approval time), and no two may name the same
   `record_ref` and `attempted_at` (an attempt is identified by its record and
   its time).
+- `volunteer_ref`, who is owed the record's money, is optional: an attempt
+  without it says nothing about the volunteer, so attempts of one record may
+  omit it, but two that give it must agree. It is 1 to 100 printable
+  characters (no control, format or separator character but the space, and no
+  space at either end), so one volunteer is never counted twice under two
+  spellings of the same reference.
 """
 from __future__ import annotations
 
@@ -107,6 +113,21 @@ def _without(characters: str) -> dict[str, str]:
     return {"pattern": f"^[^{characters}]*$"}
 
 
+def _refuse_unprintable(value: str | None) -> str | None:
+    """A reference a person could read and type back: printable characters, without a space at either end.
+
+    Runs after `_refuse_control_characters`, so a control character is named as one."""
+    if value is None:
+        return value
+    found = next((character for character in value if not character.isprintable()), None)
+    if found is not None:
+        raise PydanticCustomError("unprintable_character", "Character {character} is not printable",
+                                  {"character": f"U+{ord(found):04X}"})
+    if value != value.strip(" "):
+        raise PydanticCustomError("space_at_end", "Begins or ends with a space")
+    return value
+
+
 def _refuse_control_characters(value: str | None, characters: str) -> str | None:
     found = re.search(f"[{characters}]", value) if value is not None else None
     if found:
@@ -144,6 +165,11 @@ class AttemptReport(BaseModel):
     external_id: Optional[str] = Field(default=None, max_length=200, json_schema_extra=_without(CONTROL_CHARACTERS),
                                        description="The voucher id in the accounting system; only with a success; "
                                                    "no control characters.")
+    volunteer_ref: Optional[str] = Field(
+        default=None, min_length=1, max_length=100, json_schema_extra=_without(CONTROL_CHARACTERS),
+        description="Who is owed the record's money: the platform's reference for the volunteer (an id, never a "
+                    "name); optional. Printable characters only, without a space at either end. Stored on the "
+                    "record when first given; a known record given another value is refused (409).")
 
     @field_validator("approved_at")
     @classmethod
@@ -166,10 +192,15 @@ class AttemptReport(BaseModel):
             raise PydanticCustomError("attempt_before_approval", "Before the record's approval (approved_at)")
         return value
 
-    @field_validator("record_ref", "external_id")
+    @field_validator("record_ref", "external_id", "volunteer_ref")
     @classmethod
     def _one_line(cls, value: str | None) -> str | None:
         return _refuse_control_characters(value, CONTROL_CHARACTERS)
+
+    @field_validator("volunteer_ref")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        return _refuse_unprintable(value)
 
     @field_validator("error_message")
     @classmethod
@@ -278,6 +309,7 @@ _RECORD_DETAILS = ("record_type", "amount_minor", "currency", "approved_at")
 def _contradictions(attempts: list[AttemptReport]) -> list[FieldError]:
     """Attempts that disagree with an earlier one on their record's details, or repeat an earlier attempt."""
     first_of_record: dict[str, int] = {}
+    first_with_volunteer: dict[str, int] = {}
     first_of_attempt: dict[tuple[str, datetime], int] = {}
     problems = []
     for index, attempt in enumerate(attempts):
@@ -286,6 +318,11 @@ def _contradictions(attempts: list[AttemptReport]) -> list[FieldError]:
             if getattr(attempt, name) != getattr(attempts[first], name):
                 problems.append(FieldError(f"attempts[{index}].{name}",
                                            f"Differs from attempts[{first}], which has the same record_ref"))
+        if attempt.volunteer_ref is not None:
+            named = first_with_volunteer.setdefault(attempt.record_ref, index)
+            if attempt.volunteer_ref != attempts[named].volunteer_ref:
+                problems.append(FieldError(f"attempts[{index}].volunteer_ref",
+                                           f"Differs from attempts[{named}], which has the same record_ref"))
         same = first_of_attempt.setdefault((attempt.record_ref, attempt.attempted_at), index)
         if same != index:
             problems.append(FieldError(f"attempts[{index}].attempted_at",

@@ -135,6 +135,16 @@ BAD_PAYLOADS: list[tuple[str, str, Mutation]] = [
      lambda p, w: p["attempts"][1].update(external_id="V" * 201)),
     ("one record reported with two amounts", "attempts[1].amount_minor",
      lambda p, w: p["attempts"].__setitem__(1, attempt("EXP-1", minutes_ago=10, amount_minor=1))),
+    ("volunteer_ref empty", "attempts[0].volunteer_ref", _attempt0(volunteer_ref="")),
+    ("volunteer_ref over 100 characters", "attempts[0].volunteer_ref", _attempt0(volunteer_ref="v" * 101)),
+    ("volunteer_ref a number", "attempts[0].volunteer_ref", _attempt0(volunteer_ref=1042)),
+    ("volunteer_ref with a control character", "attempts[0].volunteer_ref", _attempt0(volunteer_ref="vol-\x1b1")),
+    ("volunteer_ref with a zero-width space", "attempts[0].volunteer_ref", _attempt0(volunteer_ref="vol\u200b-1")),
+    ("volunteer_ref with a no-break space", "attempts[0].volunteer_ref", _attempt0(volunteer_ref="vol\u00a01")),
+    ("volunteer_ref with a space at its end", "attempts[0].volunteer_ref", _attempt0(volunteer_ref="vol-1 ")),
+    ("one record reported with two volunteers", "attempts[1].volunteer_ref",
+     lambda p, w: p["attempts"].__setitem__(1, attempt("EXP-1", minutes_ago=10, volunteer_ref="vol-2"))
+     or p["attempts"][0].update(volunteer_ref="vol-1")),
     ("body is a list", "body", lambda p, w: [p]),
 ]
 
@@ -263,6 +273,53 @@ def test_a_valid_request_writes_one_batch_with_each_attempts_failure_streak(post
     assert (records["EXP-2"].status, records["EXP-2"].external_id) == ("synced", "V-1001")
     assert (records["EXP-2"].record_type, records["EXP-2"].amount_minor) == ("mileage_claim", 4_20)
     assert f"evaluate-batch-{batch.id}" in alerts_queue().job_ids
+
+
+def _volunteer_refs(db) -> dict[str, str | None]:  # type: ignore[no-untyped-def]
+    db.session.rollback()
+    return dict(db.session.execute(sa.select(SyncRecord.source_ref, SyncRecord.volunteer_ref)).tuples().all())
+
+
+def test_a_new_records_volunteer_reference_is_stored_and_a_record_reported_without_one_has_none(post, world, db):
+    """Given three new records, one reported with a volunteer reference on its second attempt only, one with
+    none and one with a reference made of letters beyond ASCII and inner spaces,
+    when the batch is posted, then each record stores the reference it was given, or none."""
+    payload = {"connector": world.connector_a.id, "attempts": [
+        attempt("EXP-1", minutes_ago=40),
+        attempt("EXP-1", minutes_ago=20, volunteer_ref="vol-1042"),
+        attempt("EXP-2", outcome="success"),
+        attempt("EXP-3", volunteer_ref="Frivillig Åse 7"),
+    ]}
+
+    assert post(payload).status_code == 201
+
+    assert _volunteer_refs(db) == {"EXP-1": "vol-1042", "EXP-2": None, "EXP-3": "Frivillig Åse 7"}
+
+
+def test_a_known_record_without_a_volunteer_reference_takes_the_first_one_reported(post, world, db):
+    """Given a record the platform created without a volunteer reference,
+    when the API reports an attempt of it with one, then the record stores it,
+    and a later report of it without one leaves it as it is."""
+    factories.record(world.connector_a, (NOW - timedelta(days=1)).replace(tzinfo=None), source_ref="EXP-9",
+                     volunteer_ref=None)
+    db.session.commit()
+
+    assert post({"connector": world.connector_a.id,
+                 "attempts": [attempt("EXP-9", minutes_ago=30, volunteer_ref="vol-7")]}).status_code == 201
+    assert post({"connector": world.connector_a.id, "attempts": [attempt("EXP-9", minutes_ago=20)]}).status_code == 201
+
+    assert _volunteer_refs(db) == {"EXP-9": "vol-7"}
+
+
+def test_a_known_record_reported_with_the_volunteer_reference_it_has_is_written(post, world, db):
+    factories.record(world.connector_a, (NOW - timedelta(days=1)).replace(tzinfo=None), source_ref="EXP-9",
+                     volunteer_ref="vol-7")
+    db.session.commit()
+
+    response = post({"connector": world.connector_a.id, "attempts": [attempt("EXP-9", volunteer_ref="vol-7")]})
+
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert written_rows(db)["SyncAttempt"] == 1
 
 
 def test_times_are_stored_as_naive_utc(post, world, db):

@@ -8,10 +8,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from werkzeug.routing import Rule
 from werkzeug.routing.converters import IntegerConverter
 
 from dashboard import create_app
+from dashboard.models import SyncRecord
 from tests.integration.test_api import (  # noqa: F401  (app_config, post and token are fixtures)
     NOW,
     app_config,
@@ -162,6 +164,65 @@ def test_given_one_attempt_twice_in_a_request_when_posted_then_422_names_the_sec
     assert_refused(response, db, before, "attempts[2].attempted_at", "Same record_ref and attempted_at as attempts[0]")
 
 
+@pytest.mark.parametrize(("value", "message"), [
+    pytest.param("vol-\x1b1", "Control character U+001B is not allowed", id="ESC"),
+    pytest.param("vol-\x85", "Control character U+0085 is not allowed", id="NEL (C1)"),
+    pytest.param("vol\u200b-1", "Character U+200B is not printable", id="zero-width space"),
+    pytest.param("vol\u00a01", "Character U+00A0 is not printable", id="no-break space"),
+    pytest.param("vol\u2028", "Character U+2028 is not printable", id="line separator"),
+    pytest.param(" vol-1", "Begins or ends with a space", id="space first"),
+    pytest.param("vol-1 ", "Begins or ends with a space", id="space last"),
+    pytest.param("", "String should have at least 1 character", id="empty"),
+    pytest.param("v" * 101, "String should have at most 100 characters", id="101 characters"),
+    pytest.param(1042, "Input should be a valid string", id="a number"),
+])
+def test_given_a_volunteer_reference_that_is_not_1_to_100_printable_characters_when_posted_then_422_names_it(
+        post, world, db, before, value, message):
+    response = post(_one(world, volunteer_ref=value))
+
+    assert_refused(response, db, before, "attempts[0].volunteer_ref", message)
+
+
+def test_given_two_attempts_of_a_record_naming_two_volunteers_when_posted_then_422_names_the_second(
+        post, world, db, before):
+    payload = {"connector": world.connector_a.id, "attempts": [
+        attempt("EXP-1", minutes_ago=30, volunteer_ref="vol-1"),
+        attempt("EXP-1", minutes_ago=20),
+        attempt("EXP-1", minutes_ago=10, volunteer_ref="vol-2"),
+    ]}
+
+    response = post(payload)
+
+    assert_refused(response, db, before, "attempts[2].volunteer_ref",
+                   "Differs from attempts[0], which has the same record_ref")
+
+
+def test_given_a_known_record_of_one_volunteer_when_reported_with_another_then_409_names_both_and_nothing_is_written(
+        post, world, db, before):
+    """A volunteer reference is set once, like the record's other details: a report naming another volunteer
+    is refused, not applied, so money is never silently re-attributed."""
+    response = post({"connector": world.connector_a.id, "attempts": [
+        attempt("EXP-2", minutes_ago=5, volunteer_ref="vol-2"),
+        attempt("EARLIER-1", minutes_ago=1, volunteer_ref="vol-1"),
+    ]})
+    assert response.status_code == 201
+    before = written_rows(db)
+
+    response = post({"connector": world.connector_a.id, "attempts": [
+        attempt("EXP-3", minutes_ago=2, volunteer_ref="vol-3"),
+        attempt("EARLIER-1", minutes_ago=0, outcome="success", volunteer_ref="vol-9"),
+    ]})
+
+    assert response.status_code == 409, response.get_data(as_text=True)
+    assert response.get_json()["error"]["fields"] == [{
+        "field": "attempts[1].volunteer_ref",
+        "message": "Record 'EARLIER-1' is known with volunteer_ref 'vol-1', not 'vol-9'; "
+                   "records cannot be changed once known"}]
+    assert written_rows(db) == before
+    db.session.rollback()
+    assert db.session.scalar(sa.select(SyncRecord.volunteer_ref).where(SyncRecord.source_ref == "EARLIER-1")) == "vol-1"
+
+
 def test_the_openapi_document_states_the_refusals(client):
     """Given the OpenAPI document, then the attempt's fields say what is refused."""
     attempt_schema = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]["AttemptReport"]
@@ -172,6 +233,10 @@ def test_the_openapi_document_states_the_refusals(client):
     assert "approved_at" in properties["attempted_at"]["description"]
     assert properties["record_ref"]["pattern"] == r"^[^\u0000-\u001F\u007F-\u009F]*$"
     assert "tab" in properties["error_message"]["description"]
+    volunteer_ref = properties["volunteer_ref"]
+    assert {"type": "string", "minLength": 1, "maxLength": 100} in volunteer_ref["anyOf"]
+    assert "Printable characters only" in volunteer_ref["description"]
+    assert "volunteer_ref" not in attempt_schema.get("required", [])
 
 
 # ---- ids in URLs ----

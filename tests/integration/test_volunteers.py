@@ -11,6 +11,8 @@ from dashboard.demo import VOLUNTEERS, seed_demo
 from dashboard.models import AlertRecord, Organization, SyncRecord
 from dashboard.sync.connectors.base import OutgoingRecord
 from dashboard.sync.connectors.http import HttpAdapter
+from dashboard.sync.ingest import _name_volunteers
+from dashboard.sync.payload import PayloadRejected
 from dashboard.sync.volunteers import VolunteerCount, waiting_volunteers
 from tests import factories, status_factories
 
@@ -90,6 +92,26 @@ def test_given_the_demo_then_most_records_name_their_volunteer_by_reference_and_
                .where(Organization.slug == "blindeforbundet", SyncRecord.record_type == "mileage_claim"))
     counted = waiting_volunteers(mileage)
     assert counted.count > 1 and counted.unknown > 0
+
+
+def test_given_a_concurrent_request_named_the_volunteer_first_when_another_names_a_different_one_then_409(world, db):
+    """Two requests read a record without a volunteer reference; the first to write gives it one. The second's
+    write does not overwrite it: its request is refused (409) as if it had come second."""
+    record = factories.record(world.connector_a, source_ref="EXP-1", volunteer_ref=None)
+    db.session.commit()
+    table = SyncRecord.__table__
+    db.session.execute(table.update().where(table.c.id == record.id).values(volunteer_ref="vol-first"))
+    assert record.volunteer_ref is None  # what the second request read
+
+    with pytest.raises(PayloadRejected) as refused:
+        _name_volunteers({"EXP-1": record}, {"EXP-1": (0, "vol-second")})
+
+    assert refused.value.status == 409
+    assert [(f.field, f.message) for f in refused.value.fields] == [(
+        "attempts[0].volunteer_ref",
+        "Record 'EXP-1' is known with volunteer_ref 'vol-first', not 'vol-second'; records cannot be changed once "
+        "known")]
+    assert db.session.scalar(sa.select(SyncRecord.volunteer_ref).where(SyncRecord.id == record.id)) == "vol-first"
 
 
 @pytest.fixture()
