@@ -135,16 +135,6 @@ BAD_PAYLOADS: list[tuple[str, str, Mutation]] = [
      lambda p, w: p["attempts"][1].update(external_id="V" * 201)),
     ("one record reported with two amounts", "attempts[1].amount_minor",
      lambda p, w: p["attempts"].__setitem__(1, attempt("EXP-1", minutes_ago=10, amount_minor=1))),
-    ("volunteer_ref empty", "attempts[0].volunteer_ref", _attempt0(volunteer_ref="")),
-    ("volunteer_ref over 100 characters", "attempts[0].volunteer_ref", _attempt0(volunteer_ref="v" * 101)),
-    ("volunteer_ref a number", "attempts[0].volunteer_ref", _attempt0(volunteer_ref=1042)),
-    ("volunteer_ref with a control character", "attempts[0].volunteer_ref", _attempt0(volunteer_ref="vol-\x1b1")),
-    ("volunteer_ref with a zero-width space", "attempts[0].volunteer_ref", _attempt0(volunteer_ref="vol\u200b-1")),
-    ("volunteer_ref with a no-break space", "attempts[0].volunteer_ref", _attempt0(volunteer_ref="vol\u00a01")),
-    ("volunteer_ref with a space at its end", "attempts[0].volunteer_ref", _attempt0(volunteer_ref="vol-1 ")),
-    ("one record reported with two volunteers", "attempts[1].volunteer_ref",
-     lambda p, w: p["attempts"].__setitem__(1, attempt("EXP-1", minutes_ago=10, volunteer_ref="vol-2"))
-     or p["attempts"][0].update(volunteer_ref="vol-1")),
     ("body is a list", "body", lambda p, w: [p]),
 ]
 
