@@ -75,6 +75,11 @@ def notifications(user=None, event: str | None = None) -> list[Notification]:  #
     return list(db.session.scalars(query))
 
 
+def announced(user=None) -> list[Notification]:  # type: ignore[no-untyped-def]
+    """The notifications pushed as news: those not gathered into another."""
+    return [n for n in notifications(user) if n.gathered_into_id is None]
+
+
 def affected_ids(alert: Alert) -> set[int]:
     from dashboard.models import AlertRecord
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from dashboard.alerts import facts, recipients, rules, writer
+from dashboard.alerts import delivery, facts, quiet, recipients, rules, writer
 from dashboard.alerts.writer import Evaluation
 from dashboard.extensions import db
 from dashboard.live.publish import PLATFORM_CHANNEL, organization_channel, queue_event
@@ -118,7 +118,7 @@ def announce_due(now: datetime) -> None:
     ).all()
     if not due:
         return
-    writer.lock_platform()
+    platform_settings = writer.lock_platform()
     platform = writer.open_alert(rules.PLATFORM_FINGERPRINT)
     for alert in due:
         db.session.refresh(alert)
@@ -128,7 +128,9 @@ def announce_due(now: datetime) -> None:
         alert.global_announced_at = now
         if decision == "notify":
             writer.record_event(alert, AlertEventKind.ANNOUNCED, now, detail="global administrators")
-            writer.notify(alert, recipients.global_admins(), NotificationEvent.RAISED, now)
+            gather = delivery.into_platform_summary(now, timedelta(seconds=platform_settings.grouping_wait_seconds)) \
+                if delivery.is_single_organization_threshold(alert) else None
+            writer.notify(alert, recipients.global_admins(), NotificationEvent.RAISED, now, gather=gather)
         elif decision == "fold":
             writer.record_event(alert, AlertEventKind.FOLDED, now,
                                 detail=f"into platform alert {platform.id}")  # type: ignore[union-attr]
@@ -193,6 +195,12 @@ def _apply_threshold(ev: Evaluation, batch_facts: list[rules.AttemptFact]) -> No
     if alert is None:
         window = timedelta(hours=org.error_window_hours)
         keys = [f.key for f in failures]
+        armed_since = _threshold_armed_since(ev, fingerprint, window, max(keys)[0])
+        if armed_since is None:
+            return
+        keys = [key for key in keys if key[0] > armed_since]
+        if not keys:
+            return
         crossing = rules.threshold_crossing(facts.failures_around(org.id, keys, org.error_threshold), keys,
                                             org.error_threshold, window)
         if crossing is None:
@@ -202,6 +210,34 @@ def _apply_threshold(ev: Evaluation, batch_facts: list[rules.AttemptFact]) -> No
         writer.join(ev, alert, facts.records_failed_between(org.id, crossing[0] - window, crossing))
         failures = [f for f in failures if f.key > crossing]
     writer.join(ev, alert, [f.record_id for f in failures])
+
+
+def _threshold_armed_since(ev: Evaluation, fingerprint: str, window: timedelta, until: datetime
+                           ) -> datetime | None:
+    """Since when a crossing may raise the error-threshold alert: always for the organization's first one;
+    after a resolution, from the instant the window's failures fell to the re-arm level (None: not yet).
+
+    The instant found (or how far the search has reached) is kept in the resolved alert's details, so each
+    search reads only the failures since the last one."""
+    last = db.session.scalars(
+        sa.select(Alert).where(Alert.fingerprint == fingerprint, Alert.status == AlertStatus.RESOLVED)
+        .order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(1)
+    ).first()
+    if last is None or last.resolved_at is None:
+        return datetime.min
+    rearm = last.details.get("rearm", {})
+    if rearm.get("at"):
+        return datetime.fromisoformat(rearm["at"])
+    since = max(last.resolved_at, datetime.fromisoformat(rearm["checked_until"])) \
+        if rearm.get("checked_until") else last.resolved_at
+    if until < since:
+        return None
+    org = ev.organization
+    level = quiet.rearm_level(org.error_threshold, org.error_rearm_level)
+    at = quiet.rearmed_at(facts.failure_times(org.id, since - window, until), since, until, window, level)
+    found = {"at": at.isoformat()} if at else {"checked_until": until.isoformat()}
+    last.details = {**last.details, "rearm": found}
+    return at
 
 
 def _apply_stale(ev: Evaluation, connector: Connector) -> None:
@@ -264,7 +300,7 @@ def _finish(ev: Evaluation) -> None:
             continue
         writer.refresh_content(alert)
         if alert_id in ev.raised:
-            writer.notify(alert, recipients.for_raise(alert), NotificationEvent.RAISED, ev.now)
+            writer.announce_raise(alert, ev.now)
         queue_event(organization_channel(ev.organization.id), LiveEvent.ALERT_CHANGED, {"alert_id": alert_id})
     if ev.opened_or_resolved:
         _update_platform(ev.now)

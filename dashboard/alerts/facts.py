@@ -99,3 +99,13 @@ def rate_limited_since(connector_id: int, until: datetime, lookback: timedelta) 
             break
         began = attempted_at
     return began
+
+
+def failure_times(organization_id: int, after: datetime, until: datetime) -> list[datetime]:
+    """The times of the organization's failures in (after, until], in order (the re-arm check's count)."""
+    return list(db.session.scalars(
+        sa.select(SyncAttempt.attempted_at).where(
+            SyncAttempt.organization_id == organization_id, SyncAttempt.outcome == AttemptOutcome.FAILURE,
+            SyncAttempt.attempted_at > after, SyncAttempt.attempted_at <= until)
+        .order_by(SyncAttempt.attempted_at)
+    ))

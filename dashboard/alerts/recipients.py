@@ -29,7 +29,9 @@ def for_raise(alert: Alert) -> list[int]:
 def for_resolution(alert: Alert) -> list[int]:
     """Recipients of the raise notification who still hold the role that made them recipients."""
     raised_to = set(db.session.scalars(
-        sa.select(Notification.user_id).where(Notification.alert_id == alert.id, Notification.event == NotificationEvent.RAISED)
+        sa.select(Notification.user_id).where(
+            Notification.alert_id == alert.id,
+            Notification.event.in_((NotificationEvent.RAISED, NotificationEvent.FLAPPING)))
     ))
     if not raised_to:
         return []

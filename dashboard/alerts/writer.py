@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from dashboard.alerts import recipients, rules
+from dashboard.alerts import delivery, quiet, recipients, rules
 from dashboard.alerts.content import alert_link, describe
 from dashboard.extensions import db
 from dashboard.live.publish import queue_event, user_channel
@@ -73,12 +73,32 @@ def raise_alert(ev: Evaluation, rule: str, fingerprint: str, *, opened_at: datet
         alert.global_due_at = ev.now + timedelta(seconds=wait)
     db.session.add(alert)
     db.session.flush()
+    policy = delivery.flap_policy()
+    flap = quiet.flap_state(delivery.earlier_alerts(fingerprint, alert.id, policy), ev.now, policy)
+    if flap.flap != quiet.Flap.NO:
+        alert.flapping = True
+    if flap.flap == quiet.Flap.STARTS:
+        alert.details = {"flap": {"since": flap.since.isoformat(), "times": flap.times}}  # type: ignore[union-attr]
     ev.opened_or_resolved = True
     ev.touched.add(alert.id)
     ev.raised.add(alert.id)
-    record_event(alert, AlertEventKind.RAISED, ev.now,
-                 detail=f"crossing at {opened_at:%Y-%m-%d %H:%M:%S}" if opened_at else "")
+    detail = f"crossing at {opened_at:%Y-%m-%d %H:%M:%S}" if opened_at else ""
+    if alert.flapping:
+        detail = (detail + "; " if detail else "") + "flapping: keeps coming back"
+    record_event(alert, AlertEventKind.RAISED, ev.now, detail=detail)
     return alert
+
+
+def announce_raise(alert: Alert, now: datetime) -> None:
+    """Tell the organization's admins of a raise: once, or, while it flaps, once for the whole episode."""
+    users = recipients.for_raise(alert)
+    if not alert.flapping:
+        notify(alert, users, NotificationEvent.RAISED, now)
+    elif "flap" in (alert.details or {}):
+        alert.details = {**alert.details, "flap": {**alert.details["flap"], "title": alert.title}}
+        notify(alert, users, NotificationEvent.FLAPPING, now, title=delivery.flap_title(alert))
+    else:
+        notify(alert, users, NotificationEvent.RAISED, now, gather=delivery.into_flap_notification(alert))
 
 
 def join(ev: Evaluation, alert: Alert, record_ids: list[int]) -> None:
@@ -104,7 +124,7 @@ def join(ev: Evaluation, alert: Alert, record_ids: list[int]) -> None:
 def resolve(ev: Evaluation, alert: Alert) -> None:
     if alert.id in ev.raised:  # raised and cleared in one evaluation: tell of the raise before the resolution
         refresh_content(alert)
-        notify(alert, recipients.for_raise(alert), NotificationEvent.RAISED, ev.now)
+        announce_raise(alert, ev.now)
     close(alert, ev.now)
     ev.opened_or_resolved = True
     ev.touched.add(alert.id)
@@ -117,27 +137,60 @@ def close(alert: Alert, now: datetime) -> None:
         alert.global_due_at = None  # resolved within the grouping wait: never announced
     record_event(alert, AlertEventKind.RESOLVED, now)
     refresh_content(alert)
-    notify(alert, recipients.for_resolution(alert), NotificationEvent.RESOLVED, now)
+    notify(alert, recipients.for_resolution(alert), NotificationEvent.RESOLVED, now,
+           gather=delivery.for_resolution(alert, now))
 
 
-def notify(alert: Alert, user_ids: list[int], event: str, now: datetime) -> None:
-    """Create one notification per user and event; the unique constraint backs "exactly once"."""
+def notify(alert: Alert, user_ids: list[int], event: str, now: datetime, *, title: str | None = None,
+           gather: delivery.Gather | None = None) -> None:
+    """Create one notification per user and event; the unique constraint backs "exactly once".
+
+    Each is announced (pushed live, counted against the day's budget), or gathered into another
+    notification: the one `gather` names for the person, else their day's summary once the
+    organization's budget is spent (`quiet`). Gathered ones are listed, never pushed as news.
+    """
     if not user_ids:
         return
     already = set(db.session.scalars(
         sa.select(Notification.user_id).where(Notification.alert_id == alert.id, Notification.event == event)
     ))
+    organization = db.session.get(Organization, alert.organization_id) if alert.organization_id else None
     for user_id in user_ids:
         if user_id in already:
             continue
+        into = gather(user_id) if gather else None
+        if into is None and organization is not None:
+            into = delivery.over_budget(user_id, organization, now)
         notification = Notification(user_id=user_id, alert_id=alert.id, event=event,
-                                    organization_id=alert.organization_id, title=alert.title, created_at=now)
+                                    organization_id=alert.organization_id, title=title or alert.title,
+                                    created_at=now, gathered_into_id=into.id if into else None)
         db.session.add(notification)
         db.session.flush()
-        record_event(alert, AlertEventKind.NOTIFIED, now, user_id=user_id, detail=event)
-        queue_event(user_channel(user_id), LiveEvent.NOTIFICATION,
-                    {"id": notification.id, "alert_id": alert.id, "event": event, "title": alert.title,
-                     "link": f"/notifications/{notification.id}"})
+        if into is None:
+            record_event(alert, AlertEventKind.NOTIFIED, now, user_id=user_id, detail=event)
+            _push(notification)
+        else:
+            record_event(alert, AlertEventKind.GATHERED, now, user_id=user_id,
+                         detail=f"{event} into notification {into.id}")
+            _gathered_into(into)
+
+
+def _gathered_into(into: Notification) -> None:
+    """A summary is announced when it first gathers something; later it only changes its count, quietly."""
+    if into.event == NotificationEvent.SUMMARY:
+        into.title = delivery.summary_title(into)
+    elif into.event == NotificationEvent.FLAPPING and into.alert is not None:
+        into.title = delivery.flap_title(into.alert)
+    if into.event == NotificationEvent.SUMMARY and delivery.gathered_count(into) == 1:
+        _push(into)
+    else:
+        queue_event(user_channel(into.user_id), LiveEvent.TRAY_CHANGED, {"id": into.id})
+
+
+def _push(notification: Notification) -> None:
+    queue_event(user_channel(notification.user_id), LiveEvent.NOTIFICATION,
+                {"id": notification.id, "alert_id": notification.alert_id, "event": notification.event,
+                 "title": notification.title, "link": f"/notifications/{notification.id}"})
 
 
 def record_event(alert: Alert, kind: str, at: datetime, *, record_id: int | None = None, user_id: int | None = None,

@@ -39,6 +39,7 @@ class Alert(db.Model):
             postgresql_where=sa.text("status = 'open'"),
         ),
         sa.Index("ix_alerts_org_status_opened", "organization_id", "status", "opened_at"),
+        sa.Index("ix_alerts_fingerprint_opened", "fingerprint", "opened_at"),
         sa.Index(
             "ix_alerts_global_due",
             "global_due_at",
@@ -121,6 +122,7 @@ class Notification(db.Model):
         sa.CheckConstraint("alert_id IS NOT NULL OR digest_key IS NOT NULL", name="alert_or_digest"),
         sa.Index("ix_notifications_user_created", "user_id", "created_at"),
         sa.Index("ix_notifications_user_org_created", "user_id", "organization_id", "created_at"),
+        sa.Index("ix_notifications_gathered_into", "gathered_into_id"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)

@@ -7,7 +7,7 @@ from dashboard.alerts.engine import announce_due, check_organization, evaluate_b
 from dashboard.extensions import db
 from dashboard.models import Alert, AlertEvent
 from tests import factories
-from tests.alerting import T0, affected_ids, alerts, log_batch, notifications, run, set_status
+from tests.alerting import T0, affected_ids, alerts, announced, log_batch, notifications, run, set_status
 
 FAILING = "account_mapping_missing"
 """A record-level error: a connector-level one would hold rule 1 back."""
@@ -128,7 +128,8 @@ def _many(world, n):
 
 
 def test_ten_failures_in_the_window_raise_nothing_and_the_eleventh_does(world):
-    """Given 10 failures within 24 hours, when the 11th fails, org and global admins are alerted."""
+    """Given 10 failures within 24 hours, when the 11th fails, org admins are alerted, and global admins
+    through their platform summary of the grouping period."""
     records = _many(world, 11)
     run(world.connector_a, [(r, "validation_failed") for r in records[:10]], at=T0)
     assert alerts(rule="error_threshold") == []
@@ -136,7 +137,10 @@ def test_ten_failures_in_the_window_raise_nothing_and_the_eleventh_does(world):
     [alert] = alerts(rule="error_threshold")
     assert len(affected_ids(alert)) == 11
     assert [n.event for n in notifications(world.admin_a) if n.alert_id == alert.id] == ["raised"]
-    assert [n.alert_id for n in notifications(world.global_admin)] == [alert.id]
+    [summary] = announced(world.global_admin)
+    assert summary.event == "summary" and summary.alert_id is None and "Organization A" in summary.title
+    assert [(n.alert_id, n.gathered_into_id) for n in notifications(world.global_admin, "raised")] == [
+        (alert.id, summary.id)]
     assert notifications(world.admin_b) == []
 
 
@@ -264,7 +268,7 @@ def test_threshold_alert_reaches_global_admins_after_the_wait(world):
     assert notifications(world.global_admin) == []
     announce_due(T0 + timedelta(seconds=75))
     db.session.commit()
-    assert len(notifications(world.global_admin)) == 1
+    assert [n.event for n in announced(world.global_admin)] == ["summary"]
 
 
 # Exactly once ---------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ def upgrade():
                                          "daily_notification_budget >= 1")
     with op.batch_alter_table('alerts', schema=None) as batch_op:
         batch_op.add_column(sa.Column('flapping', sa.Boolean(), server_default=sa.false(), nullable=False))
+        batch_op.create_index('ix_alerts_fingerprint_opened', ['fingerprint', 'opened_at'], unique=False)
     with op.batch_alter_table('alert_events', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('ck_alert_events_kind'), type_='check')
         batch_op.create_check_constraint(batch_op.f('ck_alert_events_kind'), NEW_KINDS)
@@ -48,12 +49,14 @@ def upgrade():
                                          "alert_id IS NOT NULL OR digest_key IS NOT NULL")
         batch_op.create_index('ix_notifications_user_org_created', ['user_id', 'organization_id', 'created_at'],
                               unique=False)
+        batch_op.create_index('ix_notifications_gathered_into', ['gathered_into_id'], unique=False)
 
 
 def downgrade():
     op.execute("DELETE FROM notifications WHERE alert_id IS NULL OR event IN ('flapping', 'summary')")
     op.execute("DELETE FROM alert_events WHERE kind = 'gathered'")
     with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.drop_index('ix_notifications_gathered_into')
         batch_op.drop_index('ix_notifications_user_org_created')
         batch_op.drop_constraint(batch_op.f('ck_notifications_alert_or_digest'), type_='check')
         batch_op.drop_constraint(batch_op.f('ck_notifications_event'), type_='check')
@@ -67,6 +70,7 @@ def downgrade():
         batch_op.drop_constraint(batch_op.f('ck_alert_events_kind'), type_='check')
         batch_op.create_check_constraint(batch_op.f('ck_alert_events_kind'), OLD_KINDS)
     with op.batch_alter_table('alerts', schema=None) as batch_op:
+        batch_op.drop_index('ix_alerts_fingerprint_opened')
         batch_op.drop_column('flapping')
     with op.batch_alter_table('organizations', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('ck_organizations_budget_positive'), type_='check')

@@ -1,0 +1,162 @@
+"""Where a notification goes: announced on its own, or gathered into another one (`quiet` decides when).
+
+The writer asks these functions in the caller's transaction, which holds the organization's (or the
+platform's) lock. Summaries are unique per person and digest key, so two evaluations cannot make two.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app
+
+from dashboard.alerts import quiet, rules
+from dashboard.extensions import db
+from dashboard.models import Alert, Notification, Organization
+from dashboard.vocabulary import NotificationEvent
+
+Gather = Callable[[int], "Notification | None"]
+"""For a person, the notification to gather theirs into, or None to announce it."""
+
+
+def flap_policy() -> quiet.FlapPolicy:
+    config = current_app.config
+    return quiet.FlapPolicy(raises=config["FLAP_RAISES"], window=timedelta(hours=config["FLAP_WINDOW_HOURS"]),
+                            quiet=timedelta(hours=config["FLAP_QUIET_HOURS"]),
+                            short_lived=timedelta(minutes=config["SHORT_LIVED_MINUTES"]))
+
+
+def earlier_alerts(fingerprint: str, before_id: int, policy: quiet.FlapPolicy) -> list[quiet.Recurrence]:
+    """The fingerprint's alerts before this one, oldest first: as many as a flap decision reads."""
+    rows = db.session.execute(
+        sa.select(Alert.opened_at, Alert.resolved_at, Alert.flapping)
+        .where(Alert.fingerprint == fingerprint, Alert.id != before_id)
+        .order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(policy.raises)
+    ).all()
+    return [quiet.Recurrence(*row) for row in reversed(rows)]
+
+
+# Gathering --------------------------------------------------------------------------------------------------
+
+def into_flap_notification(alert: Alert) -> Gather:
+    """A flapping alert's raise goes into the person's "keeps coming back" notification of its fingerprint."""
+    def gather(user_id: int) -> Notification | None:
+        return db.session.scalars(
+            sa.select(Notification).join(Alert, Alert.id == Notification.alert_id)
+            .where(Notification.user_id == user_id, Notification.event == NotificationEvent.FLAPPING,
+                   Alert.fingerprint == alert.fingerprint)
+            .order_by(Notification.id.desc()).limit(1)
+        ).first()
+    return gather
+
+
+def for_resolution(alert: Alert, now: datetime) -> Gather:
+    """A resolution goes where its raise went: into the same summary, into a flapping alert's notification,
+    or, for a short-lived alert, into the raise's own notification."""
+    policy = flap_policy()
+
+    def gather(user_id: int) -> Notification | None:
+        told = db.session.scalars(
+            sa.select(Notification).where(
+                Notification.alert_id == alert.id, Notification.user_id == user_id,
+                Notification.event.in_((NotificationEvent.RAISED, NotificationEvent.FLAPPING)))
+            .order_by(Notification.id).limit(1)
+        ).first()
+        if told is None:
+            return None
+        if told.gathered_into_id is not None:
+            return db.session.get(Notification, told.gathered_into_id)
+        if told.event == NotificationEvent.FLAPPING or quiet.short_lived(alert.opened_at, now, policy):
+            return told
+        return None
+    return gather
+
+
+def into_platform_summary(now: datetime, period: timedelta) -> Gather:
+    """Global admins hear single-organization threshold alerts through one summary per grouping period."""
+    key = quiet.period_digest_key(now, period)
+
+    def gather(user_id: int) -> Notification | None:
+        return _summary(user_id, key, None, now)
+    return gather
+
+
+def over_budget(user_id: int, organization: Organization, now: datetime) -> Notification | None:
+    """The person's summary of the organization's day once its budget is spent, else None (announce)."""
+    day, start, end = local_day(organization, now)
+    key = quiet.day_digest_key(organization.id, day)
+    summary = db.session.scalars(
+        sa.select(Notification).where(Notification.user_id == user_id, Notification.digest_key == key)
+    ).first()
+    if summary is not None:
+        return summary
+    announced = db.session.scalar(
+        sa.select(sa.func.count()).select_from(Notification).where(
+            Notification.user_id == user_id, Notification.organization_id == organization.id,
+            Notification.created_at >= start, Notification.created_at < end,
+            Notification.gathered_into_id.is_(None))
+    ) or 0
+    if quiet.announces(announced, organization.daily_notification_budget):
+        return None
+    return _summary(user_id, key, organization.id, now)
+
+
+def local_day(organization: Organization, now: datetime) -> tuple:
+    """The organization's calendar day holding `now` (naive UTC), with its bounds in naive UTC."""
+    zone = ZoneInfo(organization.timezone or "UTC")
+    local = now.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    to_utc = lambda moment: moment.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)  # noqa: E731
+    return local.date(), to_utc(midnight), to_utc((midnight + timedelta(days=1)).replace(tzinfo=zone))
+
+
+def _summary(user_id: int, key: str, organization_id: int | None, now: datetime) -> Notification:
+    summary = db.session.scalars(
+        sa.select(Notification).where(Notification.user_id == user_id, Notification.digest_key == key)
+    ).first()
+    if summary is None:
+        summary = Notification(user_id=user_id, alert_id=None, event=NotificationEvent.SUMMARY, digest_key=key,
+                               organization_id=organization_id, title="", created_at=now)
+        db.session.add(summary)
+        db.session.flush()
+    return summary
+
+
+# What the notifications say -----------------------------------------------------------------------------
+
+def gathered_count(notification: Notification) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(Notification)
+                             .where(Notification.gathered_into_id == notification.id)) or 0
+
+
+def summary_title(summary: Notification) -> str:
+    """A summary's title from what it gathered (its count changes as it gathers more)."""
+    if summary.organization_id is None:
+        names = list(db.session.scalars(
+            sa.select(Organization.name).join(Notification, Notification.organization_id == Organization.id)
+            .where(Notification.gathered_into_id == summary.id, Notification.event == NotificationEvent.RAISED)
+            .distinct().order_by(Organization.name)
+        ))
+        return "Error threshold crossed at " + (", ".join(names) if names else "no organization still open")
+    organization = db.session.get(Organization, summary.organization_id)
+    count = gathered_count(summary)
+    return (f"{organization.name}: {count} more alert {'event' if count == 1 else 'events'} today, gathered "
+            f"here (the daily limit of {organization.daily_notification_budget} notifications is reached)")
+
+
+def flap_title(alert: Alert) -> str:
+    """The "keeps coming back" notification's title: how often since when, and what comes back."""
+    flap = (alert.details or {}).get("flap", {})
+    since = datetime.fromisoformat(flap["since"]) if flap.get("since") else alert.opened_at
+    times = db.session.scalar(sa.select(sa.func.count()).select_from(Alert)
+                              .where(Alert.fingerprint == alert.fingerprint, Alert.opened_at >= since)) or 1
+    organization = db.session.get(Organization, alert.organization_id) if alert.organization_id else None
+    zone = ZoneInfo(organization.timezone if organization else "UTC")
+    local = since.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone)
+    return f"Keeps coming back: {times} times since {local:%H:%M}. {flap.get('title') or alert.title}"
+
+
+def is_single_organization_threshold(alert: Alert) -> bool:
+    return alert.rule == rules.ERROR_THRESHOLD and alert.organization_id is not None
