@@ -76,9 +76,15 @@
   });
   document.addEventListener("htmx:sseError", function () { document.body.dataset.live = "reconnecting"; });
 
-  /* The tray: a disclosure button. Escape closes it and returns focus to the button. */
+  /* The tray: a disclosure button. Escape closes it and returns focus to the button; it also closes,
+   * leaving focus where it went, when focus moves out of it or on a click outside it, so the open panel
+   * never covers what the user works on. */
   function trayParts() {
-    return { button: document.getElementById("tray-button"), panel: document.getElementById("tray-panel") };
+    return { tray: document.getElementById("tray"), button: document.getElementById("tray-button"),
+             panel: document.getElementById("tray-panel") };
+  }
+  function isOpen(t) {
+    return Boolean(t.button) && t.button.getAttribute("aria-expanded") === "true";
   }
   function setOpen(open) {
     var t = trayParts();
@@ -90,14 +96,23 @@
     var t = trayParts();
     if (!t.button) { return; }
     if (t.button.contains(e.target)) {
-      setOpen(t.button.getAttribute("aria-expanded") !== "true");
+      setOpen(!isOpen(t));
+    } else if (isOpen(t) && e.target.isConnected && !t.tray.contains(e.target)) {
+      setOpen(false);
     }
   });
   document.addEventListener("keydown", function (e) {
     var t = trayParts();
-    if (e.key === "Escape" && t.button && t.button.getAttribute("aria-expanded") === "true") {
+    if (e.key === "Escape" && isOpen(t)) {
       setOpen(false);
       t.button.focus();
+    }
+  });
+  /* Focus that goes nowhere (the focused item was refreshed away) is not focus leaving the tray. */
+  document.addEventListener("focusout", function (e) {
+    var t = trayParts();
+    if (isOpen(t) && t.tray.contains(e.target) && e.relatedTarget && !t.tray.contains(e.relatedTarget)) {
+      setOpen(false);
     }
   });
 

@@ -12,7 +12,8 @@
    * Content-Security-Policy). A panel names the live event it follows in data-refresh-on and gets
    * - status:refresh when that event arrives for this organization (the panel's hx-trigger adds a delay),
    * - status:resync when the stream reopens after a drop, or the server says it missed events.
-   * The records table gets neither while the user works in it (tableIsLive). */
+   * The records table gets neither while the user works in it (tableIsLive). These requests are not the
+   * user's, so refresh.js makes them and morphs the answer in: focus and scroll stay put. */
   var REFRESH = "status:refresh";
   var RESYNC = "status:resync";
 
@@ -95,7 +96,8 @@
     });
   });
 
-  /* The history row is a disclosure: the button toggles it; htmx loads it on the first click. */
+  /* The history row is a disclosure: the button toggles it, and opening it loads the history while the row
+   * still holds its placeholder (again after a refresh put the placeholder back). */
   document.addEventListener("click", function (evt) {
     var button = evt.target.closest && evt.target.closest("button[aria-controls^='history-']");
     if (!button) { return; }
@@ -104,6 +106,9 @@
     var expanded = button.getAttribute("aria-expanded") === "true";
     button.setAttribute("aria-expanded", expanded ? "false" : "true");
     row.hidden = expanded;
+    if (!expanded && row.querySelector("[data-history-placeholder]") && window.htmx) {
+      window.htmx.trigger(button, "history:load");
+    }
   });
 
   /* Turning live updates back on catches the table up at once. */
@@ -139,6 +144,14 @@
     if (target) { target.removeAttribute("aria-busy"); }
   });
 
+  /* Whether focus was in the records table when a swap replaced it (the user's own request: paging,
+   * filters, sort; refreshes are morphed by refresh.js and keep focus themselves). */
+  var focusWasInRecords = false;
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var target = evt.detail.target;
+    if (target && target.id === "records") { focusWasInRecords = target.contains(document.activeElement); }
+  });
+
   /* Runs on each element a swap put in; with outerHTML that is the new section, not the replaced one. */
   document.addEventListener("htmx:afterSettle", function (evt) {
     var target = evt.target;
@@ -146,9 +159,11 @@
     var requester = evt.detail.requestConfig && evt.detail.requestConfig.elt;
     if (target.id === "records") {
       if (requester && requester.id !== "records") { announce(target.dataset.announce); }
-      if (document.activeElement === document.body || !document.activeElement) {
+      /* The control used is gone (the Next link on the last page): the new page starts at its heading. */
+      if (focusWasInRecords && (document.activeElement === document.body || !document.activeElement)) {
         focusTarget(document.getElementById("records-title"));
       }
+      focusWasInRecords = false;
     } else if (target.id === "action-result") {
       /* Progress is spoken when it changed, at most every PROGRESS_ANNOUNCE_MS; the closing summary at once. */
       var text = target.dataset.announce;
