@@ -4,7 +4,7 @@ The list has one order, newest first (opening time, then id), so its cursors nam
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -23,13 +23,16 @@ ALERT_FILTERS = values(AlertStatus)
 
 @dataclass(frozen=True)
 class TimelineEntry:
-    """One step of an alert's history; records joining at the same moment are one entry."""
+    """One step of an alert's history; records joining one after another, with nothing else between, are one
+    entry from `at` to `until`."""
 
     at: datetime
     kind: str
     count: int
     detail: str
     user_name: str | None
+    until: datetime | None = None
+    """The last join of a run of joins; None for a single step."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ def _error_of(alert: Alert) -> ErrorCode | None:
 
 
 def _timelines(alert_ids: list[int]) -> dict[int, list[TimelineEntry]]:
-    """Each alert's events, oldest first, with records that joined at one moment counted as one entry.
+    """Each alert's events, oldest first, with the records that joined one after another counted as one entry.
 
     Joins are counted apart from the other events: an alert may have thousands of them, and grouping only
     them is the cheaper read.
@@ -129,5 +132,10 @@ def _timelines(alert_ids: list[int]) -> dict[int, list[TimelineEntry]]:
               for alert_id, at, event_id, kind, detail, user_name in others]
     timelines: dict[int, list[TimelineEntry]] = {}
     for alert_id, _at, _id, entry in sorted(steps, key=lambda step: step[:3]):
-        timelines.setdefault(alert_id, []).append(entry)
+        timeline = timelines.setdefault(alert_id, [])
+        previous = timeline[-1] if timeline else None
+        if previous is not None and previous.kind == entry.kind == AlertEventKind.JOINED:
+            timeline[-1] = replace(previous, count=previous.count + entry.count, until=entry.at)
+        else:
+            timeline.append(entry)
     return timelines

@@ -99,6 +99,26 @@ def open_alert_totals(organization: Organization, alerts: int) -> OpenAlertTotal
     )
 
 
+@dataclass(frozen=True)
+class OpenAlertsPanel:
+    """The open alerts as the status screen's panel shows them: each with its volunteers, and their total."""
+
+    alerts: list[AlertSummary]
+    volunteers: dict[int, VolunteerCount]
+    """By alert id."""
+    totals: OpenAlertTotals | None
+    """Over all of them, when there are several."""
+
+
+def open_alerts_panel(organization: Organization, alerts: list[AlertSummary] | None = None) -> OpenAlertsPanel:
+    """The organization's open alerts (`alerts` when read already) with their volunteers and totals."""
+    alerts = open_alerts(organization) if alerts is None else alerts
+    return OpenAlertsPanel(
+        alerts=alerts, volunteers={s.alert.id: alert_volunteers(s.alert) for s in alerts},
+        totals=open_alert_totals(organization, len(alerts)) if len(alerts) > 1 else None,
+    )
+
+
 def alert_volunteers(alert: Alert) -> VolunteerCount:
     """The volunteers owed the money of the alert's records not yet synced."""
     return waiting_volunteers(

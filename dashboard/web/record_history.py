@@ -1,4 +1,9 @@
-"""A record's history: the sync log's attempts, alert events and administrator actions, newest first."""
+"""A record's history: the sync log's attempts, alert events and administrator actions, newest first.
+
+An alert event concerns a record when it names the record (the record joined the alert), or when it names no
+record and happened while the record was among the alert's records: raised (by it, when it was there from the
+start), notified, announced, resolved. Reading a notification of such an alert acknowledges it.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,9 +13,12 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from dashboard.extensions import db
-from dashboard.models import AlertEvent, RecordAction, SyncAttempt, SyncRecord, User
+from dashboard.models import Alert, AlertEvent, AlertRecord, Notification, RecordAction, SyncAttempt, SyncRecord, User
+from dashboard.vocabulary import AlertEventKind
 
 HISTORY_LIMIT = 100
+ACKNOWLEDGED = "acknowledged"
+"""The history's name for an administrator reading a notification of the alert (no alert event records it)."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,10 @@ class HistoryEntry:
     action: str | None = None
     alert_id: int | None = None
     alert_kind: str | None = None
+    """An AlertEventKind, or ACKNOWLEDGED."""
+    alert_title: str | None = None
+    raised_by_it: bool = False
+    """For a raise: the record was among the records that raised the alert."""
     late: bool = False
     """An attempt reported after a newer one of the record: logged, but it changed nothing."""
 
@@ -46,15 +58,38 @@ def record_history(record: SyncRecord, limit: int = HISTORY_LIMIT) -> list[Histo
         .where(RecordAction.record_id == record.id)
         .order_by(RecordAction.created_at.desc(), RecordAction.id.desc()).limit(limit)
     ).all()
+    told = so.aliased(User)
+    membership = AlertRecord.__table__.alias("membership")
     events = db.session.execute(
-        sa.select(AlertEvent.at, AlertEvent.kind, AlertEvent.alert_id, AlertEvent.detail)
-        .where(AlertEvent.record_id == record.id)
+        # its own joins, and every event of its alerts that is about no record in particular (raised, notified,
+        # resolved, announced ...) from the moment it was among the alert's records
+        sa.select(AlertEvent.at, AlertEvent.kind, AlertEvent.alert_id, AlertEvent.detail, told.name, Alert.title,
+                  membership.c.joined_at)
+        .join(membership, sa.and_(membership.c.alert_id == AlertEvent.alert_id,
+                                  membership.c.record_id == record.id))
+        .join(Alert, Alert.id == AlertEvent.alert_id)
+        .outerjoin(told, told.id == AlertEvent.user_id)
+        .where(sa.or_(AlertEvent.record_id == record.id,
+                      sa.and_(AlertEvent.record_id.is_(None), AlertEvent.at >= membership.c.joined_at)))
         .order_by(AlertEvent.at.desc(), AlertEvent.id.desc()).limit(limit)
+    ).all()
+    reads = db.session.execute(
+        sa.select(Notification.read_at, Notification.alert_id, User.name, Alert.title)
+        .join(AlertRecord, sa.and_(AlertRecord.alert_id == Notification.alert_id,
+                                   AlertRecord.record_id == record.id))
+        .join(Alert, Alert.id == Notification.alert_id)
+        .outerjoin(User, User.id == Notification.user_id)
+        .where(Notification.read_at.is_not(None), Notification.read_at >= AlertRecord.joined_at)
+        .order_by(Notification.read_at.desc()).limit(limit)
     ).all()
     entries = [HistoryEntry(at=a[0], kind="attempt", outcome=a[1], error_code=a[2], message=a[3],
                             failure_streak=a[4], user_name=a[5], late=a[6]) for a in attempts]
     entries += [HistoryEntry(at=a[0], kind="action", action=a[1], message=a[2], user_name=a[3]) for a in actions]
-    entries += [HistoryEntry(at=e[0], kind="alert", alert_kind=e[1], alert_id=e[2], message=e[3] or None)
-                for e in events]
+    entries += [HistoryEntry(at=at, kind="alert", alert_kind=kind, alert_id=alert_id, message=detail or None,
+                             user_name=name, alert_title=title, raised_by_it=kind == AlertEventKind.RAISED
+                             and joined_at == at)
+                for at, kind, alert_id, detail, name, title, joined_at in events]
+    entries += [HistoryEntry(at=at, kind="alert", alert_kind=ACKNOWLEDGED, alert_id=alert_id, user_name=name,
+                             alert_title=title) for at, alert_id, name, title in reads]
     entries.sort(key=lambda e: e.at, reverse=True)
     return entries[:limit]

@@ -39,7 +39,7 @@ from dashboard.sync.errors import describe as describe_error
 from dashboard.vocabulary import LiveEvent
 from dashboard.web import record_list
 from dashboard.web.access import org_view
-from dashboard.web.alert_summaries import AlertSummary, alert_summaries, open_alerts
+from dashboard.web.alert_summaries import AlertSummary, alert_summaries, open_alerts, open_alerts_panel
 from dashboard.web.attempts_chart import attempts_chart
 from dashboard.web.connector_status import connector_panel as read_connector_panel
 from dashboard.web.fragments import wants_fragment
@@ -101,7 +101,7 @@ def connector_panel(org: Organization) -> Any:
 @bp.get("/orgs/<org>/integration/open-alerts")
 @org_view
 def alerts_panel(org: Organization) -> Any:
-    return _fragment(org, "status/_alerts_panel.html", "alerts-panel", alerts=open_alerts(org))
+    return _fragment(org, "status/_alerts_panel.html", "alerts-panel", open_panel=open_alerts_panel(org))
 
 
 @bp.get("/orgs/<org>/integration/chart")
@@ -303,7 +303,7 @@ def _panels(org: Organization, settings_form: ConnectorSettingsForm | None = Non
             alerts: list[AlertSummary] | None = None) -> dict[str, Any]:
     return {
         "panel": read_connector_panel(org, current_app.config["SYNC_INTERVAL_SECONDS"]),
-        "alerts": open_alerts(org) if alerts is None else alerts,
+        "open_panel": open_alerts_panel(org, alerts),
         "chart": attempts_chart(org),
         "settings_forms": connector_forms(org, settings_form),
     }
