@@ -301,6 +301,20 @@ def test_a_known_record_without_a_volunteer_reference_takes_the_first_one_report
     assert _volunteer_refs(db) == {"EXP-9": "vol-7"}
 
 
+def test_a_batch_sent_again_with_volunteer_references_skips_its_attempts_and_names_the_volunteers(post, world, db):
+    """Given a batch logged without volunteer references, when it is sent again with them, then its attempts
+    are skipped as logged (200) and its records take the references: a client can fill them in afterwards."""
+    payload = valid_payload(world.connector_a.id)
+    assert post(payload).status_code == 201
+    for report, ref in zip(payload["attempts"], ("vol-1", "vol-2")):
+        report["volunteer_ref"] = ref
+
+    response = post(payload)
+
+    assert (response.status_code, response.get_json()["skipped"]) == (200, 2)
+    assert _volunteer_refs(db) == {"EXP-1": "vol-1", "EXP-2": "vol-2"}
+
+
 def test_a_known_record_reported_with_the_volunteer_reference_it_has_is_written(post, world, db):
     factories.record(world.connector_a, (NOW - timedelta(days=1)).replace(tzinfo=None), source_ref="EXP-9",
                      volunteer_ref="vol-7")
