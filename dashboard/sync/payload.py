@@ -23,9 +23,9 @@ Choices the API contract documents:
 - `volunteer_ref`, who is owed the record's money, is optional: an attempt
   without it says nothing about the volunteer, so attempts of one record may
   omit it, but two that give it must agree. It is 1 to 100 printable
-  characters (no control, format or separator character but the space, and no
-  space at either end), so one volunteer is never counted twice under two
-  spellings of the same reference.
+  characters (`str.isprintable`: no control, format, private-use, unassigned
+  or separator character but the space) with no space at either end, so one
+  volunteer is not counted twice under two spellings that look the same.
 """
 from __future__ import annotations
 
