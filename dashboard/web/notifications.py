@@ -5,6 +5,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from dashboard.alerts.quiet import digest_organization
 from dashboard.database import write_transaction
 from dashboard.extensions import db
 from dashboard.models import Alert, Notification, Organization, utcnow
@@ -22,11 +23,13 @@ def _own(notification_id: int) -> Notification:
 
 
 def _mark_read(notification: Notification) -> Notification:
+    """Mark it read, with what it gathered (a summary, a flapping alert's notification): one read covers them."""
     if notification.read_at is None:
         with write_transaction():  # a GET reads first: its snapshot cannot become a writer
-            db.session.execute(sa.update(Notification).where(Notification.id == notification.id,
-                                                             Notification.read_at.is_(None))
-                               .values(read_at=utcnow()))
+            db.session.execute(sa.update(Notification).where(
+                Notification.user_id == notification.user_id, Notification.read_at.is_(None),
+                sa.or_(Notification.id == notification.id, Notification.gathered_into_id == notification.id))
+                .values(read_at=utcnow()))
     return notification
 
 
@@ -57,8 +60,12 @@ def index():
 @bp.get("/notifications/<int:notification_id>")
 @login_required
 def open_notification(notification_id: int):
-    """Mark the notification read and go to its alert's view (the platform page for platform alerts)."""
+    """Mark the notification read and go to its alert's view (the platform page for platform alerts); a summary
+    goes to its organization's alerts, or to the platform page."""
     notification = _mark_read(_own(notification_id))
+    if notification.alert_id is None:
+        organization = db.session.get(Organization, digest_organization(notification.digest_key or "") or 0)
+        return redirect(url_for("alerts.index", org=organization.slug) if organization else url_for("platform.index"))
     alert = db.session.get(Alert, notification.alert_id)
     return redirect((alert.details or {}).get("link") or url_for("orgs.home"))
 
@@ -97,7 +104,9 @@ def unread_count() -> dict:
 
 
 def _unread() -> int:
+    """Unread announced notifications: gathered ones are counted by the summary that holds them."""
     return db.session.scalar(
         sa.select(sa.func.count()).select_from(Notification)
-        .where(Notification.user_id == current_user.id, Notification.read_at.is_(None))
+        .where(Notification.user_id == current_user.id, Notification.read_at.is_(None),
+               Notification.gathered_into_id.is_(None))
     ) or 0

@@ -212,3 +212,45 @@ def test_a_threshold_alert_in_a_later_period_makes_a_second_summary_and_resoluti
     assert len(announced(world.global_admin)) == 2
     [resolution] = notifications(world.global_admin, "resolved")
     assert resolution.gathered_into_id == announced(world.global_admin)[0].id
+
+
+# In the tray ---------------------------------------------------------------------------------------------
+
+def test_the_tray_lists_gathered_notifications_counts_only_the_summary_and_reads_them_with_it(world, login):
+    """Given a summary that gathered 4 notifications, the unread count is the announced ones; opening the
+    summary goes to the organization's alerts and marks what it gathered read."""
+    world.org_a.daily_notification_budget = 3
+    world.org_a.error_threshold = 100
+    db.session.commit()
+    _raise_distinct_alerts(world, 6, T0 - 11 * H)
+    summary = announced(world.admin_a)[-1]
+    client = login(world.admin_a)
+    page = client.get("/notifications").get_data(as_text=True)
+    assert "3 unread notifications." in page
+    assert page.count("Gathered into a summary, not announced") == 4
+    assert "Summary:" in page and summary.title in page
+    response = client.get(f"/notifications/{summary.id}")
+    assert response.status_code == 302 and response.headers["Location"] == "/orgs/org-a/alerts"
+    db.session.expire_all()
+    assert all(n.read_at is not None for n in notifications(world.admin_a) if n.gathered_into_id == summary.id)
+
+
+def test_a_platform_summary_opens_the_platform_page(world, login):
+    factories.platform(grouping_wait_seconds=300, incident_min_organizations=3)
+    db.session.commit()
+    _threshold_alert(world, world.connector_a, T0)
+    announce_due(T0 + 6 * M)
+    db.session.commit()
+    [summary] = announced(world.global_admin)
+    response = login(world.global_admin).get(f"/notifications/{summary.id}")
+    assert response.headers["Location"] == "/platform"
+
+
+def test_another_users_summary_is_not_found(world, login):
+    world.org_a.daily_notification_budget = 1
+    world.org_a.error_threshold = 100
+    db.session.commit()
+    _raise_distinct_alerts(world, 1, T0)
+    [summary] = announced(world.admin_a)
+    assert summary.event == "summary"
+    assert login(world.admin_b).get(f"/notifications/{summary.id}").status_code == 404
