@@ -134,5 +134,6 @@ def _outgoing(record: SyncRecord) -> OutgoingRecord:
     return OutgoingRecord(
         source_ref=record.source_ref, record_type=record.record_type, amount_minor=record.amount_minor,
         currency=record.currency, approved_at=record.approved_at, volunteer=record.volunteer,
+        volunteer_ref=record.volunteer_ref,
         description=record.description, attempt_number=record.consecutive_failures + 1,
     )
