@@ -13,6 +13,7 @@ from dashboard.extensions import db
 from dashboard.models import AlertRecord, Organization, SyncRecord
 from dashboard.models.sync_log import RECORD_STATUSES, RECORD_TYPES
 from dashboard.sync.errors import ERROR_CODES
+from dashboard.vocabulary import WAITING_STATUSES
 from dashboard.web.paging import Cursor
 from dashboard.web.query_args import FilterError, row_id
 
@@ -22,15 +23,29 @@ COUNT_LIMIT = 10_000
 SORT_COLUMNS: dict[str, sa.ColumnElement[Any]] = {
     "approved": SyncRecord.approved_at,
     "amount": SyncRecord.amount_minor,
+    "problem": sa.func.coalesce(SyncRecord.last_attempt_at, SyncRecord.approved_at),
 }
-SORTS = ("approved", "-approved", "amount", "-amount")
+"""`problem`: when the record last needed attention, its last attempt (a failure, for a failed record) or, never
+attempted, its approval."""
+SORTS = ("approved", "-approved", "amount", "-amount", "problem", "-problem")
 DEFAULT_SORT = "approved"
 """Oldest approval first: the records waiting longest come first."""
+ATTENTION = "attention"
+"""The status filter for the records that need attention: failed or pending (not synced, not excluded)."""
+ALL_STATUSES = "all"
+"""The status filter's value for every record, where the default is another."""
+ATTENTION_SORT = "-problem"
+"""What needs attention, newest problem first."""
 
 
 @dataclass(frozen=True)
 class RecordFilters:
-    """What the table shows: records of one status, type, last error or alert, in one sort order."""
+    """What the table shows: records of one status (or those needing attention), type, last error or alert, in
+    one sort order.
+
+    Without a status in the URL, the screen shows what needs attention, newest problem first; an alert's view
+    shows all its records. `status` None is every status.
+    """
 
     status: str | None = None
     record_type: str | None = None
@@ -46,11 +61,32 @@ class RecordFilters:
     def descending(self) -> bool:
         return self.sort.startswith("-")
 
+    @property
+    def default_status(self) -> str | None:
+        return None if self.alert_id is not None else ATTENTION
+
+    @property
+    def default_sort(self) -> str:
+        return ATTENTION_SORT if self.status == ATTENTION else DEFAULT_SORT
+
+    @property
+    def sort_description(self) -> str:
+        """The order in words, for the table's caption."""
+        return str({
+            "approved": _("Sorted by approval time, oldest first."),
+            "-approved": _("Sorted by approval time, newest first."),
+            "amount": _("Sorted by amount, smallest first."),
+            "-amount": _("Sorted by amount, largest first."),
+            "problem": _("Sorted by the last problem, oldest first."),
+            "-problem": _("Sorted by the last problem, newest first."),
+        }[self.sort])
+
     def args(self, **extra: str | int | None) -> dict[str, str | int]:
         """The URL query of these filters (defaults left out), plus `extra`."""
+        status = None if self.status == self.default_status else (self.status or ALL_STATUSES)
         values: dict[str, str | int | None] = {
-            "status": self.status, "record_type": self.record_type, "error_code": self.error_code,
-            "alert": self.alert_id, "sort": None if self.sort == DEFAULT_SORT else self.sort, **extra,
+            "status": status, "record_type": self.record_type, "error_code": self.error_code,
+            "alert": self.alert_id, "sort": None if self.sort == self.default_sort else self.sort, **extra,
         }
         return {k: v for k, v in values.items() if v not in (None, "")}
 
@@ -73,16 +109,21 @@ def parse_filters(args: MultiDict[str, str]) -> RecordFilters:
             raise FilterError(_("Unknown value for %(name)s: %(value)s.", name=name, value=value[:40]))
         return value or None
 
-    sorts = [s for s in args.getlist("sort") if s]
-    sort = sorts[-1] if sorts else DEFAULT_SORT
-    if sort not in SORTS:
-        raise FilterError(_("Unknown sort order: %(value)s.", value=sort[:40]))
     alert = (args.get("alert") or "").strip()
     alert_id = row_id(alert)
     if alert and alert_id is None:
         raise FilterError(_("The alert must be given by its number."))
+    if "status" not in args:
+        status = RecordFilters(alert_id=alert_id).default_status
+    else:  # the form's "all statuses" sends an empty value
+        status = choice("status", (*RECORD_STATUSES, ATTENTION, ALL_STATUSES))
+        status = None if status == ALL_STATUSES else status
+    sorts = [s for s in args.getlist("sort") if s]
+    sort = sorts[-1] if sorts else RecordFilters(status=status).default_sort
+    if sort not in SORTS:
+        raise FilterError(_("Unknown sort order: %(value)s.", value=sort[:40]))
     return RecordFilters(
-        status=choice("status", RECORD_STATUSES), record_type=choice("record_type", RECORD_TYPES),
+        status=status, record_type=choice("record_type", RECORD_TYPES),
         error_code=choice("error_code", tuple(ERROR_CODES)), alert_id=alert_id, sort=sort,
     )
 
@@ -107,7 +148,9 @@ def records_query(organization: Organization, filters: RecordFilters) -> sa.Sele
     if filters.alert_id is not None:
         query = query.join(AlertRecord, sa.and_(AlertRecord.record_id == SyncRecord.id,
                                                 AlertRecord.alert_id == filters.alert_id))
-    if filters.status:
+    if filters.status == ATTENTION:
+        query = query.where(SyncRecord.status.in_(WAITING_STATUSES))
+    elif filters.status:
         query = query.where(SyncRecord.status == filters.status)
     if filters.record_type:
         query = query.where(SyncRecord.record_type == filters.record_type)
@@ -155,5 +198,6 @@ def records_page(organization: Organization, filters: RecordFilters, after: str 
 
 def _edge(record: SyncRecord, sort: str) -> Cursor:
     """The cursor of a page that ends (or starts) at `record`."""
-    value = record.approved_at if sort.lstrip("-") == "approved" else record.amount_minor
-    return Cursor(sort, value, record.id)
+    values = {"approved": record.approved_at, "amount": record.amount_minor,
+              "problem": record.last_attempt_at or record.approved_at}
+    return Cursor(sort, values[sort.lstrip("-")], record.id)

@@ -127,6 +127,37 @@ def test_connector_panel_shows_state_counts_errors_and_next_sync(client, world, 
     assert f'datetime="{next_sync.isoformat()}Z"' in html
 
 
+def test_connector_badge_says_failing_since_when_every_attempt_fails(client, world, login):
+    """Given an enabled connector whose latest batch failed every record, its badge says it is failing and since
+    when, not a green "Enabled" (issue 15)."""
+    c = world.connector_a
+    record = sf.failed(c, streak=0)
+    db.session.commit()
+    first_failure = utcnow() - timedelta(minutes=20)
+    sf.push(c, {record.id: "account_mapping_missing"}, at=first_failure)
+    sf.push(c, {record.id: "account_mapping_missing"}, at=first_failure + timedelta(minutes=10))
+    login(world.admin_a)
+
+    html = client.get("/orgs/org-a/integration/connectors", headers=HTMX).get_data(as_text=True)
+
+    from dashboard.formatting import localtime
+    assert (f'<span class="badge bad"><span aria-hidden="true">✗</span> Enabled · failing since '
+            f'{localtime(first_failure)[11:]}</span>') in html
+    assert 'class="badge ok"' not in html
+
+
+def test_connector_badge_says_syncing_once_a_batch_syncs_again(client, world, login):
+    c = world.connector_a
+    record = factories.record(c)
+    db.session.commit()
+    sf.push(c, {record.id: None})
+    login(world.admin_a)
+
+    html = client.get("/orgs/org-a/integration/connectors", headers=HTMX).get_data(as_text=True)
+
+    assert '<span class="badge ok"><span aria-hidden="true">✓</span> Enabled · syncing</span>' in html
+
+
 def test_disabled_connector_says_so_in_text_and_has_no_next_sync(client, world, login):
     world.connector_a.enabled = False
     db.session.commit()
@@ -154,6 +185,38 @@ def test_open_alerts_panel_lists_each_alert_with_its_figures_and_link(client, wo
     assert f'href="/orgs/org-a/integration?alert={open_alert.id}"' in html
 
 
+def test_open_alerts_panel_totals_distinct_records_money_and_volunteers(client, world, login):
+    """Given two open alerts of one cause sharing two records, the panel adds a total that counts each record,
+    its money and its volunteer once, and each alert names its volunteers beside its money (issue 15: 113 and
+    115 records, no total, no volunteers)."""
+    c = world.connector_a
+    shared = [sf.failed(c, amount_minor=100_00, volunteer_ref="v1"), sf.failed(c, amount_minor=100_00,
+                                                                               volunteer_ref="v2")]
+    sf.alert(world.org_a, [*shared, sf.failed(c, amount_minor=10_00, volunteer_ref="v1")])
+    sf.alert(world.org_a, [*shared, sf.failed(c, amount_minor=5_00, volunteer_ref="v3")], rule="error_threshold",
+             error_code=None, record_type=None)
+    db.session.commit()
+    login(world.admin_a)
+
+    html = client.get("/orgs/org-a/integration/open-alerts", headers=HTMX).get_data(as_text=True)
+
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+    assert ("All open alerts together: 4 records affected, 215,00 NOK at stake, 3 volunteers waiting for their "
+            "money.") in text
+    assert text.count("Affected records 3") == 2
+    assert text.count("Volunteers waiting 2 volunteers") == 1 and text.count("Volunteers waiting 3 volunteers") == 1
+
+
+def test_one_open_alert_has_no_separate_total(client, world, login):
+    sf.alert(world.org_a, [sf.failed(world.connector_a)])
+    db.session.commit()
+    login(world.admin_a)
+
+    html = client.get("/orgs/org-a/integration/open-alerts", headers=HTMX).get_data(as_text=True)
+
+    assert 'id="alerts-panel-totals"' not in html and "volunteer" not in html.lower()
+
+
 # Filters.
 
 @pytest.fixture()
@@ -173,12 +236,16 @@ def mixed(world):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("query,expected", [
-    ("", {"pending", "synced", "excluded", "vat", "mapping"}),
+    ("", {"pending", "vat", "mapping"}),  # what needs attention
+    ("status=attention", {"pending", "vat", "mapping"}),
+    ("status=all", {"pending", "synced", "excluded", "vat", "mapping"}),
+    ("status=", {"pending", "synced", "excluded", "vat", "mapping"}),  # the form's "All statuses"
+    ("status=all&record_type=mileage_claim", {"synced", "vat"}),
     ("status=failed", {"vat", "mapping"}),
     ("status=pending", {"pending"}),
     ("status=synced", {"synced"}),
     ("status=excluded", {"excluded"}),
-    ("record_type=mileage_claim", {"synced", "vat"}),
+    ("record_type=mileage_claim", {"vat"}),
     ("error_code=account_mapping_missing", {"mapping"}),
     ("status=failed&record_type=mileage_claim", {"vat"}),
     ("record_type=reimbursement_payment", set()),
@@ -190,6 +257,46 @@ def test_each_filter_shows_exactly_the_matching_records(client, world, login, mi
         response = client.get(path, headers=HTMX if "/records" in path else {})
         assert response.status_code == 200
         assert set(sf.row_ids(response.get_data(as_text=True))) == {mixed[k] for k in expected}
+
+
+def test_the_default_view_shows_what_needs_attention_newest_problem_first(client, world, login):
+    """Given synced, excluded, failed and pending records, the screen opens on the failed and pending ones, the
+    most recent problem first (a failure's last attempt, a waiting record's approval), with all records a click
+    away (issue 15: every status, oldest first, synced rows among the failed)."""
+    now = utcnow()
+    c = world.connector_a
+    old_failure = sf.failed(c, last_attempt_at=now - timedelta(hours=5), approved_at=now - timedelta(days=2))
+    new_failure = sf.failed(c, last_attempt_at=now - timedelta(minutes=1), approved_at=now - timedelta(days=3))
+    waiting = factories.record(c, approved_at=now - timedelta(hours=1))
+    factories.record(c, status="synced", approved_at=now - timedelta(seconds=10), last_attempt_at=now)
+    factories.record(c, status="excluded", excluded_reason="dup", approved_at=now)
+    db.session.commit()
+    login(world.admin_a)
+
+    html = client.get(SCREEN.format(org="org-a")).get_data(as_text=True)
+
+    assert sf.row_ids(html) == [new_failure.id, waiting.id, old_failure.id]
+    assert sf.link(html, "view-all") == "/orgs/org-a/integration?status=all"
+    assert len(sf.row_ids(client.get(sf.link(html, "view-all")).get_data(as_text=True))) == 5
+
+
+def test_the_default_view_pages_newest_problem_first_and_its_links_keep_it(client, world, login):
+    """Given 120 failed records, the default view's pages hold each once, newest problem first, and its page
+    links carry no status or sort (the default), while the all-records view's links keep status=all."""
+    now = utcnow()
+    created = [sf.failed(world.connector_a, last_attempt_at=now - timedelta(minutes=i % 40, seconds=i))
+               for i in range(120)]
+    db.session.commit()
+    login(world.admin_a)
+
+    pages = sf.walk(client, SCREEN.format(org="org-a"))
+
+    expected = sorted(created, key=lambda r: (r.last_attempt_at, r.id), reverse=True)
+    assert [i for page in pages for i in page] == [r.id for r in expected]
+    first = client.get(SCREEN.format(org="org-a")).get_data(as_text=True)
+    assert set(sf.query(sf.link(first, "page-next"))) == {"after"}
+    everything = client.get("/orgs/org-a/integration?status=all").get_data(as_text=True)
+    assert sf.query(sf.link(everything, "page-next"))["status"] == ["all"]
 
 
 def test_filter_form_works_without_javascript(client, world, login, mixed):
