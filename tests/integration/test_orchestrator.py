@@ -164,7 +164,7 @@ def test_threshold_alert_is_announced_when_its_grouping_wait_ends(world, db):
     from rq.scheduler import RQScheduler
 
     from jobs.alerts import enqueue_evaluation
-    from tests.alerting import log_batch, notifications, run
+    from tests.alerting import announced, log_batch, notifications, run
 
     factories.platform(grouping_wait_seconds=1)
     db.session.commit()
@@ -181,4 +181,4 @@ def test_threshold_alert_is_announced_when_its_grouping_wait_ends(world, db):
     scheduler.enqueue_scheduled_jobs()
     work()
     db.session.rollback()
-    assert len(notifications(world.global_admin)) == 1
+    assert [n.event for n in announced(world.global_admin)] == ["summary"]
