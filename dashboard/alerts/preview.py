@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from dashboard.alerts import quiet
+
 if TYPE_CHECKING:
     from dashboard.alerts.replay import ReplayReport
 
@@ -95,4 +97,7 @@ def preview(organization: str, current: Mapping[str, int | None], proposed: Mapp
 
 
 def _replay_settings(values: Mapping[str, int | None]) -> dict[str, int]:
-    return {k: v for k, v in values.items() if v is not None}
+    """The values as replay settings, an empty re-arm level as the level it stands for."""
+    settings = {k: v for k, v in values.items() if v is not None}
+    settings["rearm"] = quiet.rearm_level(settings["threshold"], values["rearm"])
+    return settings
