@@ -46,12 +46,13 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
     return _("%(age)s ago", age=age(value, now))
 
 
-def clock(value: datetime | None, org: Any = None, now: datetime | None = None) -> str:
-    """A time in the organization's zone: "10:42" today, with its date on another day."""
+def clock(value: datetime | None, org: Any = None, day: datetime | None = None) -> str:
+    """A time in the organization's zone: "10:42" on the same day as `day` (today by default), with its date on
+    another."""
     if value is None:
         return ""
-    shown, today = localtime(value, org), localtime(now or utcnow(), org)
-    return shown[11:] if shown[:10] == today[:10] else shown
+    shown, reference = localtime(value, org), localtime(day or utcnow(), org)
+    return shown[11:] if shown[:10] == reference[:10] else shown
 
 
 def volunteers_waiting(count: VolunteerCount | None) -> str:

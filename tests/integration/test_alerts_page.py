@@ -189,3 +189,77 @@ def test_anonymous_is_sent_to_sign_in(client, world):
     response = client.get("/orgs/org-a/alerts")
     assert response.status_code == 302
     assert "/login" in response.headers["Location"]
+
+
+def test_consecutive_joins_are_one_timeline_line_with_their_time_span(client, world, login):
+    """Given records joining an open alert at 13:10, 13:20 and 13:30 with nothing else between, the timeline
+    says once "4 records joined between 13:10 and 13:30" instead of a line a minute (issue 15)."""
+    alert = make_alert(world.org_a, T0, title="Joined often")
+    connector = factories.connector(world.org_a, name="Ledger")
+    for minutes, n in ((10, 1), (20, 2), (30, 1)):
+        for _ in range(n):
+            record = factories.record(connector)
+            db.session.add(AlertEvent(alert_id=alert.id, kind="joined", at=T0 + timedelta(minutes=minutes),
+                                      record_id=record.id))
+    db.session.add(AlertEvent(alert_id=alert.id, kind="notified", at=T0 + timedelta(minutes=40),
+                              user_id=world.admin_a.id, detail="raised"))
+    db.session.add(AlertEvent(alert_id=alert.id, kind="joined", at=T0 + timedelta(minutes=50),
+                              record_id=factories.record(connector).id))
+    db.session.commit()
+
+    html = login(world.admin_a).get("/orgs/org-a/alerts").get_data(as_text=True)
+
+    assert timeline(html, alert.id) == [
+        "2026-11-20 13:00: Alert raised",
+        "2026-11-20 13:10: 4 records joined between 13:10 and 13:30",
+        f"2026-11-20 13:40: {world.admin_a.name} was told of it",
+        "2026-11-20 13:50: 1 record joined",
+    ]
+
+
+def test_the_link_to_an_alerts_records_is_named_by_its_text_and_the_alerts_title(client, world, login):
+    """Given an alert, its link's accessible name is its text then the title, with no stray " : " between."""
+    alert = make_alert(world.org_a, T0, title="Named alert")
+    db.session.commit()
+
+    html = login(world.admin_a).get("/orgs/org-a/alerts").get_data(as_text=True)
+
+    assert (f'<a id="alert-{alert.id}-link" href="/orgs/org-a/integration?alert={alert.id}" '
+            f'aria-labelledby="alert-{alert.id}-link alert-{alert.id}-title">') in html
+    assert "visually-hidden\">:" not in html
+
+
+def test_a_rule_1_title_says_how_many_times_its_records_really_failed(world):
+    """Given records that failed 5 and 7 times in a row, the alert says "failed 5 to 7 times in a row", not the
+    threshold's 3; a record alone says its own streak (issue 15)."""
+    from tests.alerting import alerts, run
+
+    first = factories.record(world.connector_a, record_type="mileage_claim")
+    second = factories.record(world.connector_a, record_type="mileage_claim")
+    for i in range(5):
+        run(world.connector_a, [(first, "account_mapping_missing")], at=T0 + timedelta(minutes=10 * i))
+    [alert] = alerts()
+    assert "1 mileage claim failed 5 times in a row: Account mapping missing" in alert.title
+    for i in range(7):
+        run(world.connector_a, [(second, "account_mapping_missing")], at=T0 + timedelta(hours=1, minutes=10 * i))
+    db.session.refresh(alert)
+    assert "2 mileage claims failed 5 to 7 times in a row: Account mapping missing" in alert.title
+
+
+def test_a_resolution_says_the_issue_is_cleared_and_what_became_of_its_records(world):
+    """Given a rule-1 alert over two records, when both sync, the resolution notification says
+    "Cleared: …, all 2 records synced" instead of restating the failure (issue 15)."""
+    from tests.alerting import alerts, notifications, run
+
+    records = [factories.record(world.connector_a, record_type="mileage_claim") for _ in range(2)]
+    for i in range(3):
+        run(world.connector_a, [(r, "account_mapping_missing") for r in records], at=T0 + timedelta(minutes=10 * i))
+    [raised] = notifications(world.admin_a)
+    problem = raised.title
+    run(world.connector_a, [(r, None) for r in records], at=T0 + timedelta(hours=1))
+
+    [alert] = alerts()
+    [resolved] = notifications(world.admin_a, event="resolved")
+    assert alert.status == "resolved"
+    assert resolved.title == f"Cleared: {problem}, all 2 records synced"
+    assert problem.startswith("Organization") and "failed 3 times in a row" in problem
