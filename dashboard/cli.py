@@ -1,6 +1,7 @@
 """`flask` commands for administrators and for running the whole stack."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
@@ -14,6 +15,7 @@ from dashboard.sync.actions import configure_connector
 from dashboard.sync.connectors import registry, sandbox
 
 users_cli = AppGroup("users", help="Manage users.")
+alerts_cli = AppGroup("alerts", help="Try the alert rules on the stored sync log.")
 connectors_cli = AppGroup("connectors", help="List connectors and set sandbox scenarios.")
 
 
@@ -157,6 +159,30 @@ def disable_connector(org_slug: str, connector_id: int | None) -> None:
     configure_connector(connector.organization, connector.id, None, enabled=False, settings=connector.settings)
 
 
+@alerts_cli.command("replay")
+@click.option("--org", "org_slugs", multiple=True, help="Slug of an organization to replay (repeatable; none: all "
+                                                          "organizations, as global admins hear them together).")
+@click.option("--from", "first_day", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="First day of the period, YYYY-MM-DD (UTC).")
+@click.option("--to", "last_day", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="Last day of the period, YYYY-MM-DD (UTC), included.")
+@click.option("--set", "changes", multiple=True, metavar="KEY=VALUE",
+              help="Replay with a setting changed (repeatable): consecutive, threshold, window, stale, rearm, budget "
+                   "(the organizations'), grouping_wait, incident_min (the platform's).")
+def replay_command(org_slugs: tuple[str, ...], first_day: datetime, last_day: datetime, changes: tuple[str, ...]) -> None:
+    """Run the alert rules over the sync log of a period on a virtual clock and print, per day and person, the
+    alerts and notifications they would have made. Writes nothing, notifies nobody."""
+    from dashboard.alerts.replay import ReplayError, parse_settings, replay
+
+    if last_day < first_day:
+        raise click.UsageError("--to must not be before --from")
+    try:
+        report = replay(list(org_slugs) or None, first_day, last_day + timedelta(days=1), parse_settings(changes))
+    except ReplayError as error:
+        raise click.UsageError(str(error)) from None
+    click.echo(report.format())
+
+
 @click.command("seed-demo")
 @click.option("--if-empty", is_flag=True, help="Do nothing when any organization exists.")
 def seed_demo_command(if_empty: bool) -> None:
@@ -202,6 +228,7 @@ def register_commands(app: Flask) -> None:
 
     app.cli.add_command(tokens_cli)
     app.cli.add_command(users_cli)
+    app.cli.add_command(alerts_cli)
     app.cli.add_command(connectors_cli)
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(run_all_command)

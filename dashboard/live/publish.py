@@ -37,7 +37,10 @@ def organization_channel(organization_id: int) -> str:
 
 
 def queue_event(channel: str, event: str, data: dict[str, Any] | None = None) -> None:
-    """Publish `event` on `channel` once the current transaction commits."""
+    """Publish `event` on `channel` once the current transaction commits (unless the app's `LIVE_EVENTS`
+    is off: a replay's scratch app, whose alerts nobody watches)."""
+    if not current_app.config.get("LIVE_EVENTS", True):
+        return
     pending: list[tuple[str, str, dict[str, Any]]] = db.session.info.setdefault(_KEY, [])
     item = (channel, event, data or {})
     if item not in pending:
