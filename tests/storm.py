@@ -236,6 +236,13 @@ def send_storm(client: FlaskClient, per_kind: dict[str, int], records: int = 300
                  len(requests), time.perf_counter() - began)
 
 
+def post_traffic(client: FlaskClient, token: str, connector_id: int, attempts: list[Attempt], start: datetime,
+                 batch_minutes: int = 30) -> None:
+    """Post one connector's attempts, one request per sync window from `start`."""
+    for window in _windows(attempts, start, timedelta(minutes=batch_minutes)):
+        _post(client, token, connector_id, window)
+
+
 def _windows(attempts: list[Attempt], start: datetime, size: timedelta) -> list[list[Attempt]]:
     """The attempts a connector reports after each sync run: those since the previous run."""
     grouped: dict[int, list[Attempt]] = defaultdict(list)
