@@ -5,7 +5,8 @@
  * - the focused element stays focused, or, when it is gone, focus moves to its nearest neighbour (same row,
  *   then the next or previous row, then the region's heading) without scrolling;
  * - the reader's scroll position is kept: the focused element, or what is at the top of the viewport, stays
- *   where it was on the screen (site.css turns the browser's own scroll anchoring off, so it is done once).
+ *   where it was on the screen (measured after the layout the browser's own scroll anchoring adjusts in, so
+ *   only what that missed is corrected).
  * A region qualifies when it is its own htmx target (hx-target="this") and the event that asked for the
  * request was not the user's (a click, a key press or a submit goes through htmx as usual). */
 (function () {
@@ -16,8 +17,14 @@
   var inFlight = typeof WeakMap === "function" ? new WeakMap() : null;
 
   /* Morphing. Children are matched by key (id, data-key, or a notification's id), the rest by position and
-   * kind; `changed` records whether anything was written. */
+   * kind; `changed` records whether anything was written. A CSRF token is signed anew on every render, so a
+   * new one is written only along with a real change (it stays valid for the session's idle time). */
   var changed = false;
+  var freshTokens = [];
+
+  function isToken(element) {
+    return element.nodeName === "INPUT" && element.type === "hidden" && element.name === "csrf_token";
+  }
 
   function keyOf(node) {
     if (node.nodeType !== 1) { return ""; }
@@ -30,6 +37,10 @@
 
   function morphAttributes(old, neu) {
     var i, attribute;
+    if (isToken(old) && isToken(neu)) {
+      if (old.value !== neu.value) { freshTokens.push({ input: old, value: neu.value }); }
+      return;
+    }
     for (i = neu.attributes.length - 1; i >= 0; i--) {
       attribute = neu.attributes[i];
       if (old.getAttribute(attribute.name) !== attribute.value) {
@@ -136,14 +147,14 @@
       !element.disabled && !element.closest("[hidden]");
   }
 
-  function firstFocusable(container, preferredChild) {
+  /* In `container`: the control of the same kind (its id differs only in the number, as retry-12 and
+   * retry-13 do), else the first in the same cell, else the first at all. */
+  function firstFocusable(container, preferredChild, kind) {
     if (!container || !container.isConnected) { return null; }
-    var places = preferredChild ? [preferredChild, container] : [container];
-    for (var i = 0; i < places.length; i++) {
-      var found = Array.prototype.filter.call(places[i].querySelectorAll(FOCUSABLE), canFocus)[0];
-      if (found) { return found; }
-    }
-    return null;
+    var all = Array.prototype.filter.call(container.querySelectorAll(FOCUSABLE), canFocus);
+    var sameKind = kind && all.filter(function (element) { return element.id.replace(/\d+/g, "#") === kind; })[0];
+    var inCell = preferredChild && all.filter(function (element) { return preferredChild.contains(element); })[0];
+    return sameKind || inCell || all[0] || null;
   }
 
   /* Where focus goes when the focused element disappears, nearest first: itself (or its id's new element),
@@ -162,6 +173,7 @@
     for (sibling = row && row.nextElementSibling; sibling; sibling = sibling.nextElementSibling) { after.push(sibling); }
     for (sibling = row && row.previousElementSibling; sibling; sibling = sibling.previousElementSibling) { before.push(sibling); }
     var id = active.id;
+    var kind = id ? id.replace(/\d+/g, "#") : "";
     return function () {
       if (canFocus(active)) { return active; }
       var same = id && document.getElementById(id);
@@ -170,7 +182,7 @@
       for (var i = 0; i < candidates.length; i++) {
         var candidate = candidates[i];
         var found = candidate && candidate.isConnected &&
-          firstFocusable(candidate, cellIndex >= 0 ? candidate.children[cellIndex] : null);
+          firstFocusable(candidate, cellIndex >= 0 ? candidate.children[cellIndex] : null, kind);
         if (found) { return found; }
       }
       var heading = region.querySelector("h1, h2, h3");
@@ -207,8 +219,10 @@
     var anchorTop = anchor ? anchor.getBoundingClientRect().top : 0;
     var x = window.scrollX, y = window.scrollY;
     changed = false;
+    freshTokens = [];
     morph();
     if (!changed) { return false; }
+    freshTokens.forEach(function (token) { token.input.value = token.value; });
     if (plan && document.activeElement !== active) {
       var next = plan();
       if (next) { next.focus({ preventScroll: true }); }
