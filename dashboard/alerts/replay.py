@@ -20,6 +20,7 @@ count only the period's alerts. Connectors keep today's enabled switch.
 """
 from __future__ import annotations
 
+import contextvars
 import heapq
 import time
 from collections import Counter, defaultdict
@@ -34,6 +35,7 @@ from flask_babel import ngettext
 
 from dashboard.alerts import engine, rules
 from dashboard.alerts.replay_world import Action, Attempt, World, copy_world, read_world
+from dashboard.database import read_only_from_now
 from dashboard.extensions import db
 from dashboard.models import Alert, Connector, Notification, Organization, SyncRecord, User
 from dashboard.sync.log import Outcome, record_batch
@@ -222,18 +224,23 @@ def replay(organizations: list[str] | None, start: datetime, end: datetime,
             timedelta(minutes=app.config["CONNECTOR_RATE_LIMIT_ALERT_MINUTES"]), app.config["SYNC_MAX_AUTO_ATTEMPTS"])
         source.rollback()
     report = ReplayReport(organizations=slugs, start=start, end=end, settings=overrides, attempts=len(world.period))
-    scratch = scratch_app(app)
-    with scratch.app_context():
+    # In a context of its own: the caller may be a writer (a job, a form's request), the scratch database is not.
+    contextvars.copy_context().run(_replay_in_scratch, app, world, report)
+    report.seconds = time.perf_counter() - began
+    return report
+
+
+def _replay_in_scratch(app: Flask, world: World, report: ReplayReport) -> None:
+    read_only_from_now()  # the scratch database has one user: no BEGIN IMMEDIATE, no write lock to queue for
+    with scratch_app(app).app_context():
         try:
             db.create_all()
             copy_world(world)
-            _Run(world, start, end, app.config["SYNC_MAX_AUTO_ATTEMPTS"]).run()
+            _Run(world, report.start, report.end, app.config["SYNC_MAX_AUTO_ATTEMPTS"]).run()
             report.alerts, report.notifications = _collect()
         finally:
             db.session.remove()
             db.engine.dispose()
-    report.seconds = time.perf_counter() - began
-    return report
 
 
 def scratch_app(app: Flask) -> Flask:

@@ -121,6 +121,19 @@ def test_given_a_logged_history_when_replayed_then_it_makes_the_alerts_and_notif
     assert max(report.global_per_day().values()) >= 1
 
 
+def test_given_a_period_starting_mid_streak_when_replayed_then_records_start_as_they_were_then(lived):
+    start = DAY0 + timedelta(days=1, hours=9, minutes=30)  # the stuck claim has failed twice, at 09:00 and 09:20
+    live_alerts, _ = live_outcome()
+
+    report = replay(["org-a"], start, END)
+
+    alerts, _ = replayed_outcome(report)
+    assert alerts == [a for a in live_alerts if a[0] == "org-a" and a[2] >= start.date()]
+    first = report.alerts[0]
+    assert (first.rule, first.opened_at) == ("consecutive_failures", start + timedelta(minutes=10))
+    assert "stale_sync" not in [a.rule for a in report.alerts]
+
+
 def test_given_a_replay_when_it_runs_then_the_real_database_and_redis_are_untouched(lived, redis_url):
     before = row_counts()
     client = redis_lib.Redis.from_url(redis_url)
