@@ -1,0 +1,83 @@
+"""The tray panel (issue 15): it closes when focus leaves it and on a click outside it, leaving focus where the
+user put it; and `tray-changed` (a notification gathered into a summary, or a summary's count changed) refreshes
+the list and the unread count without a word in the live region."""
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from dashboard.extensions import db
+from dashboard.live.publish import publish_now, user_channel
+from dashboard.models import Notification
+from dashboard.vocabulary import LiveEvent, NotificationEvent
+from tests.browser.conftest import ANNOUNCEMENT_RECORDER, wait_live
+
+QUIET_MS = 2_500  # longer than the announcer's gathering (0.5 s) and its pause (2 s)
+
+
+def _unread(page: Page, n: int) -> None:
+    expect(page.get_by_role("button", name=f"Notifications, {n} unread", exact=True)).to_be_visible()
+
+
+def test_the_tray_closes_on_focus_leaving_it_and_on_a_click_outside(world, signed_in):
+    """Given the open tray, Tab past its last control closes it and leaves focus on the next control (Sign
+    out); opened again, a click outside it closes it; Shift+Tab from its button backwards closes it too."""
+    page = signed_in(world.admin_a)
+    page.goto("/orgs/org-a/integration")
+    button, panel = page.locator("#tray-button"), page.locator("#tray-panel")
+    button.focus()
+    page.keyboard.press("Enter")
+    expect(panel).to_be_visible()
+    page.locator("#tray-panel a").last.focus()
+    page.keyboard.press("Tab")
+    expect(panel).to_be_hidden()
+    expect(button).to_have_attribute("aria-expanded", "false")
+    expect(page.get_by_role("button", name="Sign out")).to_be_focused()
+
+    button.click()
+    expect(panel).to_be_visible()
+    page.locator("h1").click()
+    expect(panel).to_be_hidden()
+    expect(button).to_have_attribute("aria-expanded", "false")
+
+    button.focus()
+    page.keyboard.press("Enter")
+    expect(panel).to_be_visible()
+    page.keyboard.press("Shift+Tab")
+    expect(panel).to_be_hidden()
+    expect(button).not_to_be_focused()
+
+
+def test_clicks_inside_the_tray_keep_it_open(world, signed_in):
+    """Given the open tray, a click on its heading (outside any control) leaves it open."""
+    page = signed_in(world.admin_a)
+    page.locator("#tray-button").click()
+    page.locator("#tray-heading").click()
+    expect(page.locator("#tray-panel")).to_be_visible()
+
+
+def test_tray_changed_refreshes_the_list_and_count_quietly(world, signed_in):
+    """Given an open page, when a summary notification is written and `tray-changed` arrives on the user's
+    channel, the tray lists it and the button says 1 unread; when the summary's count changes, the list
+    follows; nothing is announced either time."""
+    page = signed_in(world.admin_a)
+    page.add_init_script(ANNOUNCEMENT_RECORDER)
+    page.reload()
+    wait_live(page)
+    _unread(page, 0)
+    summary = Notification(user_id=world.admin_a.id, organization_id=world.org_a.id, event=NotificationEvent.SUMMARY,
+                           digest_key="test:org-a:today", title="3 more alert events today")
+    db.session.add(summary)
+    db.session.commit()
+    channel = user_channel(world.admin_a.id)
+    publish_now(channel, LiveEvent.TRAY_CHANGED.value, {"id": summary.id})
+    _unread(page, 1)
+    page.locator("#tray-button").click()
+    expect(page.locator("#tray-list")).to_contain_text("3 more alert events today")
+
+    summary.title = "4 more alert events today"
+    db.session.commit()
+    publish_now(channel, LiveEvent.TRAY_CHANGED.value, {"id": summary.id})
+    expect(page.locator("#tray-list")).to_contain_text("4 more alert events today")
+    page.wait_for_timeout(QUIET_MS)
+    assert page.evaluate("window.__announced") == []
+    expect(page.locator("#sr-alert")).to_have_text("")
