@@ -5,7 +5,7 @@ import re
 from datetime import timedelta
 
 from dashboard.extensions import db
-from dashboard.models import SyncBatch, utcnow
+from dashboard.models import utcnow
 from tests import factories
 from tests import status_factories as sf
 
@@ -140,9 +140,9 @@ def test_a_disabled_connector_and_one_that_never_ran_say_so(client, world, login
 
     html = login(world.admin_a).get(LANDING).get_data(as_text=True)
 
-    assert "Connectors" in html
-    assert "Disabled" in html and "Enabled · no sync yet" in html
-    assert db.session.query(SyncBatch).count() == 0
+    assert "<h2 id=\"connectors-title\">Connectors</h2>" in html
+    assert '<span class="badge off"><span aria-hidden="true">○</span> Disabled</span>' in html
+    assert '<span class="badge off"><span aria-hidden="true">◷</span> Enabled · no sync yet</span>' in html
 
 
 def test_no_section_shares_its_name_with_a_region_inside_it(client, world, login):
