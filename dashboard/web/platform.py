@@ -8,14 +8,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, render_template, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from dashboard.extensions import redis_ext
 from dashboard.models import PlatformSettings, utcnow
 from dashboard.web.access import global_admin_required
 from dashboard.web.fragments import wants_fragment
-from dashboard.web.platform_queries import Health, organization_summaries, platform_incidents, system_health
+from dashboard.web.platform_queries import (Health, OrganizationPage, organization_page, platform_incidents,
+                                             system_health)
 
 bp = Blueprint("platform", __name__)
 
@@ -25,8 +26,9 @@ bp = Blueprint("platform", __name__)
 def index():
     """Every organization worst first, the platform incidents, the platform settings and the system's health."""
     now = utcnow()
+    page = _organization_page(now)
     return render_template(
-        "platform/index.html", now=now, organizations=organization_summaries(now),
+        "platform/index.html", now=now, organizations=page.organizations, organizations_page=page,
         incidents=platform_incidents(now), settings=PlatformSettings.load(), health=_health(now),
         alerts_queue=current_app.config["QUEUE_ALERTS"],
     )
@@ -37,8 +39,9 @@ def index():
 def organizations():
     """The organizations panel alone."""
     now = utcnow()
+    page = _organization_page(now)
     return _panel("platform/_organizations.html", "platform-organizations", now=now,
-                  organizations=organization_summaries(now))
+                  organizations=page.organizations, organizations_page=page)
 
 
 @bp.get("/platform/incidents")
@@ -57,10 +60,16 @@ def health():
 
 
 def _panel(template: str, anchor: str, **context: Any) -> str | Response:
-    """The panel alone for an htmx fragment request; anything else goes to the panel on the full page."""
+    """The panel alone for an htmx fragment request; anything else goes to the panel on the full page (its page
+    of organizations kept)."""
     if not wants_fragment():
-        return redirect(url_for("platform.index", _anchor=anchor))
+        return redirect(url_for("platform.index", _anchor=anchor, **request.args.to_dict()))
     return render_template(template, **context)
+
+
+def _organization_page(now: datetime) -> OrganizationPage:
+    """The page of organizations that `?page=` asks for (the first when it is missing or not a number)."""
+    return organization_page(now, request.args.get("page", 1, type=int))
 
 
 def _health(now: datetime) -> Health:

@@ -1,8 +1,10 @@
 """Reading the global summary: organizations worst first, platform incidents, and the system's health.
 
-Every figure is one aggregate statement over all organizations (per-organization
-figures are correlated subqueries that seek the indexes), never a query per
-organization from Python.
+The organizations are paged, worst first: one statement ranks every organization
+from maintained counters and index seeks (the hourly attempt counts, the open
+alerts, the oldest waiting record), one reads the figures of the page's own
+organizations. Neither reads the sync log, and neither runs a query per
+organization from Python, so the page costs the same with a thousand.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ ERROR_WINDOW = timedelta(hours=24)
 RECENT_INCIDENTS = timedelta(days=7)
 INCIDENT_LIMIT = 20
 UNEVALUATED_AFTER = timedelta(minutes=1)
+ORGANIZATIONS_PER_PAGE = 25
 
 
 @dataclass(frozen=True)
@@ -43,35 +46,111 @@ class OrganizationSummary:
     open_alerts: int = 0
     open_rules: list[str] = field(default_factory=list)
 
-    def severity(self) -> tuple[int, int, datetime, str]:
+
+@dataclass(frozen=True)
+class _Rank:
+    """What ranks an organization: read for every organization, from counters and index seeks only."""
+
+    id: int
+    name: str
+    open_alerts: int
+    errors_24h: int
+    oldest_waiting_at: datetime | None
+
+    def severity(self) -> tuple[int, int, datetime, str, int]:
         """Sort key, worst first: more open alerts, then more errors, then the oldest waiting record."""
-        return (-self.open_alerts, -self.errors_24h, self.oldest_waiting_at or datetime.max, self.name)
+        return (-self.open_alerts, -self.errors_24h, self.oldest_waiting_at or datetime.max, self.name, self.id)
 
 
-def organization_summaries(now: datetime) -> list[OrganizationSummary]:
-    """Every organization with its figures, worst first."""
+@dataclass(frozen=True)
+class OrganizationPage:
+    """One page of the organizations, worst first, and where it lies among them all."""
+
+    organizations: list[OrganizationSummary]
+    number: int
+    """1 for the worst organizations."""
+    size: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+    @property
+    def first_position(self) -> int:
+        """The position of the page's first organization among them all (1-based; 0 when there are none)."""
+        return (self.number - 1) * self.size + 1 if self.organizations else 0
+
+    @property
+    def last_position(self) -> int:
+        return (self.number - 1) * self.size + len(self.organizations)
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.pages
+
+
+def organization_page(now: datetime, number: int = 1, size: int = ORGANIZATIONS_PER_PAGE) -> OrganizationPage:
+    """The `number`th page of organizations worst first (the last page when it is past the end).
+
+    A constant number of statements whatever the number of organizations: one ranks them all from the
+    hourly counters, the open alerts and the index of waiting records (a seek or two each, no scan of the
+    sync log), one reads the page's own figures.
+    """
+    alerts = _open_alerts_by_organization()
+    ranks = sorted(_ranks(now, alerts), key=_Rank.severity)
+    pages = max(1, -(-len(ranks) // size))
+    number = min(max(1, number), pages)
+    chosen = ranks[(number - 1) * size:number * size]
+    figures = _figures({rank.id for rank in chosen})
+    organizations = [
+        OrganizationSummary(
+            id=rank.id, slug=figures[rank.id].slug, name=rank.name, connectors=figures[rank.id].connectors,
+            enabled_connectors=figures[rank.id].enabled_connectors, last_success_at=figures[rank.id].last_success_at,
+            errors_24h=rank.errors_24h, waiting=figures[rank.id].waiting, oldest_waiting_at=rank.oldest_waiting_at,
+            open_alerts=rank.open_alerts, open_rules=sorted(alerts.get(rank.id, {})),
+        )
+        for rank in chosen
+    ]
+    return OrganizationPage(organizations=organizations, number=number, size=size, total=len(ranks))
+
+
+def _ranks(now: datetime, alerts: dict[int, dict[str, int]]) -> list[_Rank]:
+    org = Organization.id
+    errors = (sa.select(sa.func.coalesce(sa.func.sum(HourlyAttemptCount.failures), 0))
+              .where(HourlyAttemptCount.organization_id == org, HourlyAttemptCount.hour > now - ERROR_WINDOW))
+    # One MIN per waiting status: each is a single seek of ix_sync_records_org_status_approved, where a MIN over
+    # both statuses at once would read every waiting record of the organization.
+    oldest = [sa.select(sa.func.min(SyncRecord.approved_at))
+              .where(SyncRecord.organization_id == org, SyncRecord.status == status).scalar_subquery()
+              for status in WAITING_STATUSES]
+    rows = db.session.execute(sa.select(
+        Organization.id, Organization.name, errors.scalar_subquery(), *oldest,
+    )).all()
+    return [_Rank(id=row[0], name=row[1], open_alerts=sum(alerts.get(row[0], {}).values()), errors_24h=row[2],
+                  oldest_waiting_at=min((t for t in row[3:] if t is not None), default=None))
+            for row in rows]
+
+
+def _figures(organization_ids: set[int]) -> dict[int, sa.Row]:
+    """The figures shown for a page's organizations alone."""
     org = Organization.id
     connectors = sa.select(sa.func.count()).where(Connector.organization_id == org)
     enabled = sa.select(sa.func.count()).where(Connector.organization_id == org, Connector.enabled)
     last_success = sa.select(sa.func.max(Connector.last_success_at)).where(Connector.organization_id == org)
-    errors = (sa.select(sa.func.coalesce(sa.func.sum(HourlyAttemptCount.failures), 0))
-              .where(HourlyAttemptCount.organization_id == org, HourlyAttemptCount.hour > now - ERROR_WINDOW))
-    waiting_records = sa.and_(SyncRecord.organization_id == org, SyncRecord.status.in_(WAITING_STATUSES))
-    waiting = sa.select(sa.func.count()).where(waiting_records)
-    oldest = sa.select(sa.func.min(SyncRecord.approved_at)).where(waiting_records)
-    rows = db.session.execute(sa.select(
-        Organization.id, Organization.slug, Organization.name,
-        connectors.scalar_subquery().label("connectors"), enabled.scalar_subquery().label("enabled_connectors"),
-        last_success.scalar_subquery().label("last_success_at"), errors.scalar_subquery().label("errors_24h"),
-        waiting.scalar_subquery().label("waiting"), oldest.scalar_subquery().label("oldest_waiting_at"),
-    )).all()
-    alerts = _open_alerts_by_organization()
-    summaries = []
-    for row in rows:
-        counts = alerts.get(row.id, {})
-        summaries.append(OrganizationSummary(**row._mapping, open_alerts=sum(counts.values()),
-                                             open_rules=sorted(counts)))
-    return sorted(summaries, key=OrganizationSummary.severity)
+    waiting = sa.select(sa.func.count()).where(SyncRecord.organization_id == org,
+                                               SyncRecord.status.in_(WAITING_STATUSES))
+    rows = db.session.execute(
+        sa.select(Organization.id, Organization.slug, connectors.scalar_subquery().label("connectors"),
+                  enabled.scalar_subquery().label("enabled_connectors"),
+                  last_success.scalar_subquery().label("last_success_at"), waiting.scalar_subquery().label("waiting"))
+        .where(Organization.id.in_(organization_ids))
+    ).all()
+    return {row.id: row for row in rows}
 
 
 def _open_alerts_by_organization() -> dict[int, dict[str, int]]:
