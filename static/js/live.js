@@ -49,6 +49,15 @@
     queueAnnouncement(data.event === "resolved" ? "Resolved: " : "New alert: ", data.title || "");
   }
 
+  /* A page reached after an action (a redirect with a flash message: "Record X is excluded from sync.")
+   * says the result once it has loaded; the live region exists from the start, so this is spoken. */
+  document.addEventListener("DOMContentLoaded", function () {
+    var flashes = document.querySelector(".flashes");
+    if (flashes) {
+      setTimeout(function () { announce(flashes.textContent.replace(/\s+/g, " ").trim()); }, 500);
+    }
+  });
+
   function resync() {
     document.body.dispatchEvent(new CustomEvent("live:resync", { bubbles: true }));
   }

@@ -14,7 +14,7 @@
 
   var FOCUSABLE = "a[href], button:not([disabled]), input:not([disabled]):not([type='hidden']), " +
     "select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex='-1'])";
-  var inFlight = typeof WeakMap === "function" ? new WeakMap() : null;
+  var inFlight = new WeakMap(); /* region -> {again}: one request at a time, and one more if asked meanwhile */
 
   /* Morphing. Children are matched by key (id, data-key, or a notification's id), the rest by position and
    * kind; `changed` records whether anything was written. A CSRF token is signed anew on every render, so a
@@ -266,10 +266,10 @@
   }
 
   function refresh(region) {
-    var state = inFlight && inFlight.get(region);
+    var state = inFlight.get(region);
     if (state) { state.again = true; return; }
     state = { again: false };
-    if (inFlight) { inFlight.set(region, state); }
+    inFlight.set(region, state);
     var url = region.getAttribute("hx-get");
     fetch(url, {
       credentials: "same-origin",
@@ -281,7 +281,7 @@
     }).then(function (html) {
       if (html !== null && region.isConnected) { apply(region, html); }
     }).catch(function () { /* offline for a moment: the stream's resync fetches again */ }).then(function () {
-      if (inFlight) { inFlight.delete(region); }
+      inFlight.delete(region);
       if (state.again && region.isConnected) { refresh(region); }
     });
   }

@@ -210,3 +210,18 @@ def test_after_a_rows_retry_focus_stays_next_to_the_button_and_the_result_is_ann
     after = _place(page)
     # The result above the table grew meanwhile; what counts is that the row kept its place on the screen.
     assert abs(after["top"] - before["top"]) < 40, (before, after)
+
+
+def test_after_excluding_a_record_the_screen_it_returns_to_announces_the_result(table, signed_in):
+    """Given a failed row, when the admin excludes it on its record page, the screen they return to says
+    "Record … is excluded from sync." in the status live region, not only on the page."""
+    page = signed_in(table.world.admin_a)
+    page.add_init_script(ANNOUNCEMENT_RECORDER)
+    _open(page)
+    record = next(r for r in table.failed if r.id == _row_ids(page)[3])
+    page.get_by_role("link", name=f"Exclude… {record.source_ref}").click()
+    page.get_by_label("Reason for excluding this record").fill("Booked by hand in the ledger")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Exclude the record").click()
+    expect(page.locator(ROWS).first).to_be_visible()
+    wait_for(page, "t => window.__announced.includes(t)", arg=f"Note: Record {record.source_ref} is excluded from sync.")
