@@ -46,6 +46,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     converters.register(app)
     register_blueprints(app)
+    from dashboard import metrics
+
+    app.register_blueprint(metrics.bp)
 
     from dashboard.cli import register_commands
 

@@ -25,6 +25,11 @@ def embedded_redis_socket() -> Path:
     return INSTANCE_PATH / "redis.sock"
 
 
+def metrics_directory() -> Path:
+    """Where every process on this machine keeps its Prometheus counters (wipe it on deploy)."""
+    return Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or INSTANCE_PATH / "metrics")
+
+
 def default_database_url() -> str:
     return f"sqlite:///{INSTANCE_PATH / 'dashboard.sqlite3'}"
 
@@ -88,3 +93,4 @@ class Config:
         self.QUEUE_ALERTS = os.environ.get("QUEUE_ALERTS", "alerts")
         self.QUEUE_SYNC = os.environ.get("QUEUE_SYNC", "sync")
         self.DEMO_TRAFFIC = _bool("DEMO_TRAFFIC", False)
+        self.METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta, timezone
 
+from dashboard import metrics
 from jobs import in_app_context
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ def schedule_announcement() -> None:
         log.warning("could not schedule the announcement due at %s", due)
 
 
+@metrics.timed_alert_job
 @in_app_context
 def evaluate_batch(batch_id: int) -> None:
     from dashboard.alerts.engine import evaluate_batch as evaluate
@@ -40,6 +42,7 @@ def evaluate_batch(batch_id: int) -> None:
     schedule_announcement()
 
 
+@metrics.timed_alert_job
 @in_app_context
 def check_organization(organization_id: int) -> None:
     from dashboard.alerts.engine import check_organization as check
@@ -48,6 +51,7 @@ def check_organization(organization_id: int) -> None:
     schedule_announcement()
 
 
+@metrics.timed_alert_job
 @in_app_context
 def announce() -> None:
     """Tell global admins of alerts whose grouping wait has ended."""
@@ -57,6 +61,7 @@ def announce() -> None:
     schedule_announcement()
 
 
+@metrics.timed_alert_job
 @in_app_context
 def scan() -> None:
     """Every minute: staleness, the grouping wait, and batches that were never evaluated."""

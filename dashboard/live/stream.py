@@ -21,6 +21,7 @@ from typing import Iterator
 import redis
 from flask_sse import Message
 
+from dashboard import metrics
 from dashboard.live.publish import CHANNEL_PREFIX, PLATFORM_CHANNEL, organization_channel, user_channel
 from dashboard.vocabulary import LiveEvent
 
@@ -185,6 +186,7 @@ def event_stream(broker: Broker, channels: frozenset[str], heartbeat: float = HE
     subscriber = broker.subscribe(channels)
     broker.subscribed.wait(timeout=2)  # open the stream once events can reach it (so a re-fetch then misses nothing)
     try:
+        metrics.stream_clients.inc()
         yield b": connected\nretry: 2000\n\n"
         while True:
             try:
@@ -197,5 +199,7 @@ def event_stream(broker: Broker, channels: frozenset[str], heartbeat: float = HE
                     return
                 continue
             yield str(message).encode()
+            metrics.stream_events.inc()
     finally:
+        metrics.stream_clients.dec()
         broker.unsubscribe(subscriber)
