@@ -6,12 +6,9 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from dashboard.alerts import quiet
-
-if TYPE_CHECKING:
-    from dashboard.alerts.replay import ReplayReport
+from dashboard.alerts.replay import ReplayReport, replay
 
 PREVIEW_DAYS = 30
 
@@ -84,12 +81,7 @@ def outcome(report: ReplayReport, organization: str) -> Outcome:
 
 def preview(organization: str, current: Mapping[str, int | None], proposed: Mapping[str, int | None],
             now: datetime) -> Preview:
-    """Replay the organization's last 30 days before `now` twice: with the current settings and the proposed.
-
-    Only the preview job replays; the web reads `Preview` and its parts, so the replay is imported here.
-    """
-    from dashboard.alerts.replay import replay
-
+    """Replay the organization's last 30 days before `now` twice: with the current settings and the proposed."""
     start = now - timedelta(days=PREVIEW_DAYS)
     return Preview(start=start, end=now,
                    current=outcome(replay([organization], start, now, _replay_settings(current)), organization),

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from rq import SimpleWorker
 
-from dashboard.alerts import replay as replay_module
+from dashboard.alerts import preview
 from dashboard.alerts.replay import ReplayedAlert, ReplayedNotification, ReplayReport
 from dashboard.extensions import db, redis_ext
 from dashboard.queues import alerts_queue
@@ -46,7 +46,7 @@ def canned_replay(organizations: list[str] | None, start: datetime, end: datetim
 
 @pytest.fixture()
 def settings_page(world, signed_in, page: Page, monkeypatch: pytest.MonkeyPatch) -> Page:
-    monkeypatch.setattr(replay_module, "replay", canned_replay)
+    monkeypatch.setattr(preview, "replay", canned_replay)
     alerts_queue().empty()
     page.add_init_script(STATUS_RECORDER)
     signed_in(world.admin_a)
