@@ -207,6 +207,17 @@ def test_open_alerts_panel_totals_distinct_records_money_and_volunteers(client, 
     assert text.count("Volunteers waiting 2 volunteers") == 1 and text.count("Volunteers waiting 3 volunteers") == 1
 
 
+def test_the_screen_leads_with_its_open_alerts(client, world, login):
+    """Given an open alert, the integration page shows the open alerts before the connector and the records."""
+    sf.alert(world.org_a, [sf.failed(world.connector_a)])
+    db.session.commit()
+    login(world.admin_a)
+
+    html = client.get(SCREEN.format(org="org-a")).get_data(as_text=True)
+
+    assert html.index('id="alerts-panel"') < html.index('id="connector-panel"') < html.index('id="records"')
+
+
 def test_one_open_alert_has_no_separate_total(client, world, login):
     sf.alert(world.org_a, [sf.failed(world.connector_a)])
     db.session.commit()
