@@ -27,8 +27,8 @@ from tests.storm import Storm, StormOrganization, first_crossing, send_storm
 
 pytestmark = pytest.mark.slow
 
-PER_KIND = {"healthy": 2, "chronic": 1, "burst": 1, "drip": 2}
-RECORDS, DAYS, SEED, BATCH_MINUTES = 400, 10, 17, 180
+PER_KIND = {"healthy": 1, "chronic": 1, "burst": 1, "drip": 2}
+RECORDS, DAYS, SEED, BATCH_MINUTES = 400, 10, 17, 240
 MOST_PER_DAY = 4
 """The issue's goal for one admin, and for a global admin, in one day with the default settings."""
 
