@@ -59,18 +59,16 @@ def record_history(record: SyncRecord, limit: int = HISTORY_LIMIT) -> list[Histo
         .order_by(RecordAction.created_at.desc(), RecordAction.id.desc()).limit(limit)
     ).all()
     told = so.aliased(User)
-    membership = AlertRecord.__table__.alias("membership")
     events = db.session.execute(
         # its own joins, and every event of its alerts that is about no record in particular (raised, notified,
         # resolved, announced ...) from the moment it was among the alert's records
         sa.select(AlertEvent.at, AlertEvent.kind, AlertEvent.alert_id, AlertEvent.detail, told.name, Alert.title,
-                  membership.c.joined_at)
-        .join(membership, sa.and_(membership.c.alert_id == AlertEvent.alert_id,
-                                  membership.c.record_id == record.id))
+                  AlertRecord.joined_at)
+        .join(AlertRecord, sa.and_(AlertRecord.alert_id == AlertEvent.alert_id, AlertRecord.record_id == record.id))
         .join(Alert, Alert.id == AlertEvent.alert_id)
         .outerjoin(told, told.id == AlertEvent.user_id)
         .where(sa.or_(AlertEvent.record_id == record.id,
-                      sa.and_(AlertEvent.record_id.is_(None), AlertEvent.at >= membership.c.joined_at)))
+                      sa.and_(AlertEvent.record_id.is_(None), AlertEvent.at >= AlertRecord.joined_at)))
         .order_by(AlertEvent.at.desc(), AlertEvent.id.desc()).limit(limit)
     ).all()
     reads = db.session.execute(
