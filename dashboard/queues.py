@@ -72,7 +72,10 @@ def preview_job_id(organization_id: int, key: str) -> str:
 
 def preview_now(job_id: str, organization_id: int, current: dict[str, int | None],
                 proposed: dict[str, int | None]) -> bool:
-    """Queue a settings preview now, for a caller that holds no transaction; False when Redis is unreachable."""
+    """Queue a settings preview now, for a caller that holds no transaction; False when Redis is unreachable.
+
+    A failed preview is not retried: the same replay would fail again, and the page offers to try again.
+    """
     return _send(_preview(job_id, organization_id, current, proposed), retry=False)
 
 
@@ -102,13 +105,14 @@ def sync_now(connector_id: int) -> bool:
 
 
 def _send(job: _Job, retry: bool = True) -> bool:
-    """Send one job to Redis; False (logged) when Redis is unreachable: the periodic scan and sync catch up."""
+    """Send one job to Redis, retried by RQ when it fails unless `retry` is False; False (logged) when Redis is
+    unreachable: the periodic scan and sync catch up (a preview's page says so)."""
     try:
         target = alerts_queue() if job.queue == "alerts" else sync_queue()
         retries = Retry(max=len(_RETRY_INTERVALS), interval=_RETRY_INTERVALS) if retry else None
         target.enqueue(job.func, *job.args, retry=retries, **dict(job.options))
     except Exception:  # noqa: BLE001 - Redis outage: the periodic scan and sync catch up
-        log.warning("could not enqueue %s%r; the periodic scan catches up", job.func, job.args)
+        log.warning("could not enqueue %s%r: Redis is unreachable", job.func, job.args)
         return False
     return True
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from rq import SimpleWorker
 
+from dashboard.alerts import preview
 from dashboard.extensions import db, redis_ext
 from dashboard.models import utcnow
 from dashboard.queues import alerts_queue
@@ -165,3 +166,36 @@ def test_another_organizations_admin_can_neither_start_nor_read_a_preview(client
 def test_anonymous_is_sent_to_sign_in(client, world, method, path):
     response = getattr(client, method)(path, data=QUIETER)
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_when_the_job_queue_is_unreachable_the_page_says_so(client, world, login, monkeypatch):
+    """Given Redis down, when the admin previews, the page says the preview cannot be computed now (announced),
+    and nothing is saved."""
+    login(world.admin_a)
+    monkeypatch.setattr(alerts_queue().__class__, "enqueue", _refuse)
+
+    html = client.post("/orgs/org-a/settings/preview", data=QUIETER, headers=HTMX).get_data(as_text=True)
+
+    message = "The preview cannot be computed right now: the job queue is unreachable. Try again in a minute."
+    assert f'<p class="problem"><span aria-hidden="true">⚠</span> {message}</p>' in html
+    assert f'<div id="preview-status" hx-swap-oob="innerHTML">{message}</div>' in html
+    assert "hx-get" not in html
+    assert _saved(world) == (10, None)
+
+
+def _refuse(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+    raise ConnectionError("Redis is down")
+
+
+def test_a_preview_that_fails_says_so_and_stops_asking(client, world, login, monkeypatch):
+    """Given a replay that fails, when the job has run, the page says the preview could not be computed
+    (announced) and polls no more."""
+    login(world.admin_a)
+    monkeypatch.setattr(preview, "replay", _refuse)
+    url = _preview_url(client.post("/orgs/org-a/settings/preview", data=QUIETER, headers=HTMX).get_data(as_text=True))
+
+    _work()
+    html = client.get(url, headers=HTMX).get_data(as_text=True)
+
+    assert '<div id="preview-status" hx-swap-oob="innerHTML">The preview could not be computed.' in html
+    assert "hx-get" not in html
