@@ -39,7 +39,7 @@ from dashboard.database import read_only_from_now
 from dashboard.extensions import db
 from dashboard.models import Alert, Connector, Notification, Organization, SyncRecord, User
 from dashboard.sync.log import Outcome, record_batch
-from dashboard.vocabulary import WAITING_STATUSES, AlertStatus, RecordStatus
+from dashboard.vocabulary import WAITING_STATUSES, AlertStatus, NotificationEvent, RecordStatus
 
 
 class ReplayError(ValueError):
@@ -109,6 +109,7 @@ class ReplayedAlert:
     """The organization's slug; None for a platform alert."""
     rule: str
     title: str
+    """As it was raised (as its first raise notification said it)."""
     opened_at: datetime
     resolved_at: datetime | None
     flapping: bool
@@ -413,7 +414,16 @@ def _hours(start: datetime, end: datetime) -> list[datetime]:
 
 
 def _collect() -> tuple[list[ReplayedAlert], list[ReplayedNotification]]:
-    alerts = [ReplayedAlert(slug, a.rule, a.title, a.opened_at, a.resolved_at, bool(a.flapping))
+    """The scratch database's alerts, each titled as it was raised (an alert's own title says, once it is
+    resolved, that it is cleared), and its notifications."""
+    raised_titles: dict[int, str] = {}
+    for alert_id, title in db.session.execute(
+            sa.select(Notification.alert_id, Notification.title)
+            .where(Notification.alert_id.is_not(None), Notification.event == NotificationEvent.RAISED)
+            .order_by(Notification.id)):
+        raised_titles.setdefault(alert_id, title)
+    alerts = [ReplayedAlert(slug, a.rule, raised_titles.get(a.id, a.title), a.opened_at, a.resolved_at,
+                            bool(a.flapping))
               for a, slug in db.session.execute(
                   sa.select(Alert, Organization.slug).outerjoin(Organization, Organization.id == Alert.organization_id)
                   .order_by(Alert.opened_at, Alert.id))]

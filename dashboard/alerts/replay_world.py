@@ -113,7 +113,7 @@ def read_world(source: Connection, organization_ids: list[int], start: datetime,
     period = [a for a in attempts if a.attempted_at >= start]
 
     actions = _actions(source, {r["id"]: r["organization_id"] for r in records}, end)
-    _set_state_at_start(records, lead_in, [a for a in actions if a.at < start], max_auto_attempts)
+    _set_state_at_start(records, lead_in, actions, start, max_auto_attempts)
 
     memberships = _rows(source, sa.select(Membership.__table__).where(
         Membership.organization_id.in_(organization_ids), Membership.role == "admin"))
@@ -208,18 +208,18 @@ def _actions(source: Connection, organization_of: dict[int, int], end: datetime)
 
 
 def _set_state_at_start(records: list[dict[str, Any]], before: list[Attempt], actions: list[Action],
-                        max_auto_attempts: int) -> None:
-    """Each record as it was at the start: its last on-time attempt before it decides its status and streak.
-
-    A record excluded now with no exclusion on file was excluded before anything the log shows.
-    """
+                        start: datetime, max_auto_attempts: int) -> None:
+    """Each record as it was at the start: its last on-time attempt before it decides its status and streak,
+    its last exclusion or inclusion before it whether it is excluded. A record excluded now with neither on file
+    was excluded before anything the log shows."""
     last: dict[int, Attempt] = {}
     for attempt in before:
         if not attempt.late:
             last[attempt.record_id] = attempt
     excluded: dict[int, bool] = {}
     for action in actions:
-        excluded[action.record_id] = action.action == "exclude"
+        if action.at < start:
+            excluded[action.record_id] = action.action == "exclude"
     has_actions = {a.record_id for a in actions}
     for record in records:
         attempt = last.get(record["id"])

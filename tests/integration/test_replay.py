@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from dashboard.alerts import engine
 from dashboard.alerts.replay import ReplayError, replay
 from dashboard.extensions import db
-from dashboard.models import Alert, Notification, Organization, SyncAttempt, User
+from dashboard.models import Alert, Notification, Organization, RecordAction, SyncAttempt, SyncRecord, User
 from tests import factories
 from tests.alerting import run, writing
 
@@ -132,6 +132,28 @@ def test_given_a_period_starting_mid_streak_when_replayed_then_records_start_as_
     first = report.alerts[0]
     assert (first.rule, first.opened_at) == ("consecutive_failures", start + timedelta(minutes=10))
     assert "stale_sync" not in [a.rule for a in report.alerts]
+
+
+def test_given_an_admin_excluded_the_failing_record_when_replayed_then_the_alert_resolves_at_the_exclusion(world):
+    day1 = DAY0 + timedelta(days=1)
+    stuck = new_record(world.connector_a, approved_at=day1)
+    db.session.commit()
+    for minutes in (60, 80, 100):
+        run(world.connector_a, [(stuck, "account_mapping_missing")], at=day1 + timedelta(minutes=minutes))
+    excluded_at = day1 + timedelta(hours=3)
+    with writing():  # as dashboard.sync.actions.exclude_record and the re-check it queues, on the test's clock
+        record = db.session.get(SyncRecord, stuck.id)
+        record.status = "excluded"
+        db.session.add(RecordAction(record_id=stuck.id, user_id=world.admin_a.id, action="exclude", reason="dup",
+                                    created_at=excluded_at))
+    with writing():
+        engine.check_organization(world.org_a.id, excluded_at, refresh_figures=True)
+    live_alerts, live_notifications = live_outcome()
+
+    report = replay(["org-a"], DAY0, END)
+
+    assert [(a.rule, a.resolved_at) for a in report.alerts] == [("consecutive_failures", excluded_at)]
+    assert replayed_outcome(report) == (live_alerts, live_notifications)
 
 
 def test_given_a_replay_when_it_runs_then_the_real_database_and_redis_are_untouched(lived, redis_url):
