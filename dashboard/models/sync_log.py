@@ -61,6 +61,8 @@ class SyncRecord(db.Model):
         sa.Index("ix_sync_records_connector_status_approved", "connector_id", "status", "approved_at"),
         # The status screen's keyset pages: default sort, sort by amount, error filter sorted by amount.
         sa.Index("ix_sync_records_org_approved", "organization_id", "approved_at", "id"),
+        sa.Index("ix_sync_records_org_status_problem", "organization_id", "status",
+                 sa.func.coalesce(sa.column("last_attempt_at"), sa.column("approved_at")), "id"),
         sa.Index("ix_sync_records_org_amount", "organization_id", "amount_minor", "id"),
         sa.Index("ix_sync_records_org_error_amount", "organization_id", "last_error_code", "amount_minor", "id"),
         sa.Index("ix_sync_records_org_status_amount", "organization_id", "status", "amount_minor", "id"),
