@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,8 +44,9 @@ def record_type_name(record_type: str | None, count: int) -> str:
     return _(singular) if count == 1 else _(plural)
 
 
-def describe(alert: Alert) -> Content:
-    """The alert's title, text and figures; a resolved alert's title says it is cleared and how."""
+def describe(alert: Alert, now: datetime | None = None) -> Content:
+    """The alert's title, text and figures as of `now` (the engine's clock; the wall clock if None); a resolved
+    alert's title says it is cleared and how."""
     if alert.rule == rules.PLATFORM:
         content = _platform(alert)
         if alert.status == AlertStatus.RESOLVED:
@@ -61,7 +63,7 @@ def describe(alert: Alert) -> Content:
     oldest = figures["oldest_approved_at"]
     facts = [_("Amount at stake: %(stake)s.", stake=stake or money(0))]
     if oldest is not None:
-        facts.append(_("Oldest affected record approved %(age)s ago.", age=age(oldest)))
+        facts.append(_("Oldest affected record approved %(age)s ago.", age=age(oldest, now)))
     details: dict[str, Any] = {**figures, "oldest_approved_at": oldest.isoformat() if oldest else None}
     if alert.rule == rules.CONSECUTIVE:
         error = describe_error(alert.error_code)
@@ -88,7 +90,7 @@ def describe(alert: Alert) -> Content:
     else:
         connector = db.session.get(Connector, alert.connector_id) if alert.connector_id else None
         last = connector.last_success_at if connector else None
-        since = _("last synced anything %(age)s ago", age=age(last)) if last else _("has never synced anything")
+        since = _("last synced anything %(age)s ago", age=age(last, now)) if last else _("has never synced anything")
         title = _("%(org)s: %(n)d approved %(records)s waiting more than %(hours)d hours",
                   org=org.name, n=n, records=ngettext("record", "records", n), hours=org.stale_after_hours)
         lead = _("Rule: sync is stale. The connector %(name)s %(since)s.",

@@ -298,7 +298,7 @@ def _finish(ev: Evaluation) -> None:
         alert = db.session.get(Alert, alert_id)
         if alert is None:
             continue
-        writer.refresh_content(alert)
+        writer.refresh_content(alert, ev.now)
         if alert_id in ev.raised:
             writer.announce_raise(alert, ev.now)
         queue_event(organization_channel(ev.organization.id), LiveEvent.ALERT_CHANGED, {"alert_id": alert_id})
@@ -339,7 +339,7 @@ def _update_platform(now: datetime) -> None:
         assert platform is not None
         writer.close(platform, now)
     if platform is not None:
-        writer.refresh_content(platform)
+        writer.refresh_content(platform, now)
         queue_event(PLATFORM_CHANNEL, LiveEvent.PLATFORM_CHANGED, {"alert_id": platform.id})
 
 

@@ -123,7 +123,7 @@ def join(ev: Evaluation, alert: Alert, record_ids: list[int]) -> None:
 
 def resolve(ev: Evaluation, alert: Alert) -> None:
     if alert.id in ev.raised:  # raised and cleared in one evaluation: tell of the raise before the resolution
-        refresh_content(alert)
+        refresh_content(alert, ev.now)
         announce_raise(alert, ev.now)
     close(alert, ev.now)
     ev.opened_or_resolved = True
@@ -136,7 +136,7 @@ def close(alert: Alert, now: datetime) -> None:
     if alert.global_announced_at is None:
         alert.global_due_at = None  # resolved within the grouping wait: never announced
     record_event(alert, AlertEventKind.RESOLVED, now)
-    refresh_content(alert)
+    refresh_content(alert, now)
     notify(alert, recipients.for_resolution(alert), NotificationEvent.RESOLVED, now,
            gather=delivery.for_resolution(alert, now))
 
@@ -199,10 +199,10 @@ def record_event(alert: Alert, kind: str, at: datetime, *, record_id: int | None
                               detail=detail[:1000]))
 
 
-def refresh_content(alert: Alert) -> None:
-    """Recompute the alert's title, text and figures from its affected records."""
+def refresh_content(alert: Alert, now: datetime) -> None:
+    """Recompute the alert's title, text and figures from its affected records, as of `now`."""
     db.session.flush()
-    content = describe(alert)
+    content = describe(alert, now)
     alert.title = _fits(content.title, TITLE_MAX_LENGTH)
     alert.body = content.body
     alert.affected_count = content.details.get("affected_count", alert.affected_count)
