@@ -33,7 +33,8 @@
     if (items.length === 1) {
       announce(items[0].prefix + items[0].title);
     } else {
-      announce(items.length + " new notifications: " + items.map(function (i) { return i.title; }).join("; "));
+      announce(words().several.replace("{n}", String(items.length)) + " " +
+               items.map(function (i) { return i.title; }).join("; "));
     }
     timer = setTimeout(flush, ANNOUNCE_MS);
   }
@@ -43,10 +44,17 @@
     if (!timer) { timer = setTimeout(flush, GATHER_MS); }
   }
 
+  /* The announcer's own words, translated by the server (base.html). A raised alert's title is the problem,
+   * so it is introduced; a resolution's ("Cleared: …"), a flapping alert's ("Keeps coming back: …") and a
+   * summary's title say what they are themselves. */
+  function words() {
+    return JSON.parse(document.body.dataset.announceWords);
+  }
+
   function onNotification(event) {
     var data = {};
     try { data = JSON.parse(event.data); } catch (e) { return; }
-    queueAnnouncement(data.event === "resolved" ? "Resolved: " : "New alert: ", data.title || "");
+    queueAnnouncement(data.event === "raised" ? words().raised + " " : "", data.title || "");
   }
 
   /* A page reached after an action (a redirect with a flash message: "Record X is excluded from sync.")

@@ -191,23 +191,28 @@
     };
   }
 
-  /* Scroll: the element whose place on the screen should not move. */
-  function scrollAnchor(active) {
+  /* Scroll: elements whose place on the screen should not move, best first (the focused element, then
+   * what is at the top of the viewport), each with its place now. */
+  function scrollAnchors(active) {
     var height = window.innerHeight;
-    if (active && active !== document.body) {
-      var box = active.getBoundingClientRect();
-      if (box.bottom > 0 && box.top < height) { return active; }
-    }
     var width = document.documentElement.clientWidth;
+    var found = [];
+    if (active && active !== document.body) { found.push(active); }
     var probes = [[0.5, 0.02], [0.2, 0.02], [0.5, 0.25], [0.2, 0.5]];
     for (var i = 0; i < probes.length; i++) {
       var hit = document.elementFromPoint(width * probes[i][0], height * probes[i][1]);
       if (hit && hit !== document.body && hit !== document.documentElement &&
           hit.getBoundingClientRect().height < height) {
-        return hit;
+        found.push(hit);
+        break;
       }
     }
-    return null;
+    return found.filter(function (element) {
+      var box = element.getBoundingClientRect();
+      return box.bottom > 0 && box.top < height;
+    }).map(function (element) {
+      return { element: element, top: element.getBoundingClientRect().top };
+    });
   }
 
   /* Run `morph` on `region` keeping focus and scroll; returns whether anything changed. */
@@ -215,8 +220,7 @@
     var active = document.activeElement;
     var inside = active && active !== document.body && region.contains(active);
     var plan = inside ? focusPlan(active, region) : null;
-    var anchor = scrollAnchor(active);
-    var anchorTop = anchor ? anchor.getBoundingClientRect().top : 0;
+    var anchors = scrollAnchors(active);
     var x = window.scrollX, y = window.scrollY;
     changed = false;
     freshTokens = [];
@@ -227,8 +231,9 @@
       var next = plan();
       if (next) { next.focus({ preventScroll: true }); }
     }
-    if (anchor && anchor.isConnected) {
-      var moved = anchor.getBoundingClientRect().top - anchorTop;
+    var anchor = anchors.filter(function (a) { return a.element.isConnected; })[0];
+    if (anchor) {
+      var moved = anchor.element.getBoundingClientRect().top - anchor.top;
       if (Math.abs(moved) >= 1) { window.scrollBy(0, moved); }
     } else if (window.scrollX !== x || window.scrollY !== y) {
       window.scrollTo(x, y);

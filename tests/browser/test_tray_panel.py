@@ -1,15 +1,17 @@
 """The tray panel (issue 15): it closes when focus leaves it and on a click outside it, leaving focus where the
 user put it; and `tray-changed` (a notification gathered into a summary, or a summary's count changed) refreshes
-the list and the unread count without a word in the live region."""
+the list and the unread count without a word in the live region; a notification that is announced is said in
+its own words."""
 from __future__ import annotations
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from dashboard.extensions import db
 from dashboard.live.publish import publish_now, user_channel
 from dashboard.models import Notification
 from dashboard.vocabulary import LiveEvent, NotificationEvent
-from tests.browser.conftest import ANNOUNCEMENT_RECORDER, wait_live
+from tests.browser.conftest import ANNOUNCEMENT_RECORDER, wait_for, wait_live
 
 QUIET_MS = 2_500  # longer than the announcer's gathering (0.5 s) and its pause (2 s)
 
@@ -81,3 +83,24 @@ def test_tray_changed_refreshes_the_list_and_count_quietly(world, signed_in):
     page.wait_for_timeout(QUIET_MS)
     assert page.evaluate("window.__announced") == []
     expect(page.locator("#sr-alert")).to_have_text("")
+
+
+@pytest.mark.parametrize("event, title, spoken", [
+    ("raised", "3 mileage claims failed 3 times in a row", "New alert: 3 mileage claims failed 3 times in a row"),
+    ("resolved", "Cleared: 3 mileage claims failed, all 3 records synced",
+     "Cleared: 3 mileage claims failed, all 3 records synced"),
+    ("flapping", "Keeps coming back: 3 times since 08:00. Error threshold exceeded",
+     "Keeps coming back: 3 times since 08:00. Error threshold exceeded"),
+])
+def test_a_notification_is_announced_once_in_its_own_words(world, signed_in, event, title, spoken):
+    """Given an open page, a raised alert is announced as "New alert: <title>"; a resolution or a flapping
+    alert, whose titles say what they are, by its title alone (no "Resolved: Cleared: …")."""
+    page = signed_in(world.admin_a)
+    page.add_init_script(ANNOUNCEMENT_RECORDER)
+    page.reload()
+    wait_live(page)
+    publish_now(user_channel(world.admin_a.id), LiveEvent.NOTIFICATION.value,
+                {"id": 1, "alert_id": 1, "event": event, "title": title, "link": "/notifications/1"})
+    wait_for(page, "window.__announced.length > 0")
+    page.wait_for_timeout(QUIET_MS)
+    assert page.evaluate("window.__announced") == [spoken]
