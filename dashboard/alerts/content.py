@@ -154,7 +154,9 @@ def _platform(alert: Alert) -> Content:
     title_names = ", ".join(o["name"] for o in shown)
     if len(organizations) > len(shown):
         title_names = _("%(names)s and %(n)d more", names=title_names, n=len(organizations) - len(shown))
-    title = _("Platform: %(n)d organizations have sync alerts: %(names)s", n=len(organizations), names=title_names)
+    title = ngettext("Platform: %(num)d organization has sync alerts: %(names)s",
+                     "Platform: %(num)d organizations have sync alerts: %(names)s", len(organizations),
+                     names=title_names)
     kinds = sorted({rule for o in organizations for rule in o.get("rules", [])})
     body = _("Affected organizations: %(names)s. Kinds of alert: %(kinds)s.", names=names,
              kinds=", ".join(str(RULE_NAMES.get(k, k)) for k in kinds))

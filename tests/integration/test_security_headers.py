@@ -15,6 +15,7 @@ from werkzeug.test import TestResponse
 from dashboard.config import PROJECT_ROOT, Config
 from dashboard.extensions import db
 from dashboard.models import Notification
+from dashboard.queues import alerts_queue, preview_job_id
 from dashboard.web.security import CONTENT_SECURITY_POLICY
 from tests import factories, status_factories
 
@@ -34,6 +35,7 @@ SIGNED_IN_PAGES = {
     "status.alerts_panel": ("/orgs/{org}/integration/open-alerts", True),
     "status.retry_progress": ("/orgs/{org}/integration/retry-progress", True),
     "settings.organization": ("/orgs/{org}/settings", False),
+    "settings.preview_result": ("/orgs/{org}/settings/preview/{preview}", True),
     "notifications.index": ("/notifications", False),
     "notifications.tray": ("/notifications/tray", True),
     "notifications.open_notification": ("/notifications/{notification}", False),
@@ -49,7 +51,7 @@ ANONYMOUS_PAGES = {
     "health.healthz": "/healthz",
     "api.openapi": "/api/v1/openapi.json",
 }
-NOT_PAGES = {"static", "live.events"}  # checked on their own below
+NOT_PAGES = {"static", "live.events", "metrics.scrape"}  # checked on their own below and in test_metrics.py
 
 
 @pytest.fixture()
@@ -60,7 +62,10 @@ def ids(world) -> dict[str, object]:  # type: ignore[no-untyped-def]
                         organization_id=world.org_a.id)
     db.session.add(note)
     db.session.commit()
-    return {"org": world.org_a.slug, "record": record.id, "notification": note.id}
+    preview = "0" * 32  # a queued preview (no worker runs it): its result page says it is computing
+    alerts_queue().enqueue("jobs.preview.preview_settings", world.org_a.id, {}, {},
+                           job_id=preview_job_id(world.org_a.id, preview))
+    return {"org": world.org_a.slug, "record": record.id, "notification": note.id, "preview": preview}
 
 
 def assert_policy(response: TestResponse) -> None:
