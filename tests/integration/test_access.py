@@ -104,3 +104,20 @@ def test_admin_of_another_organization_gets_404_for_a_connector(client, world, l
 def test_anonymous_connector_posts_are_sent_to_sign_in(client, world, path):
     response = client.post(path.format(org="org-a", connector=world.connector_a.id), data={"scenario": "down"})
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_a_settings_preview_is_its_organizations_own(client, world, login):
+    """Given a preview queued for organization A, B's admin can neither read it, under A's address or their own,
+    nor start one for A; A's admin reads it."""
+    from dashboard.queues import alerts_queue, preview_job_id
+
+    key = "1" * 32
+    alerts_queue().enqueue("jobs.preview.preview_settings", world.org_a.id, {}, {},
+                           job_id=preview_job_id(world.org_a.id, key))
+    login(world.admin_b)
+    assert client.get(f"/orgs/org-a/settings/preview/{key}").status_code == 404
+    assert client.get(f"/orgs/org-b/settings/preview/{key}").status_code == 404
+    assert client.post("/orgs/org-a/settings/preview", data={"error_threshold": "10"}).status_code == 404
+    client.post("/logout")
+    login(world.admin_a)
+    assert client.get(f"/orgs/org-a/settings/preview/{key}").status_code == 200
