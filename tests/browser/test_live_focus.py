@@ -3,7 +3,7 @@
 The tests publish the live event themselves instead of waiting for the demo's sync: a refresh that changes
 nothing changes nothing in the DOM, one that changes a row leaves focus (on the heading, on a row's button, or
 nowhere) and the scroll position where they were, and after a row's Retry focus stays in that row while the
-result is announced."""
+result is announced. The platform page's tables refresh the same way."""
 from __future__ import annotations
 
 import time
@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy.exc import OperationalError
 
 from dashboard.extensions import db
-from dashboard.live.publish import organization_channel, publish_now
+from dashboard.live.publish import PLATFORM_CHANNEL, organization_channel, publish_now
 from dashboard.models import SyncRecord, utcnow
 from dashboard.vocabulary import LiveEvent
 from tests import status_factories as sf
@@ -225,3 +225,21 @@ def test_after_excluding_a_record_the_screen_it_returns_to_announces_the_result(
         page.get_by_role("button", name="Exclude the record").click()
     expect(page.locator(ROWS).first).to_be_visible()
     wait_for(page, "t => window.__announced.includes(t)", arg=f"Note: Record {record.source_ref} is excluded from sync.")
+
+
+def test_a_platform_refresh_keeps_focus_on_a_link_in_the_organizations_table(world, signed_in):
+    """Given a global admin on the platform page with focus on an organization's Status link (links there have
+    no ids, so a swap would drop focus to the page), when a record fails and platform-changed arrives, the
+    table shows the new count and the same link still has focus."""
+    page = signed_in(world.global_admin)
+    expect(page.locator("#platform-organizations")).to_be_visible()
+    wait_live(page)
+    link = page.get_by_role("link", name="Status of Organization A")
+    link.focus()
+    page.evaluate("window.__focused = document.activeElement")
+    sf.failed(world.connector_a, source_ref="PLAT-1")
+    db.session.commit()
+    publish_now(PLATFORM_CHANNEL, LiveEvent.PLATFORM_CHANGED.value, {"alert_id": 1})
+    row = page.locator("#platform-organizations tr", has=page.get_by_role("link", name="Organization A", exact=True))
+    expect(row.locator("td").nth(3)).to_have_text("1", timeout=REFRESH_TIMEOUT_MS)
+    assert page.evaluate("document.activeElement === window.__focused")
