@@ -1,11 +1,11 @@
 """Prometheus metrics at GET /metrics, for every process of one machine, behind a bearer token.
 
 What happened is counted where it happens, in whichever process: batches and their attempts by
-outcome, notifications by event and delivery (announced, or gathered into another), alert job
-times, live events sent and streams open. prometheus-client's multiprocess mode keeps each
+outcome, alerts raised and resolved by rule, notifications by event and delivery (announced, or
+gathered into another), alert job times, live events sent and streams open. prometheus-client's multiprocess mode keeps each
 process's values in files under PROMETHEUS_MULTIPROC_DIR (default `instance/metrics`), and any web
-process sums them when scraped. Batches and notifications are counted from the rows a session
-commits, so a rolled-back race counts nothing and the writers need no calls of their own. What
+process sums them when scraped. Batches, alerts and notifications are counted from the rows a
+session commits, so a rolled-back race counts nothing and the writers need no calls of their own. What
 the service holds now (open alerts by rule, batches not yet evaluated, jobs per queue) is read from
 the database and Redis at scrape time.
 
@@ -22,6 +22,7 @@ from functools import wraps
 from typing import Any, Callable, Iterator, TypeVar
 
 from dashboard.config import metrics_directory
+from dashboard.vocabulary import AlertEventKind
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, has_app_context, request
@@ -31,6 +32,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 # The processes a run command starts inherit this variable, so every process of the machine writes to the same
 # directory. prometheus-client reads it when first imported, which may have been before this module was.
@@ -45,6 +47,8 @@ _KEY = "metrics_pending"
 batches = Counter("dashboard_sync_batches", "Sync batches written to the sync log, by source (api, orchestrator)",
                   ["source"])
 attempts = Counter("dashboard_sync_attempts", "Sync attempts written to the sync log, by outcome", ["outcome"])
+alerts_raised = Counter("dashboard_alerts_raised", "Alerts raised, by rule", ["rule"])
+alerts_resolved = Counter("dashboard_alerts_resolved", "Alerts resolved, by rule", ["rule"])
 notifications = Counter("dashboard_notifications",
                         "Notifications created, by event and delivery (announced, or gathered into another)",
                         ["event", "delivery"])
@@ -161,8 +165,8 @@ def _counting() -> bool:
 
 @sa.event.listens_for(Session, "after_flush")
 def _note_new_rows(session: Session, _context: Any) -> None:
-    """Note the counts of the batches and notifications just flushed; they count once committed."""
-    from dashboard.models import Notification, SyncBatch
+    """Note the counts of the batches, alerts and notifications just flushed; they count once committed."""
+    from dashboard.models import Alert, AlertEvent, Notification, SyncBatch
 
     if not _counting():
         return
@@ -171,6 +175,11 @@ def _note_new_rows(session: Session, _context: Any) -> None:
             _note(session, batches.labels(row.source), 1)
             _note(session, attempts.labels("failure"), row.failure_count)
             _note(session, attempts.labels("success"), row.attempt_count - row.failure_count)
+        elif isinstance(row, Alert):
+            _note(session, alerts_raised.labels(row.rule), 1)
+        elif isinstance(row, AlertEvent) and row.kind == AlertEventKind.RESOLVED:
+            resolved = session.identity_map.get(identity_key(Alert, row.alert_id))  # closed in this session
+            _note(session, alerts_resolved.labels(resolved.rule), 1)
         elif isinstance(row, Notification):
             delivery = "announced" if row.gathered_into_id is None else "gathered"
             _note(session, notifications.labels(row.event, delivery), 1)

@@ -39,7 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rq import Queue, Worker
 
 from dashboard.extensions import db
-from dashboard.models import Alert, Membership, Notification, SyncAttempt, SyncBatch, User
+from dashboard.models import Alert, Membership, Notification, SyncAttempt, SyncBatch, SyncRecord, User
 from dashboard.supervisor import production_commands
 from dashboard.tokens import create_token
 from tests import factories
@@ -58,6 +58,8 @@ WEB_PROCESSES = 2
 WORKERS = 4
 SENDERS = 8
 RESEND_SHARE = 0.1
+RETRIED_SHARE = 0.4
+BUSY_RETRIES = 5
 METRICS_TOKEN = "many-machines-metrics"
 ERRORS = {
     "account_mapping_missing": "No ledger account is mapped",
@@ -163,6 +165,7 @@ def test_two_web_processes_and_four_workers_under_racing_traffic_make_everything
         assert failing_jobs == {"alerts": 0, "sync": 0}, _logs(logs)
 
         _assert_every_batch_evaluated(batch_ids)
+        _assert_streaks_follow_the_log()
         _assert_alerts_exactly_once_and_resolved(organizations)
         _assert_notifications_exactly_once(organizations)
         _assert_live_events_reached_every_stream(streams)
@@ -300,21 +303,26 @@ def _sign_in(port: int, email: str) -> str:
 # Traffic ------------------------------------------------------------------------------------------------
 
 def _send(rng: random.Random, organizations: list[Organization], ports: list[int]) -> set[int | None]:
-    """Post the randomized rounds (shuffled, many at once, some twice), then one batch syncing every record."""
+    """Post the randomized rounds (many at once, some twice), then one batch syncing every record."""
     now = datetime.now(timezone.utc).replace(microsecond=0)
     clock = iter(now - timedelta(hours=6) + timedelta(seconds=s) for s in range(10**6))
     posts = []
-    for n in range(ROUNDS):  # round by round, each organization's round in one or two batches sent at once
-        round_posts = []
+    for n in range(ROUNDS):
+        # Round by round, organizations in random order, each one's round in one batch or in two sent at once,
+        # attempts dealt alternately, so that a record tried twice is often written by two racing requests.
+        groups = []
         for o in organizations:
             attempts = _attempts(rng, o, clock, now)
             halves = [attempts] if rng.random() < 0.5 else [attempts[::2], attempts[1::2]]
-            round_posts += [(o, half, rng.choice(ports), f"round-{n}-{i}") for i, half in enumerate(halves)]
-        rng.shuffle(round_posts)
-        for o, attempts, port, key in round_posts:
-            posts.append((o, attempts, port, key))
-            if rng.random() < RESEND_SHARE:
-                posts.append((o, attempts, next(p for p in ports if p != port), key))
+            group = []
+            for i, half in enumerate(halves):
+                port = rng.choice(ports)
+                group.append((o, half, port, f"round-{n}-{i}"))
+                if rng.random() < RESEND_SHARE:
+                    group.append((o, half, next(p for p in ports if p != port), f"round-{n}-{i}"))
+            groups.append(group)
+        rng.shuffle(groups)
+        posts += [post for group in groups for post in group]
     batch_ids = _post_all(posts)
     fixes = [(o, [_attempt(ref, o, next(clock), now, None) for ref in o.refs], rng.choice(ports), f"fix-{o.id}")
              for o in organizations]
@@ -322,20 +330,24 @@ def _send(rng: random.Random, organizations: list[Organization], ports: list[int
 
 
 def _attempts(rng: random.Random, o: Organization, clock: Iterator[datetime], now: datetime) -> list[dict]:
+    """A round of an organization: some of its records, a few of them twice (a retry), in attempt-time order."""
     chosen = rng.sample(o.refs, rng.randint(3, 8))
     down = o.profile == "connector_down" and rng.random() < 0.5
     attempts = []
     for ref in chosen:
-        if down:
-            error = CONNECTOR_DOWN
-        elif o.profile == "one_type_failing" and ref[1] == o.failing_type:
-            error = "account_mapping_missing"
-        elif rng.random() < {"healthy": 0.03, "one_type_failing": 0.05, "flaky": 0.35}.get(o.profile, 0.1):
-            error = rng.choice(sorted(ERRORS))
-        else:
-            error = None
-        attempts.append(_attempt(ref, o, next(clock), now, error))
+        for _try in range(2 if rng.random() < RETRIED_SHARE else 1):
+            attempts.append(_attempt(ref, o, next(clock), now, _error(rng, o, ref, down)))
     return attempts
+
+
+def _error(rng: random.Random, o: Organization, ref: tuple[str, str, int], down: bool) -> str | None:
+    if down:
+        return CONNECTOR_DOWN
+    if o.profile == "one_type_failing" and ref[1] == o.failing_type:
+        return "account_mapping_missing"
+    if rng.random() < {"healthy": 0.03, "one_type_failing": 0.05, "flaky": 0.35}.get(o.profile, 0.1):
+        return rng.choice(sorted(ERRORS))
+    return None
 
 
 def _attempt(ref: tuple[str, str, int], o: Organization, at: datetime, now: datetime, error: str | None) -> dict:
@@ -356,11 +368,17 @@ def _post_all(posts: list[tuple[Organization, list[dict], int, str]]) -> set[int
             data=json.dumps({"connector": o.connector_id, "attempts": attempts}).encode(),
             headers={"Authorization": f"Bearer {o.token}", "Content-Type": "application/json",
                      "Idempotency-Key": f"{o.id}-{key}"})
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                body = json.load(response)
-        except urllib.error.HTTPError as error:
-            raise AssertionError(f"{error.code} {error.read().decode()[:1000]}") from None
+        for _try in range(BUSY_RETRIES):
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    body = json.load(response)
+                break
+            except urllib.error.HTTPError as error:
+                if error.code != 503:
+                    raise AssertionError(f"{error.code} {error.read().decode()[:1000]}") from None
+                time.sleep(float(error.headers.get("Retry-After", "1")))  # busy: retry, as an orchestrator does
+        else:
+            raise AssertionError(f"still busy after {BUSY_RETRIES} tries: {key}")
         if response.status == 200:  # a resent request that lost the race to its first copy: all skipped
             assert body == {"batch_id": None, "attempts": 0, "failures": 0, "skipped": len(attempts)}, body
             return None
@@ -406,6 +424,27 @@ def _assert_every_batch_evaluated(batch_ids: set[int]) -> None:
                                     .where(SyncBatch.evaluated_at.is_(None)))
     assert stored == batch_ids, "every accepted request is one batch, a resent one the same batch"
     assert unevaluated == 0
+
+
+def _assert_streaks_follow_the_log() -> None:
+    """Each record's attempts that moved its state, in attempt-time order, count its failure streak one by one
+    (a batch that read a record's state while another batch was changing it would count from a stale one), and
+    the record ends where its newest one left it."""
+    rows = db.session.execute(
+        sa.select(SyncAttempt.record_id, SyncAttempt.attempted_at, SyncAttempt.outcome, SyncAttempt.failure_streak)
+        .where(SyncAttempt.late.is_(False)).order_by(SyncAttempt.record_id, SyncAttempt.attempted_at)).all()
+    ends = dict(db.session.execute(sa.select(SyncRecord.id, SyncRecord.consecutive_failures)).all())
+    db.session.rollback()
+    miscounted, streak, record = [], 0, None
+    for row in rows:
+        streak = 0 if row.record_id != record else streak
+        record = row.record_id
+        streak = 0 if row.outcome == "success" else streak + 1
+        if row.failure_streak != streak:
+            miscounted.append((row.record_id, row.attempted_at.isoformat(), row.failure_streak, streak))
+            streak = row.failure_streak
+    assert miscounted == [], f"(record, attempt, stored streak, streak from the log): {miscounted[:10]}"
+    assert all(ends[r] == 0 for r in ends), "every record ends synced, its streak reset"
 
 
 def _assert_alerts_exactly_once_and_resolved(organizations: list[Organization]) -> None:
@@ -472,12 +511,16 @@ def _assert_metrics_add_up_the_machine(port: int, open_streams: int) -> None:
     batches = db.session.scalar(sa.select(sa.func.count()).select_from(SyncBatch))
     attempts = db.session.scalar(sa.select(sa.func.count()).select_from(SyncAttempt))
     notifications = db.session.scalar(sa.select(sa.func.count()).select_from(Notification))
+    alerts = db.session.scalar(sa.select(sa.func.count()).select_from(Alert))
+    resolved = db.session.scalar(sa.select(sa.func.count()).select_from(Alert).where(Alert.status == "resolved"))
     evaluated = db.session.scalar(sa.select(sa.func.count()).select_from(SyncBatch)
                                   .where(SyncBatch.evaluated_at.is_not(None)))
     db.session.rollback()
     assert total("dashboard_sync_batches", "dashboard_sync_batches_total") == batches
     assert total("dashboard_sync_attempts", "dashboard_sync_attempts_total") == attempts
     assert total("dashboard_notifications", "dashboard_notifications_total") == notifications
+    assert total("dashboard_alerts_raised", "dashboard_alerts_raised_total") == alerts
+    assert total("dashboard_alerts_resolved", "dashboard_alerts_resolved_total") == resolved
     timed = [s for s in families["dashboard_alert_evaluation_seconds"].samples
              if s.name.endswith("_count") and s.labels["job"] == "evaluate_batch"]
     assert sum(s.value for s in timed) >= evaluated

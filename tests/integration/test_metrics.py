@@ -43,8 +43,8 @@ def value(samples, name: str, **labels: str) -> float:  # type: ignore[no-untype
 def own() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """This process's own counted samples."""
     return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for metric in (metrics.batches, metrics.attempts, metrics.notifications, metrics.alert_job_seconds,
-                           metrics.stream_clients)
+            for metric in (metrics.batches, metrics.attempts, metrics.alerts_raised, metrics.alerts_resolved,
+                           metrics.notifications, metrics.alert_job_seconds, metrics.stream_clients)
             for family in metric.collect() for sample in family.samples}
 
 
@@ -114,7 +114,7 @@ def test_an_ingested_batch_counts_its_attempts_and_waits_in_the_alerts_queue(cli
 def test_evaluations_are_timed_and_alerts_and_notifications_counted_announced_or_gathered(client, world):
     """Given an organization whose budget is two notifications a day, when two records each fail three times
     in their own way, two alerts open, the first raise is announced, the second is gathered into the day's
-    summary (announced), and every evaluation is timed."""
+    summary (announced), and every evaluation is timed; when both records then sync, both alerts resolve."""
     world.org_a.daily_notification_budget = 2
     mileage = factories.record(world.connector_a, record_type="mileage_claim")
     expense = factories.record(world.connector_a, record_type="expense_claim")
@@ -139,6 +139,15 @@ def test_evaluations_are_timed_and_alerts_and_notifications_counted_announced_or
     assert moved("dashboard_notifications_total", event="raised", delivery="announced") == 1
     assert moved("dashboard_notifications_total", event="raised", delivery="gathered") == 1
     assert moved("dashboard_notifications_total", event="summary", delivery="announced") == 1
+    assert moved("dashboard_alerts_raised_total", rule="consecutive_failures") == 2
+    assert moved("dashboard_alerts_resolved_total", rule="consecutive_failures") == 0
+
+    evaluate_batch(log_batch(world.connector_a, [(mileage, None), (expense, None)], at=T0 + timedelta(hours=1)))
+    db.session.rollback()
+    counted, after = own(), scrape(client)
+    assert moved("dashboard_alerts_resolved_total", rule="consecutive_failures") == 2
+    assert value(after, "dashboard_open_alerts", rule="consecutive_failures") == 0
+    assert moved("dashboard_notifications_total", event="resolved", delivery="gathered") == 2
 
 
 def test_an_open_stream_is_counted_while_it_lasts(client, world, login):
