@@ -37,7 +37,7 @@ from dashboard.alerts import engine, rules
 from dashboard.alerts.replay_world import Action, Attempt, World, copy_world, read_world
 from dashboard.database import read_only_from_now
 from dashboard.extensions import db
-from dashboard.models import Alert, Connector, Notification, Organization, SyncRecord, User
+from dashboard.models import Alert, Connector, Notification, Organization, SyncRecord, User, utcnow
 from dashboard.sync.log import Outcome, record_batch
 from dashboard.vocabulary import WAITING_STATUSES, AlertStatus, NotificationEvent, RecordStatus
 
@@ -207,13 +207,17 @@ class ReplayReport:
 
 def replay(organizations: list[str] | None, start: datetime, end: datetime,
            settings: Mapping[str, int] | None = None) -> ReplayReport:
-    """Run the alert engine over the log of [start, end) (naive UTC) for the organizations with these slugs
-    (None: all of them, as global admins hear them together), with `settings` overriding theirs and the
-    platform's. Reads the real database, writes nothing to it, publishes and enqueues nothing."""
+    """Run the alert engine over the log of [start, end) (naive UTC; an end after now is now) for the
+    organizations with these slugs (None: all of them, as global admins hear them together), with `settings`
+    overriding theirs and the platform's. Reads the real database, writes nothing to it, publishes and enqueues
+    nothing."""
     began = time.perf_counter()
     overrides = check_settings(settings or {})
     if start >= end:
         raise ReplayError(_("The period to replay must end after it starts."))
+    end = min(end, utcnow())  # the log ends now: a replay does not run the clock into the future
+    if start >= end:
+        raise ReplayError(_("The period to replay starts in the future."))
     organization_ids, slugs = _organizations(organizations)
     _check_rearm(organization_ids, overrides)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -330,10 +334,11 @@ class _Run:
             if at >= self.end:
                 return
             clock = at
-            if kind == 0:
+            if kind == 1:
+                if not self._timer(heapq.heappop(self.timers)):
+                    continue  # nothing ran, so no announcement came due
+            elif kind == 0:
                 self._act(self.actions.pop(0))
-            elif kind == 1:
-                self._timer(heapq.heappop(self.timers))
             elif kind == 2:
                 engine.announce(at)
             else:
@@ -342,11 +347,12 @@ class _Run:
             announcement = engine.next_announcement()
             db.session.rollback()
 
-    def _timer(self, at: datetime) -> None:
+    def _timer(self, at: datetime) -> bool:
+        """The hourly scan, or the stale check of records whose deadline passed; False if nothing needed to run."""
         if at in self.scans:
             self.scans.discard(at)
             engine.scan(at)
-            return
+            return True
         checked: set[int] = set()
         for organization_id, connector_id, record_id in self.deadlines.pop(at, []):
             if organization_id in checked or self.status.get(record_id) not in WAITING_STATUSES:
@@ -355,6 +361,7 @@ class _Run:
                 continue  # its records join at the connector's next evaluation or scan, before anything resolves
             engine.check_organization(organization_id, at)
             checked.add(organization_id)
+        return bool(checked)
 
     def _act(self, action: Action) -> None:
         """An administrator's exclusion or inclusion, as `dashboard.sync.actions` makes it, then the re-check
