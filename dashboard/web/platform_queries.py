@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from redis import Redis
@@ -109,10 +109,8 @@ def organization_page(now: datetime, number: int = 1, size: int = ORGANIZATIONS_
     figures = _figures({rank.id for rank in chosen})
     organizations = [
         OrganizationSummary(
-            id=rank.id, slug=figures[rank.id].slug, name=rank.name, connectors=figures[rank.id].connectors,
-            enabled_connectors=figures[rank.id].enabled_connectors, last_success_at=figures[rank.id].last_success_at,
-            errors_24h=rank.errors_24h, waiting=figures[rank.id].waiting, oldest_waiting_at=rank.oldest_waiting_at,
-            open_alerts=rank.open_alerts, open_rules=sorted(alerts.get(rank.id, {})),
+            id=rank.id, name=rank.name, errors_24h=rank.errors_24h, oldest_waiting_at=rank.oldest_waiting_at,
+            open_alerts=rank.open_alerts, open_rules=sorted(alerts.get(rank.id, {})), **figures[rank.id],
         )
         for rank in chosen
     ]
@@ -138,8 +136,8 @@ def _ranks(now: datetime, alerts: dict[int, dict[str, int]]) -> list[_Rank]:
             for row in rows]
 
 
-def _figures(organization_ids: set[int]) -> dict[int, sa.Row]:
-    """The figures shown for a page's organizations alone."""
+def _figures(organization_ids: set[int]) -> dict[int, dict[str, Any]]:
+    """The figures shown for a page's organizations alone, by organization."""
     org = Organization.id
     connectors = sa.select(sa.func.count()).where(Connector.organization_id == org)
     enabled = sa.select(sa.func.count()).where(Connector.organization_id == org, Connector.enabled)
@@ -152,7 +150,7 @@ def _figures(organization_ids: set[int]) -> dict[int, sa.Row]:
                   last_success.scalar_subquery().label("last_success_at"), waiting.scalar_subquery().label("waiting"))
         .where(Organization.id.in_(organization_ids))
     ).all()
-    return {row.id: row for row in rows}
+    return {row.id: {k: v for k, v in row._mapping.items() if k != "id"} for row in rows}
 
 
 def _open_alerts_by_organization() -> dict[int, dict[str, int]]:
