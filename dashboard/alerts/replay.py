@@ -298,7 +298,7 @@ class _Run:
         self.max_auto_attempts = max_auto_attempts
         self.batches = _batches(world.period)
         self.actions = list(world.actions)
-        self.status = world.waiting_at_start()
+        self.status = world.statuses_at_start()
         self.newest: dict[int, datetime] = {}
         for attempt in world.lead_in:
             if not attempt.late:
@@ -315,6 +315,8 @@ class _Run:
         self.timers = sorted(self.scans | set(self.deadlines))  # a sorted list is a heap
 
     def run(self) -> None:
+        """Whatever comes first, until the end; at one instant an administrator's action goes first, then the
+        timers (0, 1), a due announcement (2), and last the batch (3)."""
         b = 0
         clock = self.start
         announcement = None

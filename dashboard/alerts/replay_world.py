@@ -75,7 +75,7 @@ class World:
     """The attempts to replay, in log order."""
     actions: list[Action] = field(default_factory=list)
 
-    def waiting_at_start(self) -> dict[int, str]:
+    def statuses_at_start(self) -> dict[int, str]:
         return {r["id"]: r["status"] for r in self.records}
 
 
