@@ -11,8 +11,9 @@ the instant it comes due: a stale deadline (a record still waiting
 `stale_after_hours` after its approval; the live scan runs every minute, so at
 the next minute), a grouping wait's end (`engine.next_announcement()`), an
 administrator's exclusion or inclusion of a record, and the periodic scan at
-the start and every hour. The scratch database's alerts and notifications are
-the report.
+the start and every hour (of the organizations with an open alert: one without
+has nothing to re-check but its stale deadlines). The scratch database's alerts
+and notifications are the report.
 
 The replay starts with no alert open or remembered: an alert open at the start
 is raised again when its rule fires in the period, and flapping and re-arming
@@ -353,7 +354,7 @@ class _Run:
         """The hourly scan, or the stale check of records whose deadline passed; False if nothing needed to run."""
         if at in self.scans:
             self.scans.discard(at)
-            engine.scan(at)
+            self._scan(at)
             return True
         checked: set[int] = set()
         for organization_id, connector_id, record_id in self.deadlines.pop(at, []):
@@ -364,6 +365,20 @@ class _Run:
             engine.check_organization(organization_id, at)
             checked.add(organization_id)
         return bool(checked)
+
+    def _scan(self, at: datetime) -> None:
+        """The periodic scan: at the start `engine.scan` (records already waiting too long go stale then), later
+        where it can change something: the organizations with an open alert (one without can only raise a stale
+        alert, at a deadline this clock keeps), and due announcements."""
+        if at == self.start:
+            engine.scan(at)
+            return
+        for organization_id in db.session.scalars(
+                sa.select(Alert.organization_id.distinct())
+                .where(Alert.status == AlertStatus.OPEN, Alert.organization_id.is_not(None))
+                .order_by(Alert.organization_id)).all():
+            engine.check_organization(organization_id, at)
+        engine.announce(at)
 
     def _act(self, action: Action) -> None:
         """An administrator's exclusion or inclusion, as `dashboard.sync.actions` makes it, then the re-check
