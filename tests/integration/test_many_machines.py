@@ -16,6 +16,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -25,7 +26,7 @@ import urllib.parse
 import urllib.request
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.cookiejar import CookieJar
@@ -107,7 +108,8 @@ class Stream:
 
     def close(self) -> None:
         if self.connection is not None and self.connection.sock is not None:
-            self.connection.sock.shutdown(socket.SHUT_RDWR)
+            with suppress(OSError):  # the server's end may be gone already
+                self.connection.sock.shutdown(socket.SHUT_RDWR)
 
 
 @dataclass
@@ -143,9 +145,8 @@ def test_two_web_processes_and_four_workers_under_racing_traffic_make_everything
         for i in range(WORKERS):
             stack.enter_context(_process(production_commands(env, "127.0.0.1", 0)["worker"], env,
                                          logs / f"worker-{i}.log"))
-        for i, port in enumerate(ports):
-            stack.enter_context(_process(production_commands(env, "127.0.0.1", port)["web"], env,
-                                         logs / f"web-{i}.log"))
+        webs = [stack.enter_context(_process(production_commands(env, "127.0.0.1", port)["web"], env,
+                                             logs / f"web-{i}.log")) for i, port in enumerate(ports)]
         for port in ports:
             wait_until(lambda: _healthy(port), 30, f"web process on {port} answers")
         connection = redis.Redis.from_url(redis_url)
@@ -170,6 +171,7 @@ def test_two_web_processes_and_four_workers_under_racing_traffic_make_everything
         _assert_notifications_exactly_once(organizations)
         _assert_live_events_reached_every_stream(streams)
         _assert_metrics_add_up_the_machine(ports[-1], len(streams))
+        _assert_a_killed_web_workers_streams_are_no_longer_counted(webs[0].pid, ports[-1], streams)
     elapsed = time.monotonic() - began
     print(f"many-machines: {len(batch_ids)} batches in {elapsed:.1f} s")
     assert elapsed < 120, f"the test took {elapsed:.0f} s (seed {seed})"
@@ -494,6 +496,26 @@ def _assert_live_events_reached_every_stream(streams: list[Stream]) -> None:
     for s in streams:
         assert len(s.notification_ids()) == len(set(s.notification_ids())), "each event once per stream"
     assert {s.port for s in streams if s.notification_ids()} == {s.port for s in streams}
+
+
+def _assert_a_killed_web_workers_streams_are_no_longer_counted(master_pid: int, other_port: int,
+                                                              streams: list[Stream]) -> None:
+    """SIGKILL the first web process's gevent worker (it says no goodbye): the other web process's metrics
+    count only the streams it holds, once the killed worker's streams are gone."""
+    worker_pid = int(Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()[0])
+    os.kill(worker_pid, signal.SIGKILL)
+    left = sum(1 for s in streams if s.port == other_port)
+    wait_until(lambda: _scrape(other_port)["dashboard_stream_clients"] == left, 10,
+               f"the other web process counts its {left} streams only")
+
+
+def _scrape(port: int) -> dict[str, float]:
+    """A scrape's unlabelled samples, by name."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                     headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return {s.name: s.value for f in text_string_to_metric_families(response.read().decode())
+                for s in f.samples if not s.labels}
 
 
 def _assert_metrics_add_up_the_machine(port: int, open_streams: int) -> None:
