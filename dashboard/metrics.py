@@ -2,12 +2,12 @@
 
 What happened is counted where it happens, in whichever process: batches and their attempts by
 outcome, alerts raised and resolved by rule, notifications by event and delivery (announced, or
-gathered into another), alert job times, live events sent and streams open. prometheus-client's multiprocess mode keeps each
-process's values in files under PROMETHEUS_MULTIPROC_DIR (default `instance/metrics`), and any web
-process sums them when scraped. Batches, alerts and notifications are counted from the rows a
-session commits, so a rolled-back race counts nothing and the writers need no calls of their own. What
-the service holds now (open alerts by rule, batches not yet evaluated, jobs per queue) is read from
-the database and Redis at scrape time.
+gathered into another), alert job times, live events sent and streams open. prometheus-client's
+multiprocess mode keeps each process's values in files under PROMETHEUS_MULTIPROC_DIR (default
+`instance/metrics`), and any web process of the machine sums them when scraped. Batches, alerts and
+notifications are counted from the rows a session commits, so a rolled-back race counts nothing and
+the writers need no calls of their own. What the service holds now (open alerts by rule, batches not
+yet evaluated, jobs per queue) is read from the database and Redis at scrape time.
 
 Without a `METRICS_TOKEN` the endpoint does not exist (404); a request without that token gets 401.
 """
@@ -21,9 +21,6 @@ import time
 from functools import wraps
 from typing import Any, Callable, Iterator, TypeVar
 
-from dashboard.config import metrics_directory
-from dashboard.vocabulary import AlertEventKind
-
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, has_app_context, request
 from prometheus_client import (
@@ -33,6 +30,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
+
+from dashboard.config import metrics_directory
+from dashboard.vocabulary import AlertEventKind
 
 # The processes a run command starts inherit this variable, so every process of the machine writes to the same
 # directory. prometheus-client reads it when first imported, which may have been before this module was.
@@ -75,7 +75,7 @@ def scrape() -> Response:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
     registry.register(_Holdings())
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_PLAIN_0_0_4)
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
 def timed_alert_job(func: F) -> F:
