@@ -178,11 +178,19 @@ def _note_new_rows(session: Session, _context: Any) -> None:
         elif isinstance(row, Alert):
             _note(session, alerts_raised.labels(row.rule), 1)
         elif isinstance(row, AlertEvent) and row.kind == AlertEventKind.RESOLVED:
-            resolved = session.identity_map.get(identity_key(Alert, row.alert_id))  # closed in this session
-            _note(session, alerts_resolved.labels(resolved.rule), 1)
+            _note(session, alerts_resolved.labels(_rule_of(session, row.alert_id)), 1)
         elif isinstance(row, Notification):
             delivery = "announced" if row.gathered_into_id is None else "gathered"
             _note(session, notifications.labels(row.event, delivery), 1)
+
+
+def _rule_of(session: Session, alert_id: int) -> str:
+    """The rule of the alert being resolved, without loading anything through the session while it flushes."""
+    from dashboard.models import Alert
+
+    alert = session.identity_map.get(identity_key(Alert, alert_id))
+    rule = sa.inspect(alert).dict.get("rule") if alert is not None else None
+    return rule or session.connection().scalar(sa.select(Alert.rule).where(Alert.id == alert_id))
 
 
 def _note(session: Session, counter: Counter, amount: int) -> None:

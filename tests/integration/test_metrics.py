@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dashboard import metrics
 from dashboard.extensions import db
+from dashboard.models import Alert, AlertEvent
 from dashboard.tokens import create_token
 from jobs.alerts import evaluate_batch
 from tests import factories
@@ -148,6 +149,21 @@ def test_evaluations_are_timed_and_alerts_and_notifications_counted_announced_or
     assert moved("dashboard_alerts_resolved_total", rule="consecutive_failures") == 2
     assert value(after, "dashboard_open_alerts", rule="consecutive_failures") == 0
     assert moved("dashboard_notifications_total", event="resolved", delivery="gathered") == 2
+
+
+def test_a_resolution_is_counted_by_its_alerts_rule_even_when_the_session_never_loaded_the_alert(client, world):
+    """Given a stale-sync alert committed earlier, when a fresh session records its resolution, the stale-sync
+    resolutions move."""
+    alert = Alert(organization_id=world.org_a.id, rule="stale_sync", fingerprint="stale", title="Stale")
+    db.session.add(alert)
+    db.session.commit()
+    alert_id = alert.id
+    db.session.remove()
+    before = own()
+    db.session.add(AlertEvent(alert_id=alert_id, kind="resolved"))
+    db.session.commit()
+    assert value(own(), "dashboard_alerts_resolved_total", rule="stale_sync") == value(
+        before, "dashboard_alerts_resolved_total", rule="stale_sync") + 1
 
 
 def test_an_open_stream_is_counted_while_it_lasts(client, world, login):
