@@ -158,7 +158,8 @@
   }
 
   /* Where focus goes when the focused element disappears, nearest first: itself (or its id's new element),
-   * the same cell then the rest of its row (or list item), the next rows, the previous rows, the heading. */
+   * the button of the disclosure it was in, the same cell then the rest of its row (or list item), the next
+   * rows, the previous rows, the heading. */
   function focusPlan(active, region) {
     var row = active.parentElement;
     while (row && row !== region && !keyOf(row)) { row = row.parentElement; }
@@ -174,10 +175,15 @@
     for (sibling = row && row.previousElementSibling; sibling; sibling = sibling.previousElementSibling) { before.push(sibling); }
     var id = active.id;
     var kind = id ? id.replace(/\d+/g, "#") : "";
+    var controller = null; /* the button of a disclosure (a history row) the focused element is in */
+    for (var part = active.parentElement; part && part !== region && !controller; part = part.parentElement) {
+      controller = part.id ? region.querySelector("[aria-controls='" + part.id + "']") : null;
+    }
     return function () {
       if (canFocus(active)) { return active; }
       var same = id && document.getElementById(id);
       if (canFocus(same)) { return same; }
+      if (canFocus(controller)) { return controller; }
       var candidates = [row].concat(after, before);
       for (var i = 0; i < candidates.length; i++) {
         var candidate = candidates[i];

@@ -243,3 +243,21 @@ def test_a_platform_refresh_keeps_focus_on_a_link_in_the_organizations_table(wor
     row = page.locator("#platform-organizations tr", has=page.get_by_role("link", name="Organization A", exact=True))
     expect(row.locator("td").nth(3)).to_have_text("1", timeout=REFRESH_TIMEOUT_MS)
     assert page.evaluate("document.activeElement === window.__focused")
+
+
+def test_a_refresh_after_an_action_that_closes_a_history_row_puts_focus_on_its_button(table, signed_in):
+    """Given a row's history open with focus inside it, when an action's answer refreshes the table (which
+    comes back with every history closed), focus moves to that row's History button, not to the page."""
+    page = signed_in(table.world.admin_a)
+    _open(page)
+    record_id = _row_ids(page)[8]
+    toggle = page.locator(f"#history-toggle-{record_id}")
+    toggle.click()
+    inside = page.locator(f"#history-{record_id} [role=region][tabindex='0']")
+    inside.focus()
+    with page.expect_response(lambda r: "/integration/records?" in r.url or r.url.endswith("/integration/records"),
+                              timeout=REFRESH_TIMEOUT_MS):
+        page.evaluate("htmx.trigger(document.body, JSON.parse(document.body.dataset.liveEvents).RECORDS_CHANGED)")
+    expect(page.locator(f"#history-{record_id}")).to_be_hidden()
+    expect(toggle).to_be_focused()
+    expect(toggle).to_have_attribute("aria-expanded", "false")
