@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from dashboard.alerts import quiet, rules
 from dashboard.extensions import db
@@ -139,11 +141,13 @@ def summary_title(summary: Notification) -> str:
             .where(Notification.gathered_into_id == summary.id, Notification.event == NotificationEvent.RAISED)
             .distinct().order_by(Organization.name)
         ))
-        return "Error threshold crossed at " + (", ".join(names) if names else "no organization still open")
+        return _("Error threshold crossed at %(names)s", names=", ".join(names))
     organization = db.session.get(Organization, summary.organization_id)
-    count = gathered_count(summary)
-    return (f"{organization.name}: {count} more alert {'event' if count == 1 else 'events'} today, gathered "
-            f"here (the daily limit of {organization.daily_notification_budget} notifications is reached)")
+    return ngettext("%(org)s: %(num)d more alert event today, gathered here (the daily limit of %(limit)d "
+                    "notifications is reached)",
+                    "%(org)s: %(num)d more alert events today, gathered here (the daily limit of %(limit)d "
+                    "notifications is reached)", gathered_count(summary),
+                    org=organization.name, limit=organization.daily_notification_budget)
 
 
 def flap_title(alert: Alert) -> str:
@@ -155,7 +159,8 @@ def flap_title(alert: Alert) -> str:
     organization = db.session.get(Organization, alert.organization_id) if alert.organization_id else None
     zone = ZoneInfo(organization.timezone if organization else "UTC")
     local = since.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone)
-    return f"Keeps coming back: {times} times since {local:%H:%M}. {flap.get('title') or alert.title}"
+    return _("Keeps coming back: %(times)d times since %(time)s. %(title)s", times=times,
+             time=f"{local:%H:%M}", title=flap.get("title") or alert.title)
 
 
 def is_single_organization_threshold(alert: Alert) -> bool:

@@ -212,7 +212,7 @@ def test_retrying_the_failed_records_successfully_sends_a_resolution_notificatio
     expect(page.get_by_role("button", name="Notifications, 1 unread")).to_be_visible(timeout=LIVE_TIMEOUT)
     _open_tray(page)
     resolved = page.locator("#tray-list .notification").first
-    expect(resolved).to_contain_text("Resolved")
+    expect(resolved).to_contain_text("Cleared")
     expect(resolved).to_contain_text("mileage claims failed 3 times in a row")
 
 
