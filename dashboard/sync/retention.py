@@ -16,7 +16,7 @@ writes nothing twice.
 
 Deletes run in short write transactions of about `CHUNK_ATTEMPTS` attempts (whole
 batches, walked in id order), with a pause between them, so a sync batch or an
-ingestion request waiting for the write lock gets it within one chunk's time.
+ingestion request waiting for the write lock gets it within one chunk's time and a pause.
 """
 from __future__ import annotations
 
@@ -37,8 +37,9 @@ from dashboard.vocabulary import AlertStatus, RecordStatus
 DEFAULT_RETENTION_DAYS = 400
 CHUNK_ATTEMPTS = 500
 BATCHES_READ = 200
-PAUSE_SECONDS = 0.05
-"""Between two write transactions: long enough for a writer that waits for the lock to take it."""
+PAUSE_SECONDS = 0.1
+"""Between two write transactions: long enough for a writer waiting for the lock to take it. SQLite's own busy
+handler (a worker's wait) sleeps up to 100 ms between its tries; the web's writers retry every 10 ms."""
 
 log = logging.getLogger(__name__)
 
