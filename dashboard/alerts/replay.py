@@ -31,6 +31,7 @@ from typing import Iterable, Mapping
 
 import sqlalchemy as sa
 from flask import Flask, current_app
+from sqlalchemy.engine import Connection
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
@@ -219,16 +220,15 @@ def replay(organizations: list[str] | None, start: datetime, end: datetime,
     end = min(end, utcnow())  # the log ends now: a replay does not run the clock into the future
     if start >= end:
         raise ReplayError(_("The period to replay starts in the future."))
-    organization_ids, slugs = _organizations(organizations)
-    _check_rearm(organization_ids, overrides)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    with db.engine.connect() as source:
+    with db.engine.connect() as source:  # the caller's session and its transaction are left alone
+        organization_ids, slugs = _organizations(source, organizations)
+        _check_rearm(source, organization_ids, overrides)
         world = read_world(
             source, organization_ids, start, end,
             {SETTINGS[k].column: v for k, v in overrides.items() if not SETTINGS[k].platform},
             {SETTINGS[k].column: v for k, v in overrides.items() if SETTINGS[k].platform},
             timedelta(minutes=app.config["CONNECTOR_RATE_LIMIT_ALERT_MINUTES"]), app.config["SYNC_MAX_AUTO_ATTEMPTS"])
-        source.rollback()
     report = ReplayReport(organizations=slugs, start=start, end=end, settings=overrides, attempts=len(world.period))
     # In a context of its own: the caller may be a writer (a job, a form's request), the scratch database is not.
     contextvars.copy_context().run(_replay_in_scratch, app, world, report)
@@ -264,12 +264,11 @@ def scratch_app(app: Flask) -> Flask:
     })
 
 
-def _organizations(slugs: list[str] | None) -> tuple[list[int], list[str]]:
+def _organizations(source: Connection, slugs: list[str] | None) -> tuple[list[int], list[str]]:
     query = sa.select(Organization.id, Organization.slug).order_by(Organization.slug)
     if slugs is not None:
         query = query.where(Organization.slug.in_(slugs))
-    rows = db.session.execute(query).all()
-    db.session.rollback()
+    rows = source.execute(query).all()
     unknown = sorted(set(slugs or []) - {slug for _id, slug in rows})
     if unknown:
         raise ReplayError(ngettext("No organization with slug %(slugs)s.", "No organizations with slugs %(slugs)s.",
@@ -279,11 +278,10 @@ def _organizations(slugs: list[str] | None) -> tuple[list[int], list[str]]:
     return [r.id for r in rows], [r.slug for r in rows]
 
 
-def _check_rearm(organization_ids: list[int], overrides: Mapping[str, int]) -> None:
+def _check_rearm(source: Connection, organization_ids: list[int], overrides: Mapping[str, int]) -> None:
     """The re-arm level must stay below the error threshold, for every organization replayed."""
-    rows = db.session.execute(sa.select(Organization.slug, Organization.error_threshold, Organization.error_rearm_level)
-                              .where(Organization.id.in_(organization_ids))).all()
-    db.session.rollback()
+    rows = source.execute(sa.select(Organization.slug, Organization.error_threshold, Organization.error_rearm_level)
+                          .where(Organization.id.in_(organization_ids))).all()
     for slug, threshold, rearm in rows:
         threshold, rearm = overrides.get("threshold", threshold), overrides.get("rearm", rearm)
         if rearm is not None and rearm >= threshold:

@@ -195,6 +195,16 @@ def test_given_a_replay_when_it_runs_then_the_real_database_and_redis_are_untouc
     listener.close()
 
 
+def test_given_uncommitted_work_in_the_callers_session_when_replayed_then_it_is_left_alone(bursted):
+    bursted.org_a.name = "Renamed, not saved"
+
+    replay(["org-a"], DAY0, END)
+
+    assert bursted.org_a in db.session.dirty
+    assert bursted.org_a.name == "Renamed, not saved"
+    db.session.rollback()
+
+
 def test_given_changed_settings_when_replayed_then_the_outcome_follows_them(bursted):
     default = replay(["org-a"], DAY0, END)
     higher = replay(["org-a"], DAY0, END, {"threshold": 15})
