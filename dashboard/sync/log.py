@@ -135,7 +135,8 @@ def _load_states(record_ids: set[int]) -> dict[int, _RecordState]:
     rows = db.session.execute(
         sa.select(SyncRecord.id, SyncRecord.status, SyncRecord.consecutive_failures, SyncRecord.auto_attempts,
                   SyncRecord.last_attempt_at)
-        .where(SyncRecord.id.in_(record_ids))
+        .where(SyncRecord.id.in_(record_ids)).order_by(SyncRecord.id)
+        .with_for_update()  # PostgreSQL: two batches of one record take turns (in id order: no deadlock)
     ).all()
     return {r.id: _RecordState(r.status, r.consecutive_failures, r.auto_attempts, r.last_attempt_at) for r in rows}
 

@@ -111,6 +111,8 @@ def _write_batch(organization_id: int, token_id: int, payload: SyncBatchRequest,
             if key is not None and (earlier := find_batch(organization_id, key)) is not None:
                 return _replay(earlier, digest)
             continue
+        if result.batch_id is None and key is not None and (earlier := find_batch(organization_id, key)) is not None:
+            return _replay(earlier, digest)  # its first copy committed while this one waited: the first answer
         return jsonify(result.body()), 201 if result.batch_id is not None else 200
     raise DatabaseBusy("Concurrent requests kept writing the same records; retry the request")
 
