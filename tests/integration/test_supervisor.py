@@ -174,7 +174,8 @@ def test_an_announcement_due_while_redis_is_away_comes_within_2_s_of_its_return(
     assert time.monotonic() - back <= 2.0
     [(alert_id, rule, _)] = _alerts(stack_app, org.id)
     assert rule == "error_threshold"
-    assert _notifications(stack_app, seeded.global_admin_id) == [(alert_id, "raised")]
+    assert _notifications(stack_app, seeded.global_admin_id) == [(None, "summary"), (alert_id, "raised")], \
+        "global admins hear it through their grouping period's summary"
     assert _notifications(stack_app, org.admin_id) == [(alert_id, "raised")]
     stack.wait_until_settled()
 
