@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Callable
 
 from dashboard import embedded_redis
-from dashboard.config import INSTANCE_PATH, PROJECT_ROOT, embedded_redis_socket
+from dashboard.config import INSTANCE_PATH, PROJECT_ROOT, embedded_redis_socket, metrics_directory
 
 BIN = os.path.dirname(sys.executable)
 FIRST_DELAY = 0.5
@@ -84,6 +84,7 @@ def run_all(host: str, port: int) -> int:
     """Run the stack until Ctrl-C or SIGTERM (0), or until a child dies too often (1)."""
     _log_to_stderr()
     with _locked(lock_path()):
+        _forget_dead_processes_metrics()
         stack = _stack(dict(os.environ), host, port)
         stop = _StopRequest()
         try:
@@ -92,6 +93,12 @@ def run_all(host: str, port: int) -> int:
             _stop_all(stack)
             log.info("Stopped.")
         return status
+
+
+def _forget_dead_processes_metrics() -> None:
+    """The stack's processes keep their counters in files; those of a stack that ended are not this one's."""
+    for path in metrics_directory().glob("*.db"):
+        path.unlink(missing_ok=True)
 
 
 def stop_running(timeout: float = 60.0) -> str:
