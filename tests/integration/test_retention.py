@@ -206,3 +206,15 @@ def test_the_job_keeps_the_configured_days(app, world):
     jobs.retention.apply_retention()
 
     assert attempts_of(older) == 0 and attempts_of(newer) == 2
+
+
+def test_the_job_never_deletes_what_the_api_still_accepts(app, world):
+    """Given SYNC_LOG_RETENTION_DAYS=10 under a 30-day API horizon, when the scheduled job runs, a record settled
+    20 days ago keeps its attempts and one settled 40 days ago loses them (31 days are kept)."""
+    app.config.update(SYNC_LOG_RETENTION_DAYS=10, API_ATTEMPT_HORIZON_DAYS=30)
+    inside = settled(world.connector_a, utcnow() - timedelta(days=20))
+    outside = settled(world.connector_a, utcnow() - timedelta(days=40))
+
+    jobs.retention.apply_retention()
+
+    assert attempts_of(inside) == 2 and attempts_of(outside) == 0
