@@ -1,7 +1,6 @@
 """Typed models by area; importing this module registers them all."""
 from dashboard.models.alerts import Alert, AlertEvent, AlertRecord, Notification
 from dashboard.models.base import of_organization, utcnow
-from dashboard.models.counters import FAILING_HOURS  # noqa: F401  (the hourly counts' ranking index)
 from dashboard.models.sync_log import (
     Connector,
     HourlyAttemptCount,

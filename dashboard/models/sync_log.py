@@ -201,6 +201,12 @@ class HourlyAttemptCount(db.Model):
     """Attempts per organization and hour, kept as batches land, for display and charts."""
 
     __tablename__ = "hourly_attempt_counts"
+    __table_args__ = (
+        # The platform page ranks every organization by its last 24 hours of failures at once: this index covers
+        # that read and holds only the hours that had a failure, so a healthy organization costs one empty seek.
+        sa.Index("ix_hourly_attempt_counts_failing", "organization_id", "hour", "failures",
+                 sqlite_where=sa.text("failures > 0"), postgresql_where=sa.text("failures > 0")),
+    )
 
     organization_id: so.Mapped[int] = so.mapped_column(
         sa.ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True

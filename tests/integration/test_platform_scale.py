@@ -152,3 +152,17 @@ def test_the_organizations_panel_asked_for_without_htmx_leads_to_its_page(client
 
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/platform?page=2#platform-organizations")
+
+
+def test_the_next_page_link_leads_to_the_next_25_organizations(client, world, login):
+    """Given 30 organizations, the platform page links to its second page, which lists the other 5 (and the
+    panel's refresh keeps that page)."""
+    for n in range(28):
+        factories.org(f"extra-{n:02d}", name=f"Extra {n:02d}")
+    db.session.commit()
+    login(world.global_admin)
+    first = client.get("/platform").get_data(as_text=True)
+    assert 'id="platform-organizations-next"' in first and "Organizations 1 to 25 of 30." in first
+    second = client.get("/platform?page=2").get_data(as_text=True)
+    assert "Organizations 26 to 30 of 30." in second and 'id="platform-organizations-previous"' in second
+    assert "/platform/organizations?page=2" in second
