@@ -72,7 +72,7 @@ class World:
     lead_in: list[Attempt]
     """Attempts before the start that the rules read back (the error window, current streaks)."""
     period: list[Attempt]
-    """The attempts to replay, in log order."""
+    """The attempts to replay, in log order (those that were late when they arrived left out)."""
     actions: list[Action] = field(default_factory=list)
 
     def statuses_at_start(self) -> dict[int, str]:
@@ -110,7 +110,9 @@ def read_world(source: Connection, organization_ids: list[int], start: datetime,
     for chunk in _chunks(older):
         earlier += _attempts(source, SyncAttempt.record_id.in_(chunk), SyncAttempt.attempted_at < lead_in_start)
     lead_in = sorted(earlier + [a for a in attempts if a.attempted_at < start], key=lambda a: (a.attempted_at, a.id))
-    period = [a for a in attempts if a.attempted_at >= start]
+    # An attempt that was late when it arrived changed nothing live: left out, so that the replay's order (by
+    # time) cannot make it count.
+    period = [a for a in attempts if a.attempted_at >= start and not a.late]
 
     actions = _actions(source, {r["id"]: r["organization_id"] for r in records}, end)
     _set_state_at_start(records, lead_in, actions, start, max_auto_attempts)

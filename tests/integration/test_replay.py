@@ -136,7 +136,8 @@ def test_given_a_logged_history_when_replayed_then_it_makes_the_alerts_and_notif
                                                            "platform_incident"}
     assert alerts == live_alerts
     assert notifications == live_notifications
-    assert report.attempts == db.session.scalar(sa.select(sa.func.count()).select_from(SyncAttempt))
+    assert report.attempts == db.session.scalar(sa.select(sa.func.count()).select_from(SyncAttempt)
+                                                .where(SyncAttempt.late.is_(False)))
     assert report.per_admin_day()[("admin-a@example.org", date(2026, 3, 3))] == \
         live_notifications[("admin-a@example.org", "raised", True, date(2026, 3, 3))] + \
         live_notifications[("admin-a@example.org", "resolved", True, date(2026, 3, 3))]
@@ -176,6 +177,22 @@ def test_given_an_admin_excluded_the_failing_record_when_replayed_then_the_alert
 
     assert [(a.rule, a.resolved_at) for a in report.alerts] == [("consecutive_failures", excluded_at)]
     assert replayed_outcome(report) == (live_alerts, live_notifications)
+
+
+def test_given_an_attempt_that_arrived_late_when_replayed_then_it_counts_as_little_as_it_did_live(world):
+    day1 = DAY0 + timedelta(days=1)
+    claim = new_record(world.connector_a, approved_at=day1)
+    db.session.commit()
+    for minutes in (20, 40):
+        run(world.connector_a, [(claim, "account_mapping_missing")], at=day1 + timedelta(minutes=minutes))
+    run(world.connector_a, [(claim, "account_mapping_missing")], at=day1 + timedelta(minutes=30))  # late: 40 came first
+    run(world.connector_a, [(claim, None)], at=day1 + timedelta(hours=2))
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(SyncAttempt).where(SyncAttempt.late)) == 1
+
+    report = replay(["org-a"], DAY0, END)
+
+    assert report.alerts == [] and live_outcome()[0] == []
+    assert report.attempts == 3
 
 
 def test_given_a_replay_when_it_runs_then_the_real_database_and_redis_are_untouched(bursted, redis_url):
