@@ -17,7 +17,9 @@ and notifications are the report.
 
 The replay starts with no alert open or remembered: an alert open at the start
 is raised again when its rule fires in the period, and flapping and re-arming
-count only the period's alerts. Connectors keep today's enabled switch.
+count only the period's alerts. Connectors keep today's enabled switch. An
+attempt that was late when it arrived changed nothing live and is left out.
+The clock stops at now.
 """
 from __future__ import annotations
 
