@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from dashboard.config import metrics_directory
+from dashboard.processes import is_running
 from dashboard.vocabulary import AlertEventKind
 
 # The processes a run command starts inherit this variable, so every process of the machine writes to the same
@@ -144,18 +145,9 @@ def _forget_dead_streams() -> None:
     """Drop the open-stream counts of processes that have died (killed ones never said goodbye)."""
     for path in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "gauge_live*_*.db")):
         match = _LIVE_GAUGE_FILE.search(path)
-        if match and not _alive(int(match.group(1))):
+        if match and not is_running(int(match.group(1))):
             multiprocess.mark_process_dead(int(match.group(1)))
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _counting() -> bool:

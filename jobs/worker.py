@@ -1,7 +1,6 @@
 """The RQ worker class: `rq worker -w jobs.worker.AppWorker alerts sync`."""
 from __future__ import annotations
 
-import os
 import socket
 import time
 from typing import Any
@@ -14,6 +13,7 @@ from rq.scripts import release_lock
 from rq.worker import SimpleWorker
 from sqlalchemy.exc import SQLAlchemyError
 
+from dashboard.processes import is_running
 from jobs import get_app
 
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
@@ -161,14 +161,5 @@ def _abandoned(scheduler_name: str, connection: redis.Redis) -> bool:
     hostname, pid = connection.hmget(SCHEDULER_KEY_TEMPLATE % scheduler_name, "hostname", "pid")
     if hostname is None or pid is None:
         return False
-    return hostname.decode() == socket.gethostname() and not _running(int(pid))
+    return hostname.decode() == socket.gethostname() and not is_running(int(pid))
 
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
