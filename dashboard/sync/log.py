@@ -156,8 +156,8 @@ def _bulk_update_records(updates: list[dict]) -> None:
         )
         execute_in_chunks(statement, [{**{c: r[c] for c in columns}, "_id": r["id"]} for r in rows])
     updated = {r["id"] for r in updates}
-    for obj in list(db.session.identity_map.values()):
-        if isinstance(obj, SyncRecord) and obj.id in updated:
+    for key, obj in list(db.session.identity_map.items()):  # the key holds the id: an expired object is not loaded
+        if key[0] is SyncRecord and key[1][0] in updated:
             db.session.expire(obj)
 
 
