@@ -83,20 +83,26 @@ def open_alert_totals(organization: Organization, alerts: int) -> OpenAlertTotal
     affected = (sa.select(AlertRecord.record_id).join(Alert, Alert.id == AlertRecord.alert_id)
                 .where(Alert.organization_id == organization.id, Alert.status == AlertStatus.OPEN))
     rows = db.session.execute(
-        sa.select(SyncRecord.status.in_(WAITING_STATUSES), SyncRecord.currency, sa.func.count(),
-                  sa.func.sum(SyncRecord.amount_minor))
-        .where(SyncRecord.id.in_(affected)).group_by(SyncRecord.status.in_(WAITING_STATUSES), SyncRecord.currency)
+        sa.select(SyncRecord.status, SyncRecord.currency, sa.func.count(), sa.func.sum(SyncRecord.amount_minor))
+        .where(SyncRecord.id.in_(affected)).group_by(SyncRecord.status, SyncRecord.currency)
     ).all()
-    waiting_rows = [r for r in rows if r[0]]
+    waiting_rows = [r for r in rows if r[0] in WAITING_STATUSES]
     waiting_ids = sa.select(SyncRecord.id).where(SyncRecord.id.in_(affected),
                                                  SyncRecord.status.in_(WAITING_STATUSES))
     return OpenAlertTotals(
         alerts=alerts,
         affected=sum(r[2] for r in rows),
         waiting=sum(r[2] for r in waiting_rows),
-        at_stake={currency: int(amount or 0) for _w, currency, _n, amount in sorted(waiting_rows, key=lambda r: r[1])},
+        at_stake=_by_currency(waiting_rows),
         volunteers=waiting_volunteers(waiting_ids),
     )
+
+
+def _by_currency(rows: Sequence[Any]) -> dict[str, int]:
+    amounts: dict[str, int] = {}
+    for _status, currency, _count, amount in rows:
+        amounts[currency] = amounts.get(currency, 0) + int(amount or 0)
+    return dict(sorted(amounts.items()))
 
 
 @dataclass(frozen=True)
