@@ -89,9 +89,7 @@ def over_budget(user_id: int, organization: Organization, now: datetime) -> Noti
     """The person's summary of the organization's day once its budget is spent, else None (announce)."""
     day, start, end = local_day(organization, now)
     key = quiet.day_digest_key(organization.id, day)
-    summary = db.session.scalars(
-        sa.select(Notification).where(Notification.user_id == user_id, Notification.digest_key == key)
-    ).first()
+    summary = _existing_summary(user_id, key)
     if summary is not None:
         return summary
     announced = db.session.scalar(
@@ -110,14 +108,22 @@ def local_day(organization: Organization, now: datetime) -> tuple:
     zone = ZoneInfo(organization.timezone or "UTC")
     local = now.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone)
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    to_utc = lambda moment: moment.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)  # noqa: E731
-    return local.date(), to_utc(midnight), to_utc((midnight + timedelta(days=1)).replace(tzinfo=zone))
+    return local.date(), _naive_utc(midnight), _naive_utc((midnight + timedelta(days=1)).replace(tzinfo=zone))
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+
+
+def _existing_summary(user_id: int, key: str) -> Notification | None:
+    return db.session.scalars(
+        sa.select(Notification).where(Notification.user_id == user_id, Notification.digest_key == key)
+    ).first()
 
 
 def _summary(user_id: int, key: str, organization_id: int | None, now: datetime) -> Notification:
-    summary = db.session.scalars(
-        sa.select(Notification).where(Notification.user_id == user_id, Notification.digest_key == key)
-    ).first()
+    """The person's summary of this key, made when it is first needed."""
+    summary = _existing_summary(user_id, key)
     if summary is None:
         summary = Notification(user_id=user_id, alert_id=None, event=NotificationEvent.SUMMARY, digest_key=key,
                                organization_id=organization_id, title="", created_at=now)

@@ -78,7 +78,7 @@ def raise_alert(ev: Evaluation, rule: str, fingerprint: str, *, opened_at: datet
     if flap.flap != quiet.Flap.NO:
         alert.flapping = True
     if flap.flap == quiet.Flap.STARTS:
-        alert.details = {"flap": {"since": flap.since.isoformat(), "times": flap.times}}  # type: ignore[union-attr]
+        alert.details = {"flap": {"since": flap.since.isoformat()}}  # type: ignore[union-attr]
     ev.opened_or_resolved = True
     ev.touched.add(alert.id)
     ev.raised.add(alert.id)
