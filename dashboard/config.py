@@ -93,5 +93,12 @@ class Config:
         self.MAX_CONTENT_LENGTH = _int("API_MAX_BODY_BYTES", 1_048_576)
         self.QUEUE_ALERTS = os.environ.get("QUEUE_ALERTS", "alerts")
         self.QUEUE_SYNC = os.environ.get("QUEUE_SYNC", "sync")
+        self.QUEUE_DELIVERY = os.environ.get("QUEUE_DELIVERY", "delivery")
+        self.PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+        """Where people reach this service: the links in emails and webhook messages start with it."""
+        self.SMTP_URL = os.environ.get("SMTP_URL") or None
+        """smtp://user:password@host:587 (STARTTLS), smtps://...:465 (TLS), or unset: a Maildir under instance/."""
+        self.MAIL_FROM = os.environ.get("MAIL_FROM", "Sync alerts <alerts@localhost>")
+        self.MAILDIR_PATH = os.environ.get("MAILDIR_PATH") or str(INSTANCE_PATH / "mail")
         self.DEMO_TRAFFIC = _bool("DEMO_TRAFFIC", False)
         self.METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None

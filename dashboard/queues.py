@@ -1,6 +1,7 @@
 """RQ queues, and the one place that enqueues jobs: after the database commits.
 
-Alert evaluation has its own queue, which workers take first. Jobs are queued
+Alert evaluation has its own queue, which workers take first; deliveries
+outside the app (emails, webhooks) have theirs, taken next; syncs come last. Jobs are queued
 on the database session and sent to Redis only once its transaction has
 committed, so that a job never runs before the rows it reads exist, and no
 transaction (on SQLite: the write lock) is ever held across a Redis call. If
@@ -32,6 +33,16 @@ def alerts_queue() -> Queue:
 
 def sync_queue() -> Queue:
     return Queue(current_app.config["QUEUE_SYNC"], connection=redis_ext.client)
+
+
+def delivery_queue() -> Queue:
+    return Queue(current_app.config["QUEUE_DELIVERY"], connection=redis_ext.client)
+
+
+WORKER_QUEUES = ("alerts", "delivery", "sync")
+"""The queues a worker takes, in this order (their default names; `QUEUE_*` settings rename them)."""
+DELIVERY_TIMEOUT_SECONDS = 10
+"""How long one email or webhook delivery job may run."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,23 @@ def sync_after_commit(connector_id: int) -> None:
     _queue(_sync(connector_id))
 
 
+def _delivery(func: str, args: tuple[Any, ...], job_id: str) -> _Job:
+    return _Job("delivery", func, args, (("job_id", job_id), ("job_timeout", DELIVERY_TIMEOUT_SECONDS)))
+
+
+def deliver_after_commit(func: str, *args: Any, job_id: str) -> None:
+    """Run a delivery job (`jobs.email.send_email`, `jobs.webhooks.send_delivery`, ...) once committed.
+
+    Its rows are the truth: a job lost with Redis is found again by the periodic delivery scan.
+    """
+    _queue(_delivery(func, args, job_id))
+
+
+def deliver_now(func: str, *args: Any, job_id: str) -> bool:
+    """Queue a delivery job now, for a caller that holds no transaction; False when Redis is unreachable."""
+    return _send(_delivery(func, args, job_id), retry=False)
+
+
 def evaluate_now(batch_id: int) -> bool:
     """Queue a batch's evaluation now, for a caller that holds no transaction; False when Redis is unreachable."""
     return _send(_evaluation(batch_id))
@@ -108,7 +136,7 @@ def _send(job: _Job, retry: bool = True) -> bool:
     """Send one job to Redis, retried by RQ when it fails unless `retry` is False; False (logged) when Redis is
     unreachable: the periodic scan and sync catch up (a preview's page says so)."""
     try:
-        target = alerts_queue() if job.queue == "alerts" else sync_queue()
+        target = {"alerts": alerts_queue, "delivery": delivery_queue, "sync": sync_queue}[job.queue]()
         retries = Retry(max=len(_RETRY_INTERVALS), interval=_RETRY_INTERVALS) if retry else None
         target.enqueue(job.func, *job.args, retry=retries, **dict(job.options))
     except Exception:  # noqa: BLE001 - Redis outage: the periodic scan and sync catch up

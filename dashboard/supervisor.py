@@ -27,6 +27,7 @@ from typing import IO, Callable
 
 from dashboard import embedded_redis
 from dashboard.config import INSTANCE_PATH, PROJECT_ROOT, embedded_redis_socket, metrics_directory
+from dashboard.queues import WORKER_QUEUES
 
 BIN = os.path.dirname(sys.executable)
 FIRST_DELAY = 0.5
@@ -71,7 +72,7 @@ def production_commands(env: dict[str, str], host: str, port: int) -> dict[str, 
                 "--bind", f"{host}:{port}", "wsgi:app"],
         "worker": [os.path.join(BIN, "rq"), "worker", "--quiet", "--url", env["REDIS_URL"], "--with-scheduler",
                    "--worker-class", "jobs.worker.AppWorker",
-                   "--path", str(PROJECT_ROOT), "alerts", "sync"],
+                   "--path", str(PROJECT_ROOT), *WORKER_QUEUES],
         "scheduler": [sys.executable, "-m", "jobs.scheduler"],
     }
 

@@ -55,6 +55,22 @@ class AlertEventKind(StrEnum):
     UPDATED = "updated"
     GATHERED = "gathered"
     """A notification was gathered into a summary (flapping, or past the day's budget) instead of announced."""
+    EMAILED = "emailed"
+    """A notification of it was emailed (detail: to whom, which event, the Message-ID)."""
+    DIGESTED = "digested"
+    """It was listed in a person's daily digest email."""
+    WEBHOOK = "webhook"
+    """A webhook delivery of one of its events ended: delivered, or given up (detail: endpoint, status code)."""
+    ACKNOWLEDGED = "acknowledged"
+    """An administrator said "I'm on it" (detail: their note)."""
+    SNOOZED = "snoozed"
+    """An administrator held back its notifications until a time (detail: until when)."""
+    MUTED = "muted"
+    """Raised during a maintenance window it matches: shown, but nobody is notified until the window ends."""
+    REMINDED = "reminded"
+    """Still open when its snooze or maintenance window ended: its administrators were reminded."""
+    ESCALATED = "escalated"
+    """Open and unacknowledged past the escalation time: global administrators were told."""
 
 
 class NotificationEvent(StrEnum):
@@ -66,6 +82,41 @@ class NotificationEvent(StrEnum):
     """An alert keeps coming back: told once, its later raises and resolutions gathered into it."""
     SUMMARY = "summary"
     """Events gathered past a day's budget, or global announcements of one grouping period."""
+    REMINDED = "reminded"
+    """Still open when its snooze or maintenance window ended."""
+    ESCALATED = "escalated"
+    """Open and unacknowledged past the escalation time."""
+
+
+WEBHOOK_EVENTS = ("raised", "resolved", "reminded", "escalated", "acknowledged")
+"""What a webhook may ask to be told of: the alert events that notify people, and acknowledgements."""
+
+
+class EmailChoice(StrEnum):
+    """How a person wants to hear of one kind of notification by email."""
+
+    IMMEDIATE = "immediate"
+    """Emailed once it has stayed unread for the person's delay."""
+    DIGEST = "digest"
+    """Listed in the daily digest, at the person's chosen local time."""
+    NEVER = "never"
+
+
+class EmailKind(StrEnum):
+    NOTIFICATION = "notification"
+    DIGEST = "digest"
+
+
+class DeliveryStatus(StrEnum):
+    """Where an email or a webhook delivery is: claimed (`sending`) in the database before it goes out."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    SKIPPED = "skipped"
+    """Not sent, on purpose: read, acknowledged or snoozed before it was due, or its person's choice changed."""
+    FAILED = "failed"
+    """Given up after its retries."""
 
 
 class LiveEvent(StrEnum):
@@ -90,6 +141,7 @@ def values(enum: type[StrEnum]) -> tuple[str, ...]:
 
 def register(app) -> None:  # type: ignore[no-untyped-def]
     """Expose the vocabulary to templates (and, through `live_events`, to the pages' scripts)."""
-    for enum in (RecordStatus, RecordType, AttemptOutcome, AlertStatus, AlertEventKind, NotificationEvent, LiveEvent):
+    for enum in (RecordStatus, RecordType, AttemptOutcome, AlertStatus, AlertEventKind, NotificationEvent, LiveEvent,
+                 EmailChoice, DeliveryStatus):
         app.add_template_global(enum, enum.__name__)
     app.add_template_global({member.name: member.value for member in LiveEvent}, "live_events")

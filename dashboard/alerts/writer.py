@@ -14,12 +14,14 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from dashboard.alerts import delivery, quiet, recipients, rules
+from dashboard.alerts import delivery, maintenance, quiet, recipients, rules
 from dashboard.alerts.content import alert_link, describe
 from dashboard.extensions import db
 from dashboard.live.publish import queue_event, user_channel
+from dashboard.mail import outbox as mail_outbox
 from dashboard.models import Alert, AlertEvent, AlertRecord, Notification, Organization, PlatformSettings
-from dashboard.vocabulary import AlertEventKind, AlertStatus, LiveEvent, NotificationEvent
+from dashboard.vocabulary import WEBHOOK_EVENTS, AlertEventKind, AlertStatus, LiveEvent, NotificationEvent
+from dashboard.webhooks import outbox as webhook_outbox
 
 
 @dataclass
@@ -86,11 +88,20 @@ def raise_alert(ev: Evaluation, rule: str, fingerprint: str, *, opened_at: datet
     if alert.flapping:
         detail = (detail + "; " if detail else "") + "flapping: keeps coming back"
     record_event(alert, AlertEventKind.RAISED, ev.now, detail=detail)
+    window = maintenance.muting_window(alert, ev.now)
+    if window is not None:
+        alert.muted_by_window_id = window.id
+        record_event(alert, AlertEventKind.MUTED, ev.now, detail=f"maintenance window {window.id}")
     return alert
 
 
 def announce_raise(alert: Alert, now: datetime) -> None:
-    """Tell the organization's admins of a raise: once, or, while it flaps, once for the whole episode."""
+    """Tell the organization's admins of a raise: once, or, while it flaps, once for the whole episode.
+
+    An alert raised in a maintenance window tells nobody now: the window's end reminds of it if still open.
+    """
+    if alert.muted_by_window_id is not None:
+        return
     users = recipients.for_raise(alert)
     if not alert.flapping:
         notify(alert, users, NotificationEvent.RAISED, now)
@@ -148,7 +159,10 @@ def notify(alert: Alert, user_ids: list[int], event: str, now: datetime, *, titl
     Each is announced (pushed live, counted against the day's budget), or gathered into another
     notification: the one `gather` names for the person, else their day's summary once the
     organization's budget is spent (`quiet`). Gathered ones are listed, never pushed as news.
+    Webhooks that want the event are told of it here too, whoever the people are.
     """
+    if event in WEBHOOK_EVENTS:
+        webhook_outbox.queue_for_alert(alert, event, now)
     if not user_ids:
         return
     already = set(db.session.scalars(
@@ -168,7 +182,7 @@ def notify(alert: Alert, user_ids: list[int], event: str, now: datetime, *, titl
         db.session.flush()
         if into is None:
             record_event(alert, AlertEventKind.NOTIFIED, now, user_id=user_id, detail=event)
-            _push(notification)
+            _announce(notification)
         else:
             record_event(alert, AlertEventKind.GATHERED, now, user_id=user_id,
                          detail=f"{event} into notification {into.id}")
@@ -182,9 +196,15 @@ def _gathered_into(into: Notification) -> None:
     elif into.event == NotificationEvent.FLAPPING and into.alert is not None:
         into.title = delivery.flap_title(into.alert)
     if into.event == NotificationEvent.SUMMARY and delivery.gathered_count(into) == 1:
-        _push(into)
+        _announce(into)
     else:
         queue_event(user_channel(into.user_id), LiveEvent.TRAY_CHANGED, {"id": into.id})
+
+
+def _announce(notification: Notification) -> None:
+    """An announced notification is pushed to open pages now, and emailed if it stays unread."""
+    _push(notification)
+    mail_outbox.queue_for(notification, notification.created_at)
 
 
 def _push(notification: Notification) -> None:

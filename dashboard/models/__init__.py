@@ -1,6 +1,7 @@
 """Typed models by area; importing this module registers them all."""
 from dashboard.models.alerts import Alert, AlertEvent, AlertRecord, Notification
 from dashboard.models.base import of_organization, utcnow
+from dashboard.models.outreach import EmailMessage, MaintenanceWindow, Webhook, WebhookDelivery
 from dashboard.models.sync_log import (
     Connector,
     HourlyAttemptCount,
@@ -17,7 +18,9 @@ __all__ = [
     "AlertRecord",
     "ApiToken",
     "Connector",
+    "EmailMessage",
     "HourlyAttemptCount",
+    "MaintenanceWindow",
     "Membership",
     "Notification",
     "Organization",
@@ -27,6 +30,8 @@ __all__ = [
     "SyncBatch",
     "SyncRecord",
     "User",
+    "Webhook",
+    "WebhookDelivery",
     "of_organization",
     "utcnow",
 ]

@@ -41,6 +41,18 @@ class Alert(db.Model):
         sa.Index("ix_alerts_org_status_opened", "organization_id", "status", "opened_at"),
         sa.Index("ix_alerts_fingerprint_opened", "fingerprint", "opened_at"),
         sa.Index(
+            "ix_alerts_escalation_due",
+            "opened_at",
+            sqlite_where=sa.text("status = 'open' AND escalated_at IS NULL AND acknowledged_at IS NULL"),
+            postgresql_where=sa.text("status = 'open' AND escalated_at IS NULL AND acknowledged_at IS NULL"),
+        ),
+        sa.Index(
+            "ix_alerts_snoozed_until",
+            "snoozed_until",
+            sqlite_where=sa.text("snoozed_until IS NOT NULL"),
+            postgresql_where=sa.text("snoozed_until IS NOT NULL"),
+        ),
+        sa.Index(
             "ix_alerts_global_due",
             "global_due_at",
             sqlite_where=sa.text("global_due_at IS NOT NULL AND global_announced_at IS NULL"),
@@ -70,8 +82,21 @@ class Alert(db.Model):
     global_announced_at: so.Mapped[Optional[datetime]]
     flapping: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
     """Raised while its fingerprint keeps coming back: its raise and resolution are gathered, not announced."""
+    acknowledged_at: so.Mapped[Optional[datetime]]
+    """Someone said "I'm on it": pending emails and escalation stop; its resolution is still announced."""
+    acknowledged_by_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    acknowledgement_note: so.Mapped[str] = so.mapped_column(sa.String(500), default="", server_default="")
+    snoozed_until: so.Mapped[Optional[datetime]]
+    """Its notifications wait until then; if it is still open then, its administrators are reminded once."""
+    snoozed_by_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    muted_by_window_id: so.Mapped[Optional[int]] = so.mapped_column(
+        sa.ForeignKey("maintenance_windows.id", ondelete="SET NULL"))
+    """Raised during this maintenance window: notifies nobody, and is not counted toward the platform incident,
+    until the window ends."""
+    escalated_at: so.Mapped[Optional[datetime]]
 
     organization: so.Mapped[Optional["Organization"]] = so.relationship()  # noqa: F821
+    acknowledged_by: so.Mapped[Optional["User"]] = so.relationship(foreign_keys=[acknowledged_by_id])  # noqa: F821
 
 
 class AlertRecord(db.Model):

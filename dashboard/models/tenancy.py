@@ -58,20 +58,25 @@ class PlatformSettings(db.Model):
         sa.CheckConstraint("id = 1", name="single_row"),
         sa.CheckConstraint("incident_min_organizations >= 2", name="incident_min"),
         sa.CheckConstraint("grouping_wait_seconds >= 0", name="grouping_wait_nonnegative"),
+        sa.CheckConstraint("escalation_hours >= 1", name="escalation_positive"),
     )
 
     DEFAULT_INCIDENT_MIN_ORGANIZATIONS = 2
     DEFAULT_GROUPING_WAIT_SECONDS = 60
+    DEFAULT_ESCALATION_HOURS = 24
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True, default=1)
     incident_min_organizations: so.Mapped[int] = so.mapped_column(default=DEFAULT_INCIDENT_MIN_ORGANIZATIONS)
     grouping_wait_seconds: so.Mapped[int] = so.mapped_column(default=DEFAULT_GROUPING_WAIT_SECONDS)
+    escalation_hours: so.Mapped[int] = so.mapped_column(default=DEFAULT_ESCALATION_HOURS, server_default="24")
+    """An organization alert open and unacknowledged this long is escalated to the global admins, once."""
 
     @classmethod
     def defaults(cls) -> "PlatformSettings":
         """The row as it is before any global admin changed it (not added to the session)."""
         return cls(id=1, incident_min_organizations=cls.DEFAULT_INCIDENT_MIN_ORGANIZATIONS,
-                   grouping_wait_seconds=cls.DEFAULT_GROUPING_WAIT_SECONDS)
+                   grouping_wait_seconds=cls.DEFAULT_GROUPING_WAIT_SECONDS,
+                   escalation_hours=cls.DEFAULT_ESCALATION_HOURS)
 
     @classmethod
     def load(cls) -> "PlatformSettings":
@@ -80,6 +85,12 @@ class PlatformSettings(db.Model):
 
 class User(UserMixin, db.Model):
     __tablename__ = "users"
+    __table_args__ = (
+        sa.CheckConstraint("email_raised IN ('immediate', 'digest', 'never')", name="email_raised"),
+        sa.CheckConstraint("email_resolved IN ('immediate', 'digest', 'never')", name="email_resolved"),
+        sa.CheckConstraint("email_delay_minutes >= 0", name="email_delay_nonnegative"),
+        sa.CheckConstraint("digest_minute >= 0 AND digest_minute < 1440", name="digest_minute_of_day"),
+    )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     email: so.Mapped[str] = so.mapped_column(sa.String(254), unique=True)
@@ -88,6 +99,16 @@ class User(UserMixin, db.Model):
     is_global_admin: so.Mapped[bool] = so.mapped_column(default=False)
     session_version: so.Mapped[int] = so.mapped_column(default=0, server_default="0")
     """Bumped to end every session of the user (`dashboard.sessions.revoke_sessions`)."""
+    email_raised: so.Mapped[str] = so.mapped_column(sa.String(10), default="immediate", server_default="immediate")
+    """An `EmailChoice` for raises (and reminders, escalations, summaries)."""
+    email_resolved: so.Mapped[str] = so.mapped_column(sa.String(10), default="immediate",
+                                                      server_default="immediate")
+    email_delay_minutes: so.Mapped[int] = so.mapped_column(default=10, server_default="10")
+    """How long a notification stays unread before it is emailed (0: at once)."""
+    digest_minute: so.Mapped[int] = so.mapped_column(default=480, server_default="480")
+    """The daily digest's local time, in minutes after midnight, in the person's organization's time zone."""
+    digest_sent_at: so.Mapped[Optional[datetime]]
+    """When the last digest was made: the next one tells what changed since."""
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
 
     memberships: so.Mapped[list["Membership"]] = so.relationship(

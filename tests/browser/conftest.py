@@ -49,6 +49,7 @@ from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright, expect, sync_playwright
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from dashboard.queues import WORKER_QUEUES
 from tests import factories
 
 HERE = Path(__file__).resolve().parent
@@ -292,12 +293,12 @@ def axe_check() -> Callable[..., dict]:
 
 @pytest.fixture()
 def rq_worker(app: Flask, tmp_path: Any) -> Iterator[subprocess.Popen]:
-    """A real `rq worker` process (alerts first, then sync) on the test's database and Redis."""
+    """A real `rq worker` process (alerts first, then deliveries, then sync) on the test's database and Redis."""
     env = {**os.environ, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "REDIS_URL": app.config["REDIS_URL"],
            "INSTANCE_PATH": str(tmp_path)}
     process = subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "rq"), "worker", "--quiet", "--worker-class",
-         "jobs.worker.AppWorker", "--url", app.config["REDIS_URL"], "--path", os.getcwd(), "alerts", "sync"],
+         "jobs.worker.AppWorker", "--url", app.config["REDIS_URL"], "--path", os.getcwd(), *WORKER_QUEUES],
         env=env, start_new_session=True,
     )
     try:

@@ -41,6 +41,7 @@ from rq import Queue, Worker
 
 from dashboard.extensions import db
 from dashboard.models import Alert, Membership, Notification, SyncAttempt, SyncBatch, SyncRecord, User
+from dashboard.queues import WORKER_QUEUES
 from dashboard.supervisor import production_commands
 from dashboard.tokens import create_token
 from tests import factories
@@ -162,8 +163,8 @@ def test_two_web_processes_and_four_workers_under_racing_traffic_make_everything
         print(f"many-machines: started in {started - began:.1f} s, streams open in {sending - started:.1f} s, "
               f"traffic sent in {sent - sending:.1f} s, evaluated {time.monotonic() - sent:.1f} s later")
         failing_jobs = {name: Queue(name, connection=connection).failed_job_registry.count
-                        for name in ("alerts", "sync")}
-        assert failing_jobs == {"alerts": 0, "sync": 0}, _logs(logs)
+                        for name in WORKER_QUEUES}
+        assert failing_jobs == dict.fromkeys(WORKER_QUEUES, 0), _logs(logs)
 
         _assert_every_batch_evaluated(batch_ids)
         _assert_streaks_follow_the_log()
@@ -390,7 +391,7 @@ def _post_all(posts: list[tuple[Organization, list[dict], int, str]]) -> set[int
 
 def _wait_until_quiet(connection: redis.Redis) -> None:
     """Until every batch is evaluated, no job waits, runs or is scheduled, and notifications stop changing."""
-    queues = [Queue(name, connection=connection) for name in ("alerts", "sync")]
+    queues = [Queue(name, connection=connection) for name in WORKER_QUEUES]
 
     def idle() -> bool:
         unevaluated = db.session.scalar(sa.select(sa.func.count()).select_from(SyncBatch)

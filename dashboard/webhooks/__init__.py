@@ -1,0 +1,1 @@
+"""Webhooks: alert events signed the Standard Webhooks way and delivered with retries."""
