@@ -9,8 +9,8 @@ from dashboard.database import mark_writer, unmark_writer
 def register_blueprints(app: Flask) -> None:
     from dashboard.extensions import csrf
     from dashboard.web import (
-        alerts, api, auth, errors, formatting, health, live, notifications, orgs, platform, security, settings,
-        status,
+        alert_actions, alerts, api, auth, errors, formatting, health, live, maintenance, notifications, orgs,
+        platform, preferences, security, settings, status, webhooks,
     )
 
     app.register_blueprint(auth.bp)
@@ -21,6 +21,10 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(alerts.bp)
     app.register_blueprint(settings.bp)
     app.register_blueprint(notifications.bp)
+    app.register_blueprint(alert_actions.bp)
+    app.register_blueprint(preferences.bp)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(maintenance.bp)
     app.register_blueprint(live.bp)
     csrf.exempt(api.bp)
     app.register_blueprint(api.bp)

@@ -1,0 +1,6 @@
+"""(filled by issue 12's work)"""
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("maintenance", __name__)
