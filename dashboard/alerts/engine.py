@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from dashboard.alerts import delivery, facts, quiet, recipients, rules, writer
+from dashboard.alerts import delivery, facts, followup, quiet, recipients, rules, writer
 from dashboard.alerts.writer import Evaluation
 from dashboard.extensions import db
 from dashboard.live.publish import PLATFORM_CHANNEL, organization_channel, queue_event
@@ -75,12 +75,14 @@ def check_organization(organization_id: int, now: datetime | None = None, refres
 
 
 def scan(now: datetime | None = None) -> None:
-    """The periodic scan: every organization's staleness, due announcements, and the never-evaluated sweep."""
+    """The periodic scan: every organization's staleness, due announcements, the follow-ups (ended maintenance
+    windows and snoozes, escalation), and the never-evaluated sweep."""
     now = now or utcnow()
     for organization_id in db.session.scalars(sa.select(Organization.id).order_by(Organization.id)).all():
         check_organization(organization_id, now)
     announce_due(now)
     db.session.commit()
+    followup.run_due(now, update_platform=update_platform)
     sweep_unevaluated(now)
 
 
@@ -303,17 +305,20 @@ def _finish(ev: Evaluation) -> None:
             writer.announce_raise(alert, ev.now)
         queue_event(organization_channel(ev.organization.id), LiveEvent.ALERT_CHANGED, {"alert_id": alert_id})
     if ev.opened_or_resolved:
-        _update_platform(ev.now)
+        update_platform(ev.now)
     announce_due(ev.now)
 
 
-def _update_platform(now: datetime) -> None:
+def update_platform(now: datetime) -> None:
+    """Open, update or resolve the platform incident from the organizations with open alerts; alerts a
+    maintenance window holds back do not count (the window's end clears their mark)."""
     settings = writer.lock_platform()
     platform = writer.open_alert(rules.PLATFORM_FINGERPRINT)
     rows = db.session.execute(
         sa.select(Organization.id, Organization.slug, Organization.name, Alert.rule)
         .join(Alert, Alert.organization_id == Organization.id)
-        .where(Alert.status == AlertStatus.OPEN).distinct().order_by(Organization.name)
+        .where(Alert.status == AlertStatus.OPEN, Alert.muted_by_window_id.is_(None))
+        .distinct().order_by(Organization.name)
     ).all()
     organizations: dict[int, dict] = {}
     for org_id, slug, name, rule in rows:

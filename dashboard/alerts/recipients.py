@@ -27,11 +27,13 @@ def for_raise(alert: Alert) -> list[int]:
 
 
 def for_resolution(alert: Alert) -> list[int]:
-    """Recipients of the raise notification who still hold the role that made them recipients."""
+    """Whoever was told the alert is open (its raise, a reminder or an escalation) and still holds the role
+    that made them recipients."""
     raised_to = set(db.session.scalars(
         sa.select(Notification.user_id).where(
             Notification.alert_id == alert.id,
-            Notification.event.in_((NotificationEvent.RAISED, NotificationEvent.FLAPPING)))
+            Notification.event.in_((NotificationEvent.RAISED, NotificationEvent.FLAPPING,
+                                    NotificationEvent.REMINDED, NotificationEvent.ESCALATED)))
     ))
     if not raised_to:
         return []

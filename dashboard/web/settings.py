@@ -97,12 +97,13 @@ def revoke_token(org: Organization, token_id: int):
 @bp.route("/platform/settings", methods=["GET", "POST"])
 @global_admin_required
 def platform():
-    """Show and save the platform incident settings; a bad value saves nothing."""
+    """Show and save the platform incident and escalation settings; a bad value saves nothing."""
     settings = PlatformSettings.load()
     form = PlatformSettingsForm(obj=settings)
     if form.validate_on_submit():
         settings.incident_min_organizations = form.incident_min_organizations.data
         settings.grouping_wait_seconds = form.grouping_wait_seconds.data
+        settings.escalation_hours = form.escalation_hours.data
         db.session.add(settings)
         db.session.commit()
         flash(_("The platform settings are saved."), "info")

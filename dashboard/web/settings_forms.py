@@ -106,6 +106,9 @@ class PlatformSettingsForm(FlaskForm):
     grouping_wait_seconds = WholeNumberField(
         _l("Grouping wait before global administrators are told, in seconds (0 to 3600)"), 0, 3600,
         _l("Enter the grouping wait as a whole number of seconds from 0 to 3600."))
+    escalation_hours = WholeNumberField(
+        _l("Escalate an organization alert still open and not acknowledged after this many hours (1 to 720)"),
+        1, 720, _l("Enter the escalation time as a whole number of hours from 1 to 720."))
     submit = SubmitField(_l("Save settings"))
 
 
