@@ -67,8 +67,8 @@ def end(org: Organization, window_id: int):
             window.ends_at = now
             window.ended_by_id = current_user.id
             followup.close_window(window, now, update_platform)
-            message = _("The maintenance window is ended: alerts it held back that are still open were sent to "
-                        "the administrators.")
+            message = _("The maintenance window is ended: the administrators are reminded of the alerts it held "
+                        "back that are still open.")
     flash(message, "info")
     return redirect(url_for("maintenance.organization", org=org.slug))
 

@@ -9,10 +9,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, SelectMultipleField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from dashboard.alerts import maintenance
+from dashboard.alerts.content import record_type_name
 from dashboard.formatting import DEFAULT_TIME_ZONE, localtime
 from dashboard.models import MaintenanceWindow, Organization
 from dashboard.sync.errors import ERROR_CODES
@@ -25,8 +27,9 @@ class LocalTimeField(DateTimeLocalField):
     """A `datetime-local` input; a value that is not a date and time reads as empty (one message says what to
     enter)."""
 
-    def __init__(self, label: Any, message: Any) -> None:
-        super().__init__(label, format=[LOCAL_FORMAT, LOCAL_FORMAT + ":%S"], validators=[DataRequired(message)])
+    def __init__(self, label: Any, message: Any, **kwargs: Any) -> None:
+        super().__init__(label, format=[LOCAL_FORMAT, LOCAL_FORMAT + ":%S"], validators=[DataRequired(message)],
+                         **kwargs)
 
     def process_formdata(self, valuelist: list[Any]) -> None:
         try:
@@ -61,9 +64,10 @@ class MaintenanceWindowForm(FlaskForm):
     starts_at = LocalTimeField(_l("Starts"), _l("Enter when the window starts, as a date and a time."))
     ends_at = LocalTimeField(_l("Ends"), _l("Enter when the window ends, as a date and a time."))
     error_codes = CheckboxesField(_l("Only these error codes (none ticked: all)"),
-                                  choices=[(e.code, e.title) for e in ERROR_CODES.values()])
+                                  choices=[SelectChoice(e.code, e.title) for e in ERROR_CODES.values()])
     record_types = CheckboxesField(_l("Only these record types (none ticked: all)"),
-                                   choices=[(t.value, t.value.replace("_", " ").capitalize()) for t in RecordType])
+                                   choices=[SelectChoice(t.value, record_type_name(t.value, 2).capitalize())
+                                            for t in RecordType])
     reason = StringField(_l("Reason (for example: month-end closing)"),
                          validators=[Length(max=300, message=_l("Keep the reason to 300 characters or fewer."))])
     submit = SubmitField(_l("Create the window"))
