@@ -44,8 +44,8 @@ def message_id(domain: str, user_id: int, event: str, *, alert_id: int | None = 
                notification_id: int | None = None, token: str | None = None) -> str:
     """`<alert-7.raised.u3.<random>@domain>`: readable (which alert, event, person), unique across databases
     (the random part: a reset development database must not reuse ids that mail clients have seen)."""
-    subject = f"alert-{alert_id}" if alert_id is not None else f"notification-{notification_id}"
-    return f"<{subject}.{event}.u{user_id}.{token or secrets.token_hex(6)}@{domain}>"
+    about = f"alert-{alert_id}" if alert_id is not None else f"notification-{notification_id}"
+    return f"<{about}.{event}.u{user_id}.{token or secrets.token_hex(6)}@{domain}>"
 
 
 def fallback_thread_id(domain: str, alert_id: int, user_id: int) -> str:
@@ -98,17 +98,14 @@ def notification_email(row: EmailRow, notification: Notification, user: User, no
     """The email of `row`: headers, a plain-text body and its HTML alternative."""
     config = current_app.config
     domain = mail_domain(config["MAIL_FROM"], config["PUBLIC_BASE_URL"])
-    alert = notification.alert
     organization = db.session.get(Organization, notification.organization_id) if notification.organization_id \
         else None
     thread = thread_of(notification, domain)
-    context = _context(notification, alert, organization, user)
     with force_locale(config.get("BABEL_DEFAULT_LOCALE", "en")):
-        context["subject"] = subject(notification.event, notification.title, thread.starter_title)
-        text = _render("email/notification.txt", context)
-        html = _render("email/notification.html", context)
+        title = subject(notification.event, notification.title, thread.starter_title)
+        text, html = bodies(notification, organization, user, title)
     message = EmailMessage()
-    message["Subject"] = context["subject"]
+    message["Subject"] = title
     message["From"] = config["MAIL_FROM"]
     message["To"] = Address(display_name=user.name, addr_spec=user.email)
     message["Date"] = format_datetime(now.replace(tzinfo=timezone.utc))
@@ -124,14 +121,29 @@ def notification_email(row: EmailRow, notification: Notification, user: User, no
     return message
 
 
+def bodies(notification: Notification, organization: Organization | None, user: User,
+           subject_line: str) -> tuple[str, str]:
+    """The plain text and the HTML of a notification's email (`notification.alert` read as it is now)."""
+    context = _context(notification, notification.alert, organization, user)
+    context["subject"] = subject_line
+    return _render("email/notification.txt", context), _render("email/notification.html", context)
+
+
 def _context(notification: Notification, alert: Alert | None, organization: Organization | None,
              user: User) -> dict[str, Any]:
     zone = organization.timezone if organization else DEFAULT_TIME_ZONE
+
+    def local(moment: datetime | None) -> dict[str, str] | None:
+        """A moment in the organization's time zone, named, with its machine-readable form."""
+        if moment is None:
+            return None
+        return {"text": f"{localtime(moment, organization)} ({zone})",
+                "iso": moment.replace(tzinfo=timezone.utc).isoformat()}
+
     context: dict[str, Any] = {
         "event": notification.event, "title": notification.title, "user": user,
         "organization_name": organization.name if organization else _("All organizations (platform)"),
-        "when": f"{localtime(notification.created_at, organization)} ({zone})",
-        "when_iso": notification.created_at.replace(tzinfo=timezone.utc).isoformat(),
+        "when": local(notification.created_at),
         "preferences_url": preferences_url(), "lang": current_app.config.get("BABEL_DEFAULT_LOCALE", "en"),
         "alert": None,
     }
@@ -144,6 +156,7 @@ def _context(notification: Notification, alert: Alert | None, organization: Orga
     context.update(
         alert=alert, affected=alert.affected_count, stake=stake or money(0),
         error_title=details.get("error_title"), hint=remedy(alert),
+        opened=local(alert.opened_at), resolved=local(alert.resolved_at),
         link=public_url(details.get("link") or alert_link(alert)),
     )
     return context
