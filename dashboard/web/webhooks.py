@@ -13,7 +13,6 @@ from flask_login import current_user
 from werkzeug import Response
 
 from dashboard.database import write_transaction
-from dashboard.extensions import db
 from dashboard.models import Organization, Webhook, utcnow
 from dashboard.vocabulary import DeliveryStatus
 from dashboard.web.access import global_admin_required, org_view

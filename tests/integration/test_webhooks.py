@@ -4,7 +4,6 @@ Every request the receiver gets is checked with the `standardwebhooks` package, 
 """
 from __future__ import annotations
 
-import json
 import threading
 import time
 from datetime import timedelta
