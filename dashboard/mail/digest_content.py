@@ -7,7 +7,7 @@ their organizations' alerts; a global administrator reads all, the platform's in
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -88,7 +88,8 @@ class Digest:
     raised: Section | None
     resolved: Section | None
     """None when the person's resolutions do not go to the digest."""
-    listed: list[Alert] = field(default_factory=list)
+    listed: list[Alert]
+    """Every alert the digest names, once."""
 
     @property
     def is_empty(self) -> bool:
