@@ -2,7 +2,8 @@
 
 An alert event concerns a record when it names the record (the record joined the alert), or when it names no
 record and happened while the record was among the alert's records: raised (by it, when it was there from the
-start), notified, announced, resolved. Reading a notification of such an alert acknowledges it.
+start), notified, announced, acknowledged, snoozed, resolved. Reading a notification of such an alert is shown as
+the administrator reading the alert (`READ`); acknowledging it ("I'm on it") is an alert event of its own.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from dashboard.models import Alert, AlertEvent, AlertRecord, Notification, Recor
 from dashboard.vocabulary import AlertEventKind
 
 HISTORY_LIMIT = 100
-ACKNOWLEDGED = "acknowledged"
+READ = "read"
 """The history's name for an administrator reading a notification of the alert (no alert event records it)."""
 
 
@@ -34,12 +35,19 @@ class HistoryEntry:
     action: str | None = None
     alert_id: int | None = None
     alert_kind: str | None = None
-    """An AlertEventKind, or ACKNOWLEDGED."""
+    """An AlertEventKind, or READ."""
     alert_title: str | None = None
+    alert_opened_at: datetime | None = None
+    """When the alert opened: a reminder says how long it had been open."""
     raised_by_it: bool = False
     """For a raise: the record was among the records that raised the alert."""
     late: bool = False
     """An attempt reported after a newer one of the record: logged, but it changed nothing."""
+
+    @property
+    def is_read(self) -> bool:
+        """An administrator read a notification of the alert."""
+        return self.alert_kind == READ
 
 
 def record_history(record: SyncRecord, limit: int = HISTORY_LIMIT) -> list[HistoryEntry]:
@@ -63,7 +71,7 @@ def record_history(record: SyncRecord, limit: int = HISTORY_LIMIT) -> list[Histo
         # its own joins, and every event of its alerts that is about no record in particular (raised, notified,
         # resolved, announced ...) from the moment it was among the alert's records
         sa.select(AlertEvent.at, AlertEvent.kind, AlertEvent.alert_id, AlertEvent.detail, told.name, Alert.title,
-                  AlertRecord.joined_at)
+                  AlertRecord.joined_at, Alert.opened_at)
         .join(AlertRecord, sa.and_(AlertRecord.alert_id == AlertEvent.alert_id, AlertRecord.record_id == record.id))
         .join(Alert, Alert.id == AlertEvent.alert_id)
         .outerjoin(told, told.id == AlertEvent.user_id)
@@ -84,10 +92,10 @@ def record_history(record: SyncRecord, limit: int = HISTORY_LIMIT) -> list[Histo
                             failure_streak=a[4], user_name=a[5], late=a[6]) for a in attempts]
     entries += [HistoryEntry(at=a[0], kind="action", action=a[1], message=a[2], user_name=a[3]) for a in actions]
     entries += [HistoryEntry(at=at, kind="alert", alert_kind=kind, alert_id=alert_id, message=detail or None,
-                             user_name=name, alert_title=title, raised_by_it=kind == AlertEventKind.RAISED
-                             and joined_at == at)
-                for at, kind, alert_id, detail, name, title, joined_at in events]
-    entries += [HistoryEntry(at=at, kind="alert", alert_kind=ACKNOWLEDGED, alert_id=alert_id, user_name=name,
+                             user_name=name, alert_title=title, alert_opened_at=opened_at,
+                             raised_by_it=kind == AlertEventKind.RAISED and joined_at == at)
+                for at, kind, alert_id, detail, name, title, joined_at, opened_at in events]
+    entries += [HistoryEntry(at=at, kind="alert", alert_kind=READ, alert_id=alert_id, user_name=name,
                              alert_title=title) for at, alert_id, name, title in reads]
     entries.sort(key=lambda e: e.at, reverse=True)
     return entries[:limit]

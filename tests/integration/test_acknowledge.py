@@ -261,3 +261,47 @@ def test_the_next_page_must_be_this_organizations(client, world, login, alert):
         response = client.post(url("org-a", alert.id, "snooze"), data={"duration": "1", "next": target})
         assert response.headers["Location"] == f"/orgs/org-a/alerts#alert-{alert.id}-handling"
         client.post(url("org-a", alert.id, "unsnooze"))
+
+
+def test_a_records_history_shows_the_acknowledgement_and_the_snooze_and_a_read_is_not_called_acknowledged(
+        client, world, login, alert):
+    """Given A's admin read the alert's notification, acknowledged it and snoozed it for an hour, the history of
+    one of its records says so in words, each by name."""
+    [record_id] = db.session.scalars(sa.text("SELECT record_id FROM alert_records WHERE alert_id = :a"),
+                                     {"a": alert.id})
+    login(world.admin_a)
+    client.get(f"/notifications/{db.session.scalar(sa.select(Notification.id))}")
+    client.post(url("org-a", alert.id, "acknowledge"), data={"note": "On it"})
+    client.post(url("org-a", alert.id, "snooze"), data={"duration": "1"})
+
+    html = client.get(f"/orgs/org-a/integration/records/{record_id}", headers=HTMX).get_data(as_text=True)
+
+    name = world.admin_a.name
+    page = text(html)
+    assert f"{name} snoozed it until" in page and f"{name} acknowledged: On it" in page
+    assert f"{name} read the alert" in page
+    assert page.index("snoozed it until") < page.index("acknowledged: On it") < page.index("read the alert")
+
+
+def test_the_timeline_names_every_way_an_alert_reached_people(client, world, login, alert):
+    """Given an alert emailed, digested, sent by webhook, muted, reminded and escalated, its timeline says each
+    in words (who, and how long it had been open when reminded)."""
+    at = alert.opened_at + timedelta(hours=3)
+    kari = world.admin_a.id
+    db.session.add_all([
+        AlertEvent(alert_id=alert.id, kind=AlertEventKind.MUTED, at=alert.opened_at),
+        AlertEvent(alert_id=alert.id, kind=AlertEventKind.EMAILED, at=at, user_id=kari, detail="raised <id@x>"),
+        AlertEvent(alert_id=alert.id, kind=AlertEventKind.DIGESTED, at=at, user_id=kari),
+        AlertEvent(alert_id=alert.id, kind=AlertEventKind.WEBHOOK, at=at, detail="hooks.example.org: 200"),
+        AlertEvent(alert_id=alert.id, kind=AlertEventKind.REMINDED, at=at, user_id=kari),
+        AlertEvent(alert_id=alert.id, kind=AlertEventKind.ESCALATED, at=at),
+    ])
+    db.session.commit()
+
+    page = text(login(world.admin_a).get("/orgs/org-a/alerts").get_data(as_text=True))
+
+    name = world.admin_a.name
+    for words in ("Raised during a maintenance window: nobody notified", f"{name} was emailed",
+                  f"Listed in {name}'s daily digest", "Webhook: hooks.example.org: 200",
+                  f"{name} was reminded: still open after 3 hours", "Escalated to the global administrators"):
+        assert words in page
