@@ -115,6 +115,8 @@ def test_an_unread_raise_is_emailed_once_its_delay_has_passed_by_the_scan_and_a_
     assert row.status == DeliveryStatus.PENDING and row.due_at <= utcnow()
 
     deliver_due()
+    deliver_due()  # the next second's scan: the job is still waiting, it is not queued again
+    assert len(delivery_queue()) == 1
     run_workers()
 
     [message] = inbox.messages
@@ -174,6 +176,21 @@ def test_an_alert_acknowledged_before_its_email_is_due_sends_none(world, inbox):
                            .values(acknowledged_at=utcnow(), acknowledged_by_id=world.admin_a.id))
     send_email(rows()[0].id)
     assert inbox.messages == [] and rows()[0].status == DeliveryStatus.SKIPPED
+
+
+def test_a_snoozed_alerts_email_waits_for_the_reminder_and_its_resolution_still_goes(world, inbox):
+    """Given a pending raise email, when the alert is snoozed before it is due, then the raise is skipped (the
+    snooze's end reminds); when the alert then resolves, its resolution is emailed."""
+    alert, failing = raise_alert(world, minutes_ago=30)
+    with writing():
+        db.session.execute(sa.update(type(alert)).where(type(alert).id == alert.id)
+                           .values(snoozed_until=utcnow() + timedelta(hours=4), snoozed_by_id=world.admin_a.id))
+    send_email(rows()[0].id)
+    assert rows()[0].status == DeliveryStatus.SKIPPED and "snoozed" in rows()[0].last_error
+    resolve(world, failing)
+    send_email(rows()[-1].id)
+    [message] = inbox.messages
+    assert message["Subject"].startswith("Resolved: ")
 
 
 def test_with_a_zero_delay_the_email_is_queued_at_the_commit_and_sent_at_once(world, inbox):
@@ -242,6 +259,22 @@ def test_when_the_smtp_server_is_down_the_email_is_retried_later_then_delivered(
     app.config["SMTP_URL"] = up
     assert sending.send(row.id, row.due_at) == DeliveryStatus.SENT
     assert len(inbox.messages) == 1 and rows()[0].attempts == 2
+
+
+def test_after_its_last_attempt_fails_the_email_is_given_up_and_the_timeline_says_so(world, inbox, app):
+    """Given an email that failed seven times, when the eighth attempt cannot reach the server either, then it
+    is `failed`, never sent again, and the alert's timeline records the failure."""
+    alert, _failing = raise_alert(world)
+    [row] = rows()
+    with writing():
+        db.session.execute(sa.update(EmailMessage).where(EmailMessage.id == row.id)
+                           .values(attempts=sending.MAX_ATTEMPTS - 1))
+    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{_free_port()}"
+    send_email(row.id)
+    [row] = rows()
+    assert row.status == DeliveryStatus.FAILED and sending.due_rows(utcnow() + timedelta(days=1)) == []
+    [event] = emailed_events(alert)
+    assert "failed after 8 attempts" in event.detail
 
 
 def test_a_crash_after_the_server_accepted_resends_with_the_same_message_id(world, inbox, monkeypatch):
