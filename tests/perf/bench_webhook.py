@@ -24,7 +24,6 @@ BENCH_ALERTS (default 60) sets the number of measured alerts.
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import statistics
 import sys
