@@ -15,7 +15,8 @@ from flask_babel import ngettext
 from dashboard.alerts.content import alert_link
 from dashboard.formatting import money
 from dashboard.mail.links import public_url
-from dashboard.models import Alert, Organization
+from dashboard.extensions import db
+from dashboard.models import Alert, Organization, User
 from dashboard.sync.errors import describe as describe_error
 
 TEST_EVENT = "test"
@@ -50,7 +51,9 @@ def for_alert(alert: Alert, event: str, now: datetime) -> dict[str, Any]:
         "links": {"alert": link},
     }
     if alert.acknowledged_at is not None:
-        data.update(acknowledged_by=alert.acknowledged_by.name if alert.acknowledged_by else None,
+        # By id: the relationship may have been loaded (as nobody) before this acknowledgement set the column.
+        by = db.session.get(User, alert.acknowledged_by_id) if alert.acknowledged_by_id else None
+        data.update(acknowledged_by=by.name if by else None,
                     acknowledged_at=_iso(alert.acknowledged_at), acknowledgement_note=alert.acknowledgement_note)
     return {"type": event_type(event), "timestamp": _iso(now), "data": data, "text": alert_text(data, event)}
 

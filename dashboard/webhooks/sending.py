@@ -78,16 +78,21 @@ class _VettedHTTPSConnection(_VettedConnection, http.client.HTTPSConnection):
 
 def post(url: str, body: bytes, headers: dict[str, str], *, allow_private: bool,
          timeout: float = SEND_TIMEOUT_SECONDS) -> Answer:
-    """POST the body; redirects are not followed (a redirected POST would not be the message that was signed)."""
+    """POST the body within `timeout` seconds in all; redirects are not followed (a redirected POST would not be
+    the message that was signed)."""
     parts = urlsplit(url)
     kind = {"https": _VettedHTTPSConnection, "http": _VettedHTTPConnection}.get(parts.scheme)
     if kind is None:
         return Answer(None, "not an http(s) URL")
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    deadline = time.monotonic() + timeout
     connection = kind(parts.netloc.rpartition("@")[2], timeout=timeout, allow_private=allow_private)
     try:
+        connection.connect()
+        _keep_to(connection, deadline)
         connection.request("POST", target, body=body, headers={
             **headers, "Content-Type": "application/json", "User-Agent": USER_AGENT})
+        _keep_to(connection, deadline)
         response = connection.getresponse()
         response.read(MAX_RESPONSE_BYTES)
     except outbound.RefusedAddress as refusal:
@@ -105,6 +110,15 @@ def post(url: str, body: bytes, headers: dict[str, str], *, allow_private: bool,
     if 200 <= response.status < 300:
         return Answer(response.status)
     return Answer(response.status, f"HTTP {response.status} {response.reason}".strip()[:500])
+
+
+def _keep_to(connection: http.client.HTTPConnection, deadline: float) -> None:
+    """Shorten the socket's timeout to what is left of the whole request's, so a slow receiver cannot take
+    `timeout` for each step (connecting, sending, the answer) and outlive the job."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("no time left")
+    connection.sock.settimeout(remaining)
 
 
 @dataclass(frozen=True)

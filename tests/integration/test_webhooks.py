@@ -261,6 +261,29 @@ def test_an_event_is_planned_once_per_webhook_however_often_it_is_told(world, ht
     assert deliveries(webhook_id=later.id) == []
 
 
+def test_an_acknowledgement_tells_who_and_their_note(world, httpserver):
+    """Given a webhook wanting acknowledgements, when organization A's admin acknowledges an alert with a note,
+    the message names them, the note and when, in its data and its Slack line."""
+    from dashboard.alerts.acknowledge import acknowledge
+
+    webhook = add_webhook(world.org_a, httpserver.url_for(PATH), events=("acknowledged",))
+    httpserver.expect_request(PATH, method="POST").respond_with_data("ok")
+    raise_alert(world)
+    [alert] = alerts()
+    alert.acknowledged_by  # loaded as nobody before the acknowledgement, as a page would
+    acknowledge(alert, world.admin_a, "Mapping the account now", T0 + timedelta(hours=1))
+    db.session.commit()
+
+    [delivery] = deliveries()
+    assert (delivery.event, send_delivery(delivery.id)) == ("acknowledged", "sent")
+    [message] = received(httpserver, webhook)
+    assert message["type"] == "alert.acknowledged"
+    data = message["data"]
+    assert (data["acknowledged_by"], data["acknowledgement_note"], data["acknowledged_at"]) == (
+        world.admin_a.name, "Mapping the account now", "2026-11-20T13:00:00Z")
+    assert f"Acknowledged by {world.admin_a.name}: “Mapping the account now”." in message["text"]
+
+
 def test_the_platform_webhook_gets_the_platform_alert_and_escalations(world, httpserver):
     """Given a platform webhook and organization A's, when two organizations alert (a platform incident), the
     platform webhook gets the platform alert's raise, not the organizations' own; an escalation of A's alert goes
@@ -444,3 +467,20 @@ def test_an_organization_admin_gets_403_on_the_platform_webhooks(client, world, 
     assert "https://hooks.example.org/p" in client.get("/platform/webhooks").get_data(as_text=True)
     assert client.get("/orgs/org-a/settings/webhooks").status_code == 200
     assert client.get(f"/orgs/org-a/settings/webhooks/{of_platform.id}").status_code == 404
+
+
+def test_a_receiver_that_never_answers_is_given_up_on_within_the_timeout():
+    """Given a receiver that accepts the connection and never answers, a send with a 0.3 s budget ends in about
+    that time, saying so."""
+    import socket
+
+    from dashboard.webhooks.sending import post
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        started = time.monotonic()
+        answer = post(f"http://127.0.0.1:{silent.getsockname()[1]}{PATH}", b"{}", {}, allow_private=True,
+                      timeout=0.3)
+    assert answer.status_code is None and answer.error == "no answer within 0.3 s"
+    assert time.monotonic() - started < 2
