@@ -47,12 +47,15 @@ def backoff(attempts: int) -> timedelta:
 # The scan ---------------------------------------------------------------------------------------------------
 
 def due_rows(now: datetime) -> list[tuple[int, int]]:
-    """(id, attempts) of the rows to send now: pending and due, or claimed by a worker that died."""
+    """(id, attempts) of the notification emails to send now: pending and due, or claimed by a worker that died
+    (digests have their own minute scan)."""
     return list(db.session.execute(
-        sa.select(EmailMessage.id, EmailMessage.attempts).where(sa.or_(
-            sa.and_(EmailMessage.status == DeliveryStatus.PENDING, EmailMessage.due_at <= now),
-            sa.and_(EmailMessage.status == DeliveryStatus.SENDING, EmailMessage.claimed_at < now - STALE_CLAIM),
-        )).order_by(EmailMessage.due_at).limit(SCAN_LIMIT)
+        sa.select(EmailMessage.id, EmailMessage.attempts).where(
+            EmailMessage.kind == EmailKind.NOTIFICATION,
+            sa.or_(sa.and_(EmailMessage.status == DeliveryStatus.PENDING, EmailMessage.due_at <= now),
+                   sa.and_(EmailMessage.status == DeliveryStatus.SENDING,
+                           EmailMessage.claimed_at < now - STALE_CLAIM)),
+        ).order_by(EmailMessage.due_at).limit(SCAN_LIMIT)
     ).tuples())
 
 

@@ -136,6 +136,14 @@ def test_an_unread_raise_is_emailed_once_its_delay_has_passed_by_the_scan_and_a_
     assert event.user_id == world.admin_a.id and row.message_id in event.detail and "admin-a@" in event.detail
 
 
+def test_the_one_second_scan_leaves_digests_to_their_own_scan(world):
+    """Given a due digest row, when the notification-email scan runs, then it does not queue it."""
+    with writing():
+        db.session.add(EmailMessage(user_id=world.admin_a.id, kind="digest", digest_key="2026-11-30",
+                                    message_id="<digest@example.org>", due_at=utcnow() - timedelta(minutes=1)))
+    assert sending.due_rows(utcnow()) == []
+
+
 def test_a_resolution_email_threads_with_its_raise(world, inbox):
     """Given a raise emailed to admin A, when the alert resolves and its email is sent, then it replies to the
     raise: In-Reply-To and References carry the raise's Message-ID, the subject says "Resolved"."""
