@@ -64,7 +64,8 @@ def announce() -> None:
 @metrics.timed_alert_job
 @in_app_context
 def scan() -> None:
-    """Every minute: staleness, the grouping wait, and batches that were never evaluated."""
+    """Every minute: staleness, the grouping wait, ended maintenance windows and snoozes, escalation, and
+    batches that were never evaluated."""
     from dashboard.alerts.engine import scan as run_scan
     from dashboard.extensions import redis_ext
     from dashboard.models import utcnow

@@ -82,7 +82,7 @@ def scan(now: datetime | None = None) -> None:
         check_organization(organization_id, now)
     announce_due(now)
     db.session.commit()
-    followup.run_due(now, update_platform=update_platform)
+    followup.run_due(now, recount_platform)
     sweep_unevaluated(now)
 
 
@@ -305,11 +305,18 @@ def _finish(ev: Evaluation) -> None:
             writer.announce_raise(alert, ev.now)
         queue_event(organization_channel(ev.organization.id), LiveEvent.ALERT_CHANGED, {"alert_id": alert_id})
     if ev.opened_or_resolved:
-        update_platform(ev.now)
+        _update_platform(ev.now)
     announce_due(ev.now)
 
 
-def update_platform(now: datetime) -> None:
+def recount_platform(now: datetime) -> None:
+    """After alerts a maintenance window held back start to count: the platform incident, and its announcement
+    when the grouping wait is already over. Runs in the caller's transaction (the organization's lock held)."""
+    _update_platform(now)
+    announce_due(now)
+
+
+def _update_platform(now: datetime) -> None:
     """Open, update or resolve the platform incident from the organizations with open alerts; alerts a
     maintenance window holds back do not count (the window's end clears their mark)."""
     settings = writer.lock_platform()

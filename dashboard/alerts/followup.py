@@ -21,20 +21,21 @@ from dashboard.live.publish import organization_channel, queue_event
 from dashboard.models import Alert, MaintenanceWindow, Notification, PlatformSettings
 from dashboard.vocabulary import AlertEventKind, AlertStatus, LiveEvent, NotificationEvent
 
-UpdatePlatform = Callable[[datetime], None]
+RecountPlatform = Callable[[datetime], None]
+"""The engine's recount of the platform incident (passed in: the engine runs these follow-ups)."""
 
 
-def run_due(now: datetime, update_platform: UpdatePlatform) -> None:
+def run_due(now: datetime, recount_platform: RecountPlatform) -> None:
     """Every follow-up due at `now`, each committed per organization. Windows first: an alert a window
     held back counts for escalation only once the window has ended."""
-    end_windows(now, update_platform)
+    end_windows(now, recount_platform)
     end_snoozes(now)
     escalate(now)
 
 
 # Maintenance windows ---------------------------------------------------------------------------------------
 
-def end_windows(now: datetime, update_platform: UpdatePlatform) -> None:
+def end_windows(now: datetime, recount_platform: RecountPlatform) -> None:
     """Windows that have ended: remind the organization's admins of the alerts they held back that are still
     open, then let those alerts count toward the platform incident again."""
     due = db.session.execute(
@@ -47,11 +48,11 @@ def end_windows(now: datetime, update_platform: UpdatePlatform) -> None:
         writer.lock_organization(organization_id)
         window = db.session.get(MaintenanceWindow, window_id, populate_existing=True)
         if window is not None and window.closed_at is None and window.ends_at <= now:
-            close_window(window, now, update_platform)
+            close_window(window, now, recount_platform)
         db.session.commit()
 
 
-def close_window(window: MaintenanceWindow, now: datetime, update_platform: UpdatePlatform) -> None:
+def close_window(window: MaintenanceWindow, now: datetime, recount_platform: RecountPlatform) -> None:
     """Handle a window's end in the caller's transaction, which holds its organization's lock."""
     held = db.session.scalars(
         sa.select(Alert).where(Alert.muted_by_window_id == window.id, Alert.status == AlertStatus.OPEN)
@@ -67,7 +68,7 @@ def close_window(window: MaintenanceWindow, now: datetime, update_platform: Upda
     window.closed_at = now
     if held:
         db.session.flush()
-        update_platform(now)
+        recount_platform(now)
 
 
 # Snoozes ---------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from dashboard.alerts import followup, maintenance, writer
-from dashboard.alerts.engine import update_platform
+from dashboard.alerts.engine import recount_platform
 from dashboard.database import write_transaction
 from dashboard.extensions import db
 from dashboard.formatting import DEFAULT_TIME_ZONE
@@ -66,7 +66,7 @@ def end(org: Organization, window_id: int):
         else:
             window.ends_at = now
             window.ended_by_id = current_user.id
-            followup.close_window(window, now, update_platform)
+            followup.close_window(window, now, recount_platform)
             message = _("The maintenance window is ended: the administrators are reminded of the alerts it held "
                         "back that are still open.")
     flash(message, "info")

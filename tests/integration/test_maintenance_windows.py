@@ -222,3 +222,18 @@ def test_another_organizations_admin_gets_404_for_the_page_and_its_windows(world
 
 def test_a_global_admin_may_manage_any_organizations_windows(world, login):
     assert login(world.global_admin).get(PAGE).status_code == 200
+
+
+def test_the_platform_incident_itself_is_never_muted(world, record_a, record_b):
+    """Given org B's open alert and org A's alert held back by a window covering everything, when the window
+    ends, the platform incident opens and is announced to the global admin at once, as usual."""
+    window(world.org_a)
+    run(world.connector_b, [(record_b, UNAVAILABLE)], at=T0)
+    run(world.connector_a, [(record_a, EXPIRED)], at=T0 + M)
+    assert alerts(rule="platform_incident") == []
+
+    scan(T0 + 2 * H + M)
+
+    [platform] = alerts(rule="platform_incident")
+    assert platform.muted_by_window_id is None
+    assert [n.event for n in notifications(world.global_admin) if n.alert_id == platform.id] == ["raised"]
