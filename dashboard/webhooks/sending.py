@@ -103,7 +103,7 @@ def post(url: str, body: bytes, headers: dict[str, str], *, allow_private: bool,
         return Answer(None, "connection refused")
     except socket.gaierror:
         return Answer(None, "host not found")
-    except (OSError, http.client.HTTPException) as error:
+    except (OSError, http.client.HTTPException, ValueError) as error:  # ValueError: a URL http.client refuses
         return Answer(None, (str(error) or type(error).__name__)[:500])
     finally:
         connection.close()
