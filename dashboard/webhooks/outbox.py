@@ -36,9 +36,10 @@ def queue_for_alert(alert: Alert, event: str, now: datetime) -> None:
     wanted = [webhook_id for scope in scopes for webhook_id, events in _webhooks(scope) if event in events]
     if not wanted:
         return
-    done = _already(alert.id, wanted, (event,))
+    sent = _sent(alert.id, wanted, (event, *TOLD_OF))
+    done = {webhook_id for webhook_id, sent_event in sent if sent_event == event}
     if event == NotificationEvent.RESOLVED:
-        told = _already(alert.id, wanted, TOLD_OF)
+        told = {webhook_id for webhook_id, sent_event in sent if sent_event in TOLD_OF}
         wanted = [webhook_id for webhook_id in wanted if webhook_id in told]
     rows = [{"webhook_id": webhook_id, "alert_id": alert.id, "event": event, "message_id": new_message_id(),
              "status": DeliveryStatus.PENDING.value, "due_at": now, "created_at": now}
@@ -68,12 +69,12 @@ def _webhooks(organization_id: int | None) -> list[tuple[int, list[str]]]:
     return cache[organization_id]
 
 
-def _already(alert_id: int, webhook_ids: list[int], events: tuple[str, ...]) -> set[int]:
-    """The webhooks among these that have a delivery of one of these events of the alert."""
-    return set(db.session.scalars(
-        sa.select(WebhookDelivery.webhook_id).where(WebhookDelivery.alert_id == alert_id,
-                                                   WebhookDelivery.event.in_(events),
-                                                   WebhookDelivery.webhook_id.in_(webhook_ids))))
+def _sent(alert_id: int, webhook_ids: list[int], events: tuple[str, ...]) -> set[tuple[int, str]]:
+    """(webhook, event) of the deliveries of the alert among these webhooks and events."""
+    return set(db.session.execute(
+        sa.select(WebhookDelivery.webhook_id, WebhookDelivery.event).where(
+            WebhookDelivery.alert_id == alert_id, WebhookDelivery.event.in_(events),
+            WebhookDelivery.webhook_id.in_(webhook_ids))).tuples())
 
 
 def _insert_once() -> sa.Insert:
