@@ -22,7 +22,7 @@ from flask_babel import gettext as _
 from dashboard.alerts.content import alert_link, remedy
 from dashboard.extensions import db
 from dashboard.formatting import DEFAULT_TIME_ZONE, localtime, money
-from dashboard.mail.links import preferences_url, public_url
+from dashboard.mail.links import preferences_url, public_url, unsubscribe_url
 from dashboard.models import Alert, EmailMessage as EmailRow, Notification, Organization, User
 from dashboard.vocabulary import NotificationEvent
 
@@ -113,7 +113,7 @@ def notification_email(row: EmailRow, notification: Notification, user: User, no
     if thread.starter_id:
         message["In-Reply-To"] = thread.starter_id
         message["References"] = thread.starter_id
-    message["List-Unsubscribe"] = f"<{preferences_url()}>"
+    message["List-Unsubscribe"] = f"<{unsubscribe_url()}>"
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"
     message.set_content(text)

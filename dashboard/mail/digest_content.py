@@ -24,7 +24,7 @@ from dashboard.alerts.content import alert_link
 from dashboard.extensions import db
 from dashboard.formatting import DEFAULT_TIME_ZONE, localtime, money
 from dashboard.mail.compose import mail_domain
-from dashboard.mail.links import preferences_url, public_url
+from dashboard.mail.links import preferences_url, public_url, unsubscribe_url
 from dashboard.models import Alert, EmailMessage as EmailRow, Membership, Organization, User
 from dashboard.vocabulary import AlertStatus, EmailChoice, EmailKind
 
@@ -175,7 +175,7 @@ def digest_email(row: EmailRow, user: User, digest: Digest, now: datetime) -> Em
     message["To"] = Address(display_name=user.name, addr_spec=user.email)
     message["Date"] = format_datetime(now.replace(tzinfo=timezone.utc))
     message["Message-ID"] = row.message_id
-    message["List-Unsubscribe"] = f"<{preferences_url()}>"
+    message["List-Unsubscribe"] = f"<{unsubscribe_url()}>"
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"
     message.set_content(text)

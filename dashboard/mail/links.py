@@ -15,3 +15,8 @@ PREFERENCES_PATH = "/account/notifications"
 
 def preferences_url() -> str:
     return public_url(PREFERENCES_PATH)
+
+
+def unsubscribe_url() -> str:
+    """The `List-Unsubscribe` target: the preferences page with "never" chosen, saved only when the person saves."""
+    return public_url(PREFERENCES_PATH + "?unsubscribe=1")

@@ -87,5 +87,5 @@ def _to_smtp(message: EmailMessage, server: SmtpServer, timeout: float) -> None:
 
 
 def _to_maildir(message: EmailMessage, path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)  # Maildir(create=True) makes the folder with cur/, new/, tmp/
     mailbox.Maildir(str(path), create=True).add(message)

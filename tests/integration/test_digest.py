@@ -127,7 +127,7 @@ def test_the_digest_lists_open_alerts_with_their_figures_and_what_changed(world,
     [message] = inbox.messages
     text, html = parts(message)
     assert message["To"].addresses[0].addr_spec == "admin-a@example.org"
-    assert message["List-Unsubscribe"] == f"<{BASE}/account/notifications>"
+    assert message["List-Unsubscribe"].strip() == f"<{BASE}/account/notifications?unsubscribe=1>"
     assert "2026-11-20" in message["Subject"] and "2 open alerts" in message["Subject"]
     for title in ("A: 3 expense claims failed 3 times in a row", "A: 2 mileage claims waiting more than 48 hours",
                   "Cleared: A: ledger closed"):
