@@ -439,6 +439,8 @@ def test_another_organizations_admin_gets_404_for_the_page_every_action_and_its_
     log and every action on it, and for A's and the platform's webhook ids under B's own pages."""
     of_a = add_webhook(world.org_a, "https://hooks.example.org/a")
     of_platform = add_webhook(None, "https://hooks.example.org/p")
+    for path in ("/orgs/org-a/settings/webhooks", "/platform/webhooks", f"/platform/webhooks/{of_platform.id}"):
+        assert "/login" in client.get(path).headers["Location"]  # signed out: sent to sign in
     login(world.admin_b)
     assert client.get("/orgs/org-a/settings/webhooks").status_code == 404
     assert client.post("/orgs/org-a/settings/webhooks", data={"url": "https://x.example.org",
