@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 
 from dashboard.alerts import rules
 from dashboard.extensions import db
@@ -54,7 +55,8 @@ class AlertPage:
 def alert_page(organization_id: int, status: str | None = None, *, after: Cursor | None = None,
                before: Cursor | None = None) -> AlertPage:
     """The organization's alerts, newest first, PAGE_SIZE at a time, after or before a cursor (see `read_cursor`)."""
-    query = sa.select(Alert).where(Alert.organization_id == organization_id)
+    query = (sa.select(Alert).where(Alert.organization_id == organization_id)
+             .options(so.selectinload(Alert.acknowledged_by)))  # each alert names who acknowledged it
     if status is not None:
         query = query.where(Alert.status == status)
     if before is not None:

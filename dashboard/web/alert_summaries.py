@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 
 from dashboard.alerts.content import describe
 from dashboard.extensions import db
@@ -64,9 +65,10 @@ def alert_summaries(alerts: Sequence[Alert]) -> list[AlertSummary]:
 
 
 def open_alerts(organization: Organization) -> list[AlertSummary]:
-    """The organization's open alerts, newest first."""
+    """The organization's open alerts, newest first, with who acknowledged each (the panel names them)."""
     alerts = db.session.scalars(
         sa.select(Alert).where(Alert.organization_id == organization.id, Alert.status == AlertStatus.OPEN)
+        .options(so.selectinload(Alert.acknowledged_by))
         .order_by(Alert.opened_at.desc(), Alert.id.desc())
     ).all()
     return alert_summaries(alerts)
