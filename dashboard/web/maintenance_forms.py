@@ -51,7 +51,7 @@ def to_utc(local: datetime, organization: Organization) -> datetime:
     return local.replace(tzinfo=zone).astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def describe(window: MaintenanceWindow, organization: Organization) -> str:
+def window_label(window: MaintenanceWindow, organization: Organization) -> str:
     """A window as its refusal names it: its reason, times and what it covers."""
     covers = ", ".join(window.error_codes or ()) or _("all error codes")
     types = ", ".join(window.record_types or ()) or _("all record types")
@@ -106,6 +106,6 @@ class MaintenanceWindowForm(FlaskForm):
             self.starts_at.errors.append(_(
                 "This window overlaps the window %(window)s for the same error codes and record types: change the "
                 "times or what it covers, or end that window first.",
-                window=describe(by_id[window_id], self.organization)))
+                window=window_label(by_id[window_id], self.organization)))
         return not clashes
 
