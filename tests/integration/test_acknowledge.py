@@ -12,10 +12,11 @@ import sqlalchemy as sa
 
 from dashboard.alerts import acknowledge as handling
 from dashboard.extensions import db, redis_ext
-from dashboard.models import Alert, AlertEvent, Notification, utcnow
+from dashboard.models import Alert, AlertEvent, MaintenanceWindow, Notification, utcnow
 from dashboard.vocabulary import AlertEventKind
 from dashboard.web.alert_action_forms import snooze_end
 from tests import factories
+from tests.alerting import T0, affected_ids, alerts, notifications, run
 from tests import status_factories as sf
 from tests.status_factories import HTMX
 
@@ -284,8 +285,14 @@ def test_a_records_history_shows_the_acknowledgement_and_the_snooze_and_a_read_i
 
 
 def test_the_timeline_names_every_way_an_alert_reached_people(client, world, login, alert):
-    """Given an alert emailed, digested, sent by webhook, muted, reminded and escalated, its timeline says each
-    in words (who, and how long it had been open when reminded)."""
+    """Given an alert raised in a maintenance window, then emailed, digested, sent by webhook, reminded and
+    escalated, its timeline says each in words (who, and how long it had been open when reminded), and the alerts
+    page and the tray say it was raised during maintenance."""
+    window = MaintenanceWindow(organization_id=world.org_a.id, starts_at=alert.opened_at - timedelta(hours=1),
+                               ends_at=alert.opened_at + timedelta(hours=1))
+    db.session.add(window)
+    db.session.flush()
+    alert.muted_by_window_id = window.id
     at = alert.opened_at + timedelta(hours=3)
     kari = world.admin_a.id
     db.session.add_all([
@@ -300,8 +307,33 @@ def test_the_timeline_names_every_way_an_alert_reached_people(client, world, log
 
     page = text(login(world.admin_a).get("/orgs/org-a/alerts").get_data(as_text=True))
 
+    assert "Raised during maintenance: nobody was notified" in page
+    assert "Raised during maintenance" in text(client.get("/notifications/tray").get_data(as_text=True))
     name = world.admin_a.name
     for words in ("Raised during a maintenance window: nobody notified", f"{name} was emailed",
                   f"Listed in {name}'s daily digest", "Webhook: hooks.example.org: 200",
                   f"{name} was reminded: still open after 3 hours", "Escalated to the global administrators"):
         assert words in page
+
+
+def test_a_record_joining_keeps_the_acknowledgement_and_the_resolution_is_still_announced(client, world, login):
+    """Given an alert raised by the real rules and acknowledged, when another record crosses and joins it, it stays
+    acknowledged (once); when both records sync, the admin is told it is resolved as usual."""
+    first, second = (factories.record(world.connector_a, approved_at=T0 - timedelta(hours=1)) for _ in range(2))
+    db.session.commit()
+    for i in range(3):
+        run(world.connector_a, [(first, "account_mapping_missing")], at=T0 + timedelta(minutes=i))
+    [raised] = alerts()
+    login(world.admin_a).post(url("org-a", raised.id, "acknowledge"), data={"note": "On it"})
+    acknowledged_at = fresh(raised.id).acknowledged_at
+
+    for i in range(3):
+        run(world.connector_a, [(second, "account_mapping_missing")], at=T0 + timedelta(minutes=10 + i))
+    joined = fresh(raised.id)
+    assert affected_ids(joined) == {first.id, second.id}
+    assert joined.acknowledged_at == acknowledged_at and joined.acknowledgement_note == "On it"
+    assert len(events(raised.id, AlertEventKind.ACKNOWLEDGED)) == 1
+
+    run(world.connector_a, [(first, None), (second, None)], at=T0 + timedelta(minutes=20))
+    assert fresh(raised.id).status == "resolved"
+    assert [n.event for n in notifications(world.admin_a)] == ["raised", "resolved"]
