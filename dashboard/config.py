@@ -99,6 +99,7 @@ class Config:
         self.SMTP_URL = os.environ.get("SMTP_URL") or None
         """smtp://user:password@host:587 (STARTTLS), smtps://...:465 (TLS), or unset: a Maildir under instance/."""
         self.MAIL_FROM = os.environ.get("MAIL_FROM", "Sync alerts <alerts@localhost>")
+        self.WEBHOOK_ALLOW_HTTP = _bool("WEBHOOK_ALLOW_HTTP", False)
         self.MAILDIR_PATH = os.environ.get("MAILDIR_PATH") or str(INSTANCE_PATH / "mail")
         self.DEMO_TRAFFIC = _bool("DEMO_TRAFFIC", False)
         self.METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None

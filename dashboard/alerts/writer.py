@@ -161,8 +161,9 @@ def notify(alert: Alert, user_ids: list[int], event: str, now: datetime, *, titl
     organization's budget is spent (`quiet`). Gathered ones are listed, never pushed as news.
     Webhooks that want the event are told of it here too, whoever the people are.
     """
-    if event in WEBHOOK_EVENTS:
-        webhook_outbox.queue_for_alert(alert, event, now)
+    if event in WEBHOOK_EVENTS or event == NotificationEvent.FLAPPING:  # a flapping alert's first raise is a raise
+        webhook_outbox.queue_for_alert(alert, NotificationEvent.RAISED if event == NotificationEvent.FLAPPING
+                                       else event, now)
     if not user_ids:
         return
     already = set(db.session.scalars(
