@@ -5,13 +5,13 @@ from dashboard.extensions import db
 from dashboard.models import ApiToken, Connector
 from dashboard.tokens import create_token, find_token
 
-ORG_PAGES = ["/orgs/{org}", "/orgs/{org}/settings"]
-PLATFORM_PAGES = ["/platform"]
+ORG_PAGES = ["/orgs/{org}", "/orgs/{org}/settings", "/orgs/{org}/settings/webhooks"]
+PLATFORM_PAGES = ["/platform", "/platform/webhooks"]
 ORG_ACTIONS = ["/orgs/{org}/settings/tokens/{token}/revoke"]
 """Posted forms acting on one of the organization's rows; `{token}` is an API token of that organization."""
 
 
-@pytest.mark.parametrize("path", ORG_PAGES + PLATFORM_PAGES + ["/", "/account/password"])
+@pytest.mark.parametrize("path", ORG_PAGES + PLATFORM_PAGES + ["/", "/account/password", "/account/notifications"])
 def test_anonymous_is_sent_to_sign_in(client, world, path):
     response = client.get(path.format(org="org-a"))
     assert response.status_code == 302
