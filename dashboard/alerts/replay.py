@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
-from dashboard.alerts import engine, rules
+from dashboard.alerts import engine, followup, rules
 from dashboard.alerts.replay_world import Action, Attempt, World, copy_world, read_world
 from dashboard.database import read_only_from_now
 from dashboard.extensions import db
@@ -379,6 +379,7 @@ class _Run:
                 .order_by(Alert.organization_id)).all():
             engine.check_organization(organization_id, at)
         engine.announce(at)
+        followup.run_due(at, engine.recount_platform)
 
     def _act(self, action: Action) -> None:
         """An administrator's exclusion or inclusion, as `dashboard.sync.actions` makes it, then the re-check
