@@ -5,7 +5,7 @@ from dashboard.extensions import db
 from dashboard.models import ApiToken, Connector
 from dashboard.tokens import create_token, find_token
 
-ORG_PAGES = ["/orgs/{org}", "/orgs/{org}/settings", "/orgs/{org}/settings/webhooks"]
+ORG_PAGES = ["/orgs/{org}", "/orgs/{org}/settings", "/orgs/{org}/settings/webhooks", "/orgs/{org}/settings/maintenance"]
 PLATFORM_PAGES = ["/platform", "/platform/webhooks"]
 ORG_ACTIONS = ["/orgs/{org}/settings/tokens/{token}/revoke"]
 """Posted forms acting on one of the organization's rows; `{token}` is an API token of that organization."""
