@@ -45,7 +45,7 @@ def acknowledge(alert: Alert, user: User, note: str, now: datetime) -> Alert:
         by = alert.acknowledged_by.name if alert.acknowledged_by else _("a former user")
         raise Refused(_("%(name)s acknowledged this alert already.", name=by))
     alert.acknowledged_at = now
-    alert.acknowledged_by_id = user.id
+    alert.acknowledged_by = user  # the relationship too: webhooks' payload names who, before the commit
     alert.acknowledgement_note = note
     record_event(alert, AlertEventKind.ACKNOWLEDGED, now, user_id=user.id, detail=note)
     webhook_outbox.queue_for_alert(alert, AlertEventKind.ACKNOWLEDGED.value, now)

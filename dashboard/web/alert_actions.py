@@ -17,7 +17,7 @@ from flask_login import current_user
 from dashboard.alerts import acknowledge as handling
 from dashboard.extensions import db
 from dashboard.formatting import localtime
-from dashboard.models import Alert, Organization, of_organization, utcnow
+from dashboard.models import Alert, Organization, User, of_organization, utcnow
 from dashboard.web.access import org_view
 from dashboard.web.alert_action_forms import SNOOZE_CHOICES, AcknowledgeForm, SnoozeForm
 from dashboard.web.fragments import wants_fragment
@@ -54,7 +54,7 @@ def acknowledge(org: Organization, alert_id: int) -> Any:
     if not form.validate():
         return _problem(org, alert, ack_form=form)
     try:
-        handling.acknowledge(alert, current_user, form.note.data or "", utcnow())
+        handling.acknowledge(alert, _user(), form.note.data or "", utcnow())
     except handling.Refused as refusal:
         return _refused(org, alert, str(refusal))
     db.session.commit()
@@ -72,7 +72,7 @@ def snooze(org: Organization, alert_id: int) -> Any:
     if until is None:
         return _problem(org, alert, snooze_form=form)
     try:
-        handling.snooze(alert, current_user, until, now)
+        handling.snooze(alert, _user(), until, now)
     except handling.Refused as refusal:
         return _refused(org, alert, str(refusal))
     db.session.commit()
@@ -85,11 +85,16 @@ def unsnooze(org: Organization, alert_id: int) -> Any:
     """End the alert's snooze now."""
     alert = _alert(org, alert_id)
     try:
-        handling.end_snooze(alert, current_user, utcnow())
+        handling.end_snooze(alert, _user(), utcnow())
     except handling.Refused as refusal:
         return _refused(org, alert, str(refusal))
     db.session.commit()
     return _done(org, alert, _("The snooze has ended: the alert's notifications go out as due again."))
+
+
+def _user() -> User:
+    """The signed-in user itself (not the proxy): the alert refers to it."""
+    return current_user._get_current_object()  # type: ignore[attr-defined]
 
 
 def _alert(org: Organization, alert_id: int) -> Alert:

@@ -80,7 +80,7 @@ def test_an_org_admin_acknowledges_with_a_note_once_and_everyone_sees_it(client,
     then who, when and the note are kept, one event is recorded, webhooks are asked, the organization's pages and
     the notified admin's tray hear of it, and the alerts page and status screen say "Acknowledged by"."""
     asked = []
-    monkeypatch.setattr("dashboard.webhooks.outbox.queue_for_alert", lambda a, event, now: asked.append((a.id, event)))
+    monkeypatch.setattr("dashboard.webhooks.outbox.queue_for_alert", lambda a, event, now: asked.append((a.id, event, a.acknowledged_by.name)))
     login(world.admin_a)
 
     response = client.post(url("org-a", alert.id, "acknowledge"),
@@ -93,7 +93,7 @@ def test_an_org_admin_acknowledges_with_a_note_once_and_everyone_sees_it(client,
     assert done.acknowledgement_note == "Fixing the account mapping"
     assert [(e.user_id, e.detail) for e in events(alert.id, AlertEventKind.ACKNOWLEDGED)] == [
         (world.admin_a.id, "Fixing the account mapping")]
-    assert asked == [(alert.id, "acknowledged")]
+    assert asked == [(alert.id, "acknowledged", world.admin_a.name)]  # who, known before the commit
     live = published()
     assert (f"org:{world.org_a.id}", "alert-changed") in live
     assert (f"user:{world.admin_a.id}", "tray-changed") in live
