@@ -297,11 +297,16 @@ def test_the_timeline_names_every_way_an_alert_reached_people(client, world, log
     kari = world.admin_a.id
     db.session.add_all([
         AlertEvent(alert_id=alert.id, kind=AlertEventKind.MUTED, at=alert.opened_at),
-        AlertEvent(alert_id=alert.id, kind=AlertEventKind.EMAILED, at=at, user_id=kari, detail="raised <id@x>"),
+        AlertEvent(alert_id=alert.id, kind=AlertEventKind.EMAILED, at=at, user_id=kari,
+                   detail="raised email to admin-a@example.org, Message-ID <1@x>"),
+        AlertEvent(alert_id=alert.id, kind=AlertEventKind.EMAILED, at=at, user_id=kari,
+                   detail="resolved email to admin-a@example.org failed after 8 attempts: refused"),
         AlertEvent(alert_id=alert.id, kind=AlertEventKind.DIGESTED, at=at, user_id=kari),
-        AlertEvent(alert_id=alert.id, kind=AlertEventKind.WEBHOOK, at=at, detail="hooks.example.org: 200"),
-        AlertEvent(alert_id=alert.id, kind=AlertEventKind.REMINDED, at=at, user_id=kari),
-        AlertEvent(alert_id=alert.id, kind=AlertEventKind.ESCALATED, at=at),
+        AlertEvent(alert_id=alert.id, kind=AlertEventKind.WEBHOOK, at=at, detail="raised delivered to h.example (200)"),
+        AlertEvent(alert_id=alert.id, kind=AlertEventKind.REMINDED, at=at, detail="snooze ended"),
+        AlertEvent(alert_id=alert.id, kind=AlertEventKind.NOTIFIED, at=at, user_id=kari, detail="reminded"),
+        AlertEvent(alert_id=alert.id, kind=AlertEventKind.ESCALATED, at=at, detail="open 3 h, not acknowledged"),
+        AlertEvent(alert_id=alert.id, kind=AlertEventKind.NOTIFIED, at=at, user_id=kari, detail="escalated"),
     ])
     db.session.commit()
 
@@ -311,8 +316,12 @@ def test_the_timeline_names_every_way_an_alert_reached_people(client, world, log
     assert "Raised during maintenance" in text(client.get("/notifications/tray").get_data(as_text=True))
     name = world.admin_a.name
     for words in ("Raised during a maintenance window: nobody notified", f"{name} was emailed",
-                  f"Listed in {name}'s daily digest", "Webhook: hooks.example.org: 200",
-                  f"{name} was reminded: still open after 3 hours", "Escalated to the global administrators"):
+                  f"{name} could not be emailed: resolved email to admin-a@example.org failed after 8 attempts",
+                  f"Listed in {name}'s daily digest", "Webhook: raised delivered to h.example (200)",
+                  "Its snooze ended: still open after 3 hours, its administrators are reminded",
+                  f"{name} was reminded: still open after 3 hours",
+                  "Escalated to the global administrators (open 3 h, not acknowledged)",
+                  f"{name} was told it is escalated"):
         assert words in page
 
 
