@@ -40,9 +40,7 @@ def snoozed_until_of(detail: str) -> datetime | None:
         return None
 
 
-@bp.app_context_processor
-def _choices() -> dict[str, Any]:
-    return {"snooze_choices": SNOOZE_CHOICES}
+bp.add_app_template_global(SNOOZE_CHOICES, "snooze_choices")
 
 
 @bp.post("/orgs/<org>/alerts/<int:alert_id>/acknowledge")
