@@ -134,6 +134,51 @@ class LiveEvent(StrEnum):
     """A user's older sessions ended: their streams close (the browser never sees this one)."""
 
 
+LANGUAGES = ("nb", "en")
+"""The interface languages: Norwegian bokmål and English (the database checks the same list)."""
+
+
+class AuditAction(StrEnum):
+    """What the audit log records: every administrative action, and sign-in failures."""
+
+    RECORD_RETRY = "retry"
+    RECORD_EXCLUDE = "exclude"
+    RECORD_INCLUDE = "include"
+    SETTINGS_CHANGED = "settings_changed"
+    PLATFORM_SETTINGS_CHANGED = "platform_settings_changed"
+    ORGANIZATION_CREATED = "organization_created"
+    ORGANIZATION_CHANGED = "organization_changed"
+    ORGANIZATION_ARCHIVED = "organization_archived"
+    ORGANIZATION_RESTORED = "organization_restored"
+    CONNECTOR_ADDED = "connector_added"
+    CONNECTOR_CHANGED = "connector_changed"
+    CONNECTOR_ENABLED = "connector_enabled"
+    CONNECTOR_DISABLED = "connector_disabled"
+    CONNECTOR_REMOVED = "connector_removed"
+    TOKEN_CREATED = "token_created"
+    TOKEN_REVOKED = "token_revoked"
+    ALERT_ACKNOWLEDGED = "alert_acknowledged"
+    ALERT_SNOOZED = "alert_snoozed"
+    ALERT_UNSNOOZED = "alert_unsnoozed"
+    WINDOW_CREATED = "window_created"
+    WINDOW_ENDED = "window_ended"
+    WEBHOOK_ADDED = "webhook_added"
+    WEBHOOK_CHANGED = "webhook_changed"
+    WEBHOOK_REMOVED = "webhook_removed"
+    INVITATION_SENT = "invitation_sent"
+    INVITATION_RESENT = "invitation_resent"
+    INVITATION_REVOKED = "invitation_revoked"
+    INVITATION_ACCEPTED = "invitation_accepted"
+    ADMIN_REMOVED = "admin_removed"
+    GLOBAL_ADMIN_GRANTED = "global_admin_granted"
+    GLOBAL_ADMIN_REVOKED = "global_admin_revoked"
+    PASSWORD_RESET_REQUESTED = "password_reset_requested"
+    PASSWORD_RESET = "password_reset"
+    PASSWORD_CHANGED = "password_changed"
+    SIGN_IN_FAILED = "sign_in_failed"
+    SIGN_IN_LOCKED = "sign_in_locked"
+
+
 def values(enum: type[StrEnum]) -> tuple[str, ...]:
     """The stored strings of an enum, for CHECK constraints and validators."""
     return tuple(member.value for member in enum)
@@ -142,6 +187,6 @@ def values(enum: type[StrEnum]) -> tuple[str, ...]:
 def register(app) -> None:  # type: ignore[no-untyped-def]
     """Expose the vocabulary to templates (and, through `live_events`, to the pages' scripts)."""
     for enum in (RecordStatus, RecordType, AttemptOutcome, AlertStatus, AlertEventKind, NotificationEvent, LiveEvent,
-                 EmailChoice, DeliveryStatus):
+                 EmailChoice, DeliveryStatus, AuditAction):
         app.add_template_global(enum, enum.__name__)
     app.add_template_global({member.name: member.value for member in LiveEvent}, "live_events")

@@ -23,9 +23,9 @@ from sqlalchemy.engine import Connection
 
 from dashboard.extensions import db
 from dashboard.models import (
-    Connector, Membership, Organization, PlatformSettings, RecordAction, SyncAttempt, SyncBatch, SyncRecord, User,
+    AuditEntry, Connector, Membership, Organization, PlatformSettings, SyncAttempt, SyncBatch, SyncRecord, User,
 )
-from dashboard.vocabulary import AttemptOutcome, RecordStatus
+from dashboard.vocabulary import AttemptOutcome, AuditAction, RecordStatus
 
 IN_CHUNK = 5_000
 """Ids per IN (...) list: below every database's limit on bound parameters."""
@@ -201,11 +201,12 @@ def _actions(source: Connection, organization_of: dict[int, int], end: datetime)
     rules read: the attempt they cause is in the log)."""
     actions: list[Action] = []
     for chunk in _chunks(sorted(organization_of)):
-        actions += [Action(r.created_at, organization_of[r.record_id], r.record_id, r.action)
+        actions += [Action(r.at, organization_of[r.record_id], r.record_id, r.action)
                     for r in source.execute(
-                        sa.select(RecordAction.created_at, RecordAction.record_id, RecordAction.action)
-                        .where(RecordAction.record_id.in_(chunk), RecordAction.action.in_(("exclude", "include")),
-                               RecordAction.created_at < end))]
+                        sa.select(AuditEntry.at, AuditEntry.record_id, AuditEntry.action)
+                        .where(AuditEntry.record_id.in_(chunk),
+                               AuditEntry.action.in_((AuditAction.RECORD_EXCLUDE, AuditAction.RECORD_INCLUDE)),
+                               AuditEntry.at < end))]
     return sorted(actions, key=lambda a: (a.at, a.record_id))
 
 

@@ -16,7 +16,6 @@ RECORD_TYPES = values(RecordType)
 RECORD_STATUSES = values(RecordStatus)
 OUTCOMES = values(AttemptOutcome)
 BATCH_SOURCES = ("orchestrator", "api")
-RECORD_ACTIONS = ("retry", "exclude", "include")
 
 
 class Connector(db.Model):
@@ -36,6 +35,8 @@ class Connector(db.Model):
     """Write-only: an API token, or a provider's OAuth tokens as JSON (longer than a plain token)."""
     last_success_at: so.Mapped[Optional[datetime]]
     last_batch_at: so.Mapped[Optional[datetime]]
+    removed_at: so.Mapped[Optional[datetime]]
+    """Removed by an administrator: never synced again, hidden from lists; its records and sync log stay."""
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
 
     organization: so.Mapped["Organization"] = so.relationship(back_populates="connectors")  # noqa: F821
@@ -178,23 +179,6 @@ class SyncAttempt(db.Model):
     failure_streak: so.Mapped[int] = so.mapped_column(default=0)
     late: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
     triggered_by_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
-
-
-class RecordAction(db.Model):
-    """An administrator's action on a record: retry, exclude or include, with who and why."""
-
-    __tablename__ = "record_actions"
-    __table_args__ = (
-        enum_check("action", RECORD_ACTIONS, "action"),
-        sa.Index("ix_record_actions_record_time", "record_id", "created_at"),
-    )
-
-    id: so.Mapped[int] = so.mapped_column(primary_key=True)
-    record_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("sync_records.id", ondelete="CASCADE"))
-    user_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
-    action: so.Mapped[str] = so.mapped_column(sa.String(20))
-    reason: so.Mapped[Optional[str]] = so.mapped_column(sa.String(500))
-    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
 
 
 class HourlyAttemptCount(db.Model):

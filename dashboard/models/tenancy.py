@@ -24,6 +24,7 @@ class Organization(db.Model):
         sa.CheckConstraint("error_rearm_level IS NULL OR (error_rearm_level >= 0 "
                            "AND error_rearm_level < error_threshold)", name="rearm_below_threshold"),
         sa.CheckConstraint("daily_notification_budget >= 1", name="budget_positive"),
+        sa.CheckConstraint("language IN ('nb', 'en')", name="language"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
@@ -39,6 +40,10 @@ class Organization(db.Model):
     (None: half the threshold)."""
     daily_notification_budget: so.Mapped[int] = so.mapped_column(default=6, server_default="6")
     """Notifications one admin is announced per day from this organization; later ones are gathered."""
+    language: so.Mapped[str] = so.mapped_column(sa.String(10), default="en", server_default="en")
+    """The interface language of its admins who chose none (a `LANGUAGES` code)."""
+    archived_at: so.Mapped[Optional[datetime]]
+    """Archived: not synced, raises nothing, hidden from lists by default; its history stays."""
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
 
     connectors: so.Mapped[list["Connector"]] = so.relationship(  # noqa: F821
@@ -90,6 +95,7 @@ class User(UserMixin, db.Model):
         sa.CheckConstraint("email_resolved IN ('immediate', 'digest', 'never')", name="email_resolved"),
         sa.CheckConstraint("email_delay_minutes >= 0", name="email_delay_nonnegative"),
         sa.CheckConstraint("digest_minute >= 0 AND digest_minute < 1440", name="digest_minute_of_day"),
+        sa.CheckConstraint("language IS NULL OR language IN ('nb', 'en')", name="language"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
@@ -109,6 +115,8 @@ class User(UserMixin, db.Model):
     """The daily digest's local time, in minutes after midnight, in the person's organization's time zone."""
     digest_sent_at: so.Mapped[Optional[datetime]]
     """When the last digest was made: the next one tells what changed since."""
+    language: so.Mapped[Optional[str]] = so.mapped_column(sa.String(10))
+    """The person's interface language (a `LANGUAGES` code); None: their organization's."""
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
 
     memberships: so.Mapped[list["Membership"]] = so.relationship(

@@ -13,13 +13,14 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
+from dashboard import audit
 from dashboard.extensions import db
 from dashboard.models import (
-    Alert, AlertRecord, Connector, Organization, RecordAction, SyncRecord, User, of_organization, utcnow,
+    Alert, AlertRecord, Connector, Organization, SyncRecord, User, of_organization, utcnow,
 )
 from dashboard.queues import check_organization_after_commit, sync_after_commit
 from dashboard.sync.connectors.registry import provider
-from dashboard.vocabulary import CLEARED_STATUSES, RecordStatus
+from dashboard.vocabulary import CLEARED_STATUSES, AuditAction, RecordStatus
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,7 +73,8 @@ def exclude_record(organization: Organization, record_id: int, user: User, reaso
     record.excluded_reason = reason
     record.next_attempt_at = None
     record.retry_requested_by_id = None
-    db.session.add(RecordAction(record_id=record.id, user_id=user.id, action="exclude", reason=reason))
+    audit.record(AuditAction.RECORD_EXCLUDE, organization_id=organization.id, actor=user, record_id=record.id,
+                 target=("record", record.id, record.source_ref), reason=reason)
     check_organization_after_commit(organization.id)  # the alert check must see the exclusion
     db.session.commit()
     return record
@@ -86,7 +88,8 @@ def include_record(organization: Organization, record_id: int, user: User) -> Sy
     record.status = RecordStatus.FAILED if record.consecutive_failures > 0 else RecordStatus.PENDING
     record.excluded_reason = None
     record.next_attempt_at = utcnow()
-    db.session.add(RecordAction(record_id=record.id, user_id=user.id, action="include"))
+    audit.record(AuditAction.RECORD_INCLUDE, organization_id=organization.id, actor=user, record_id=record.id,
+                 target=("record", record.id, record.source_ref))
     db.session.commit()
     return record
 
@@ -138,13 +141,11 @@ def _retry(organization: Organization, condition: sa.ColumnElement[bool], user: 
         sa.update(SyncRecord)
         .where(SyncRecord.organization_id == organization.id, SyncRecord.status == RecordStatus.FAILED, condition)
         .values(auto_attempts=0, next_attempt_at=now, retry_requested_by_id=user.id)
-        .returning(SyncRecord.id, SyncRecord.connector_id)
+        .returning(SyncRecord.id, SyncRecord.connector_id, SyncRecord.source_ref)
         .execution_options(synchronize_session=False)
     ).all()
-    if retried:
-        db.session.execute(sa.insert(RecordAction), [
-            {"record_id": row.id, "user_id": user.id, "action": "retry", "created_at": now} for row in retried
-        ])
+    audit.record_on_records(AuditAction.RECORD_RETRY, organization_id=organization.id, actor=user,
+                            records=[(row.id, row.source_ref) for row in retried], at=now)
     for connector_id in sorted({row.connector_id for row in retried}):
         sync_after_commit(connector_id)  # the sync job must see the records as due
     db.session.commit()

@@ -14,7 +14,9 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from dashboard.extensions import db
-from dashboard.models import Alert, AlertEvent, AlertRecord, Notification, RecordAction, SyncAttempt, SyncRecord, User
+from dashboard.models import (
+    Alert, AlertEvent, AlertRecord, AuditEntry, Notification, SyncAttempt, SyncRecord, User,
+)
 from dashboard.vocabulary import AlertEventKind
 
 HISTORY_LIMIT = 100
@@ -61,10 +63,11 @@ def record_history(record: SyncRecord, limit: int = HISTORY_LIMIT) -> list[Histo
         .order_by(SyncAttempt.attempted_at.desc(), SyncAttempt.id.desc()).limit(limit)
     ).all()
     actions = db.session.execute(
-        sa.select(RecordAction.created_at, RecordAction.action, RecordAction.reason, User.name)
-        .outerjoin(User, User.id == RecordAction.user_id)
-        .where(RecordAction.record_id == record.id)
-        .order_by(RecordAction.created_at.desc(), RecordAction.id.desc()).limit(limit)
+        # the record's actions are in the audit log (retry, exclude, include)
+        sa.select(AuditEntry.at, AuditEntry.action, AuditEntry.reason, User.name)
+        .outerjoin(User, User.id == AuditEntry.actor_id)
+        .where(AuditEntry.record_id == record.id)
+        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
     ).all()
     told = so.aliased(User)
     events = db.session.execute(

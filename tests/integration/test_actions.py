@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from dashboard.extensions import db
-from dashboard.models import RecordAction, SyncRecord, utcnow
+from dashboard.models import AuditEntry, SyncRecord, utcnow
 from dashboard.queues import alerts_queue, sync_queue
 from dashboard.sync import actions
 from dashboard.sync.orchestrator import sync_connector
@@ -28,10 +28,11 @@ def state(record: SyncRecord) -> tuple:
             r.consecutive_failures)
 
 
-def logged(action: str | None = None) -> list[RecordAction]:
-    query = sa.select(RecordAction).order_by(RecordAction.id)
+def logged(action: str | None = None) -> list[AuditEntry]:
+    """The record actions in the audit log."""
+    query = sa.select(AuditEntry).where(AuditEntry.record_id.is_not(None)).order_by(AuditEntry.id)
     if action:
-        query = query.where(RecordAction.action == action)
+        query = query.where(AuditEntry.action == action)
     return list(db.session.scalars(query))
 
 
@@ -56,7 +57,7 @@ def test_retry_one_record_restores_its_budget_and_queues_a_sync(client, world, l
     assert r.status == "failed" and r.auto_attempts == 0 and r.retry_requested_by_id == world.admin_a.id
     assert r.consecutive_failures == 5  # only a success resets the streak
     assert before <= r.next_attempt_at <= utcnow()
-    assert [(a.record_id, a.user_id, a.action) for a in logged()] == [(record.id, world.admin_a.id, "retry")]
+    assert [(a.record_id, a.actor_id, a.action) for a in logged()] == [(record.id, world.admin_a.id, "retry")]
     assert queued_syncs() == [world.connector_a.id]
 
 
@@ -175,7 +176,7 @@ def test_exclude_needs_a_reason_and_then_logs_it_and_queues_an_alert_check(clien
     assert response.status_code == 302 and response.headers["Location"].endswith("/orgs/org-a/integration?alert=1")
     r = fresh(record)
     assert r.status == "excluded" and r.excluded_reason == "Booked by hand in March" and r.next_attempt_at is None
-    assert [(a.action, a.reason, a.user_id) for a in logged()] == [
+    assert [(a.action, a.reason, a.actor_id) for a in logged()] == [
         ("exclude", "Booked by hand in March", world.admin_a.id)]
     assert [job.args for job in alerts_queue().jobs] == [(world.org_a.id,)]
 
@@ -216,7 +217,7 @@ def test_include_puts_an_excluded_record_back_as_failed_or_pending(client, world
     assert "is included again" in response.get_data(as_text=True)
     r = fresh(record)
     assert r.status == expected and r.excluded_reason is None and r.next_attempt_at <= utcnow()
-    assert [(a.action, a.user_id) for a in logged()] == [("include", world.admin_a.id)]
+    assert [(a.action, a.actor_id) for a in logged()] == [("include", world.admin_a.id)]
 
 
 def test_including_a_record_that_is_not_excluded_answers_422(client, world, login):

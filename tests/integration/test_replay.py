@@ -9,10 +9,12 @@ import pytest
 import redis as redis_lib
 import sqlalchemy as sa
 
+from dashboard import audit
 from dashboard.alerts import engine
 from dashboard.alerts.replay import ReplayError, replay
 from dashboard.extensions import db
-from dashboard.models import Alert, Notification, Organization, RecordAction, SyncAttempt, SyncRecord, User
+from dashboard.models import Alert, Notification, Organization, SyncAttempt, SyncRecord, User
+from dashboard.vocabulary import AuditAction
 from tests import factories
 from tests.alerting import run, writing
 
@@ -167,8 +169,8 @@ def test_given_an_admin_excluded_the_failing_record_when_replayed_then_the_alert
     with writing():  # as dashboard.sync.actions.exclude_record and the re-check it queues, on the test's clock
         record = db.session.get(SyncRecord, stuck.id)
         record.status = "excluded"
-        db.session.add(RecordAction(record_id=stuck.id, user_id=world.admin_a.id, action="exclude", reason="dup",
-                                    created_at=excluded_at))
+        audit.record(AuditAction.RECORD_EXCLUDE, organization_id=world.org_a.id, actor=world.admin_a,
+                     record_id=stuck.id, target=("record", stuck.id, record.source_ref), reason="dup", at=excluded_at)
     with writing():
         engine.check_organization(world.org_a.id, excluded_at, refresh_figures=True)
     live_alerts, live_notifications = live_outcome()
