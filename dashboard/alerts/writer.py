@@ -141,15 +141,18 @@ def resolve(ev: Evaluation, alert: Alert) -> None:
     ev.touched.add(alert.id)
 
 
-def close(alert: Alert, now: datetime) -> None:
+def close(alert: Alert, now: datetime, *, quietly: str | None = None) -> None:
+    """Resolve an alert and tell whoever was told of it; `quietly` (the reason, such as an archived
+    organization) resolves it telling nobody, neither people nor webhooks."""
     alert.status = AlertStatus.RESOLVED
     alert.resolved_at = now
-    if alert.global_announced_at is None:
+    if alert.global_announced_at is None or quietly:
         alert.global_due_at = None  # resolved within the grouping wait: never announced
-    record_event(alert, AlertEventKind.RESOLVED, now)
+    record_event(alert, AlertEventKind.RESOLVED, now, detail=quietly or "")
     refresh_content(alert, now)
-    notify(alert, recipients.for_resolution(alert), NotificationEvent.RESOLVED, now,
-           gather=delivery.for_resolution(alert, now))
+    if quietly is None:
+        notify(alert, recipients.for_resolution(alert), NotificationEvent.RESOLVED, now,
+               gather=delivery.for_resolution(alert, now))
 
 
 def notify(alert: Alert, user_ids: list[int], event: str, now: datetime, *, title: str | None = None,
