@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
@@ -38,6 +39,7 @@ def _tray_context() -> dict:
         sa.select(Notification, Organization.name)
         .outerjoin(Organization, Organization.id == Notification.organization_id)
         .where(Notification.user_id == current_user.id)
+        .options(so.selectinload(Notification.alert).selectinload(Alert.acknowledged_by))  # the items show them
         .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(TRAY_SIZE)
     ).all()
     return {"items": rows, "unread": _unread()}

@@ -2,12 +2,16 @@
 import pytest
 
 from dashboard.extensions import db
-from dashboard.models import ApiToken, Connector
+from dashboard.models import Alert, ApiToken, Connector
 from dashboard.tokens import create_token, find_token
+from tests import status_factories
 
 ORG_PAGES = ["/orgs/{org}", "/orgs/{org}/settings", "/orgs/{org}/settings/webhooks", "/orgs/{org}/settings/maintenance"]
 PLATFORM_PAGES = ["/platform", "/platform/webhooks"]
 ORG_ACTIONS = ["/orgs/{org}/settings/tokens/{token}/revoke"]
+ALERT_ACTIONS = ["/orgs/{org}/alerts/{alert}/acknowledge", "/orgs/{org}/alerts/{alert}/snooze",
+                 "/orgs/{org}/alerts/{alert}/unsnooze"]
+"""Posted forms acting on one of the organization's alerts."""
 """Posted forms acting on one of the organization's rows; `{token}` is an API token of that organization."""
 
 
@@ -121,3 +125,31 @@ def test_a_settings_preview_is_its_organizations_own(client, world, login):
     client.post("/logout")
     login(world.admin_a)
     assert client.get(f"/orgs/org-a/settings/preview/{key}").status_code == 200
+
+
+@pytest.fixture()
+def open_alerts(world):  # type: ignore[no-untyped-def]
+    """An open alert of each organization, by slug."""
+    made = {}
+    for slug, org, connector in (("org-a", world.org_a, world.connector_a), ("org-b", world.org_b, world.connector_b)):
+        made[slug] = status_factories.alert(org, [status_factories.failed(connector)])
+    db.session.commit()
+    return made
+
+
+def _untouched(alert) -> bool:  # type: ignore[no-untyped-def]
+    db.session.expire_all()
+    fresh = db.session.get(Alert, alert.id)
+    return fresh.acknowledged_at is None and fresh.snoozed_until is None
+
+
+@pytest.mark.parametrize("path", ALERT_ACTIONS)
+def test_alert_actions_of_another_organization_answer_404_and_change_nothing(client, world, open_alerts, login, path):
+    """Given an admin of organization B, when they post an action on A's alert, under A's address or under
+    their own, it answers 404 and the alert is unchanged; signed out, it sends to the sign-in page."""
+    form = {"note": "", "choice": "1h"}
+    assert "/login" in client.post(path.format(org="org-a", alert=open_alerts["org-a"].id), data=form).location
+    login(world.admin_b)
+    assert client.post(path.format(org="org-a", alert=open_alerts["org-a"].id), data=form).status_code == 404
+    assert client.post(path.format(org="org-b", alert=open_alerts["org-a"].id), data=form).status_code == 404
+    assert _untouched(open_alerts["org-a"])
