@@ -29,12 +29,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     from dashboard import models  # noqa: F401  (registers the models)
     from dashboard.database import configure_engine
-    from dashboard.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate, redis_ext
+    from dashboard import i18n
+    from dashboard.extensions import csrf, db, htmx, limiter, login_manager, migrate, redis_ext
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "dashboard" / "migrations"))
     csrf.init_app(app)
-    babel.init_app(app)
+    i18n.init_app(app)
     htmx.init_app(app)
     redis_ext.init_app(app)
     login_manager.init_app(app)

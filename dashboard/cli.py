@@ -81,6 +81,7 @@ def run_all_command(host: str, port: int, stop: bool) -> None:
 def register_commands(app: Flask) -> None:
     from dashboard.connectors_cli import connectors_cli
     from dashboard.mail.cli import mail_cli
+    from dashboard.organizations_cli import orgs_cli
     from dashboard.people_cli import users_cli
     from dashboard.retention_cli import retention_cli
     from dashboard.tokens import tokens_cli
@@ -88,6 +89,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(tokens_cli)
     app.cli.add_command(retention_cli)
     app.cli.add_command(mail_cli)
+    app.cli.add_command(orgs_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(alerts_cli)
     app.cli.add_command(connectors_cli)

@@ -9,8 +9,9 @@ from dashboard.database import mark_writer, unmark_writer
 def register_blueprints(app: Flask) -> None:
     from dashboard.extensions import csrf
     from dashboard.web import (
-        alert_actions, alerts, api, auth, errors, formatting, health, live, maintenance, notifications, orgs,
-        platform, preferences, security, settings, status, webhooks,
+        alert_actions, alerts, api, audit_log, auth, connector_admin, errors, formatting, health, live, maintenance,
+        notifications, org_admin, orgs, password_reset, people, platform, preferences, security, settings, status,
+        webhooks,
     )
 
     app.register_blueprint(auth.bp)
@@ -25,6 +26,11 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(preferences.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(maintenance.bp)
+    app.register_blueprint(org_admin.bp)
+    app.register_blueprint(connector_admin.bp)
+    app.register_blueprint(people.bp)
+    app.register_blueprint(password_reset.bp)
+    app.register_blueprint(audit_log.bp)
     app.register_blueprint(live.bp)
     csrf.exempt(api.bp)
     app.register_blueprint(api.bp)

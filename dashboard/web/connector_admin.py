@@ -1,0 +1,6 @@
+"""(filled by issue 14's work)"""
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("connector_admin", __name__)
