@@ -1,4 +1,5 @@
-"""Administrator actions: retry, exclude and include records (each logged with who did it); connector settings.
+"""Administrator actions, each logged with who did it: retry, exclude and include records; add, configure,
+enable, disable and remove connectors.
 
 Each action changes only the given organization's records and commits its one
 transaction; the work that must see it (a sync for a retry, an alert re-check
@@ -19,7 +20,7 @@ from dashboard.models import (
     Alert, AlertRecord, Connector, Organization, SyncRecord, User, of_organization, utcnow,
 )
 from dashboard.queues import check_organization_after_commit, sync_after_commit
-from dashboard.sync.connectors.registry import provider
+from dashboard.sync.connectors.registry import PROVIDERS, UnknownProvider, provider
 from dashboard.vocabulary import CLEARED_STATUSES, AuditAction, RecordStatus
 
 log = logging.getLogger(__name__)
@@ -94,21 +95,25 @@ def include_record(organization: Organization, record_id: int, user: User) -> Sy
     return record
 
 
-def add_connector(organization: Organization, provider_name: str, name: str) -> Connector:
+def add_connector(organization: Organization, provider_name: str, name: str, user: User | None = None) -> Connector:
     """Add a disabled connector of a registered provider; its settings and secret are set, and it is enabled,
-    on the status screen's connector settings (where a connection check runs) or with `flask connectors enable`."""
-    from dashboard.sync.connectors.registry import UnknownProvider, provider
+    on the status screen's connector settings (where a connection check runs) or with `flask connectors enable`.
 
+    `user` is the administrator (None: the signed-in user, or nobody at the command line), as for every
+    connector action below; each commits the change with its one audit entry."""
     name = name.strip()
     if not 1 <= len(name) <= 100:
         raise ActionRefused(_("The connector's name must be 1 to 100 characters long."))
     try:
         provider(provider_name)
-    except UnknownProvider as unknown:
-        raise ActionRefused(str(unknown)) from None
+    except UnknownProvider:
+        raise ActionRefused(_("Choose one of the providers: %(names)s.", names=", ".join(PROVIDERS))) from None
     connector = Connector(organization_id=organization.id, name=name, provider=provider_name, enabled=False,
                           settings={})
     db.session.add(connector)
+    db.session.flush()
+    audit.record(AuditAction.CONNECTOR_ADDED, organization_id=organization.id, actor=user,
+                 target=_target(connector), detail={"provider": provider_name})
     db.session.commit()
     log.info("connector %s (%s) added to %s", connector.id, provider_name, organization.slug)
     return connector
@@ -118,20 +123,99 @@ def configure_connector(organization: Organization, connector_id: int, user: Use
                         settings: dict[str, Any], secret: str | None = None) -> Connector:
     """Save a connector's checked settings; a new secret replaces the old one, an empty one keeps it.
 
-    `user` is the administrator who changed them, or None for an administrator at the command line.
+    One audit entry: a change of settings or secret is CONNECTOR_CHANGED, its detail naming the changed
+    settings (never their values, which may hold an address with credentials, nor the secret: "replaced");
+    a save that only flips the switch is CONNECTOR_ENABLED or CONNECTOR_DISABLED; a save changing nothing
+    is not logged. A removed connector is not found.
     """
-    connector = _owned(Connector, organization, connector_id)
+    connector = active_connector(organization, connector_id)
+    before = dict(connector.settings or {})
+    changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+    secret_replaced = bool(secret) and secret != connector.secret
+    switched = connector.enabled != enabled
     connector.enabled = enabled
     connector.settings = settings
     if secret:
         connector.secret = secret
-    if enabled and provider(connector.provider).pushed:
-        sync_after_commit(connector.id)
-    check_organization_after_commit(organization.id)  # the alert rules must see the connector as it is now
+    if changed or secret_replaced:
+        detail: dict[str, Any] = {"settings": changed}
+        if secret_replaced:
+            detail["secret"] = "replaced"
+        if switched:
+            detail["enabled"] = [not enabled, enabled]
+        audit.record(AuditAction.CONNECTOR_CHANGED, organization_id=organization.id, actor=user,
+                     target=_target(connector), detail=detail)
+    elif switched:
+        audit.record(AuditAction.CONNECTOR_ENABLED if enabled else AuditAction.CONNECTOR_DISABLED,
+                     organization_id=organization.id, actor=user, target=_target(connector))
+    _after_switch(organization, connector)
     db.session.commit()
     log.info("connector %s settings changed by %s (enabled=%s)", connector_id,
-             f"user {user.id}" if user else "the command line", enabled)
+             f"user {user.id}" if user else "an administrator or the command line", enabled)
     return connector
+
+
+def enable_connector(organization: Organization, connector_id: int, user: User | None = None) -> Connector:
+    """Switch a connector on: a pushed one is synced at once; the alert rules see it."""
+    connector = active_connector(organization, connector_id)
+    if connector.enabled:
+        raise ActionRefused(_("%(name)s is already enabled.", name=connector.name))
+    if provider(connector.provider).secret and not connector.secret:
+        raise ActionRefused(_("%(name)s has no secret yet: set its secret in its settings, then enable it.",
+                              name=connector.name))
+    return _switch(organization, connector, True, user)
+
+
+def disable_connector(organization: Organization, connector_id: int, user: User | None = None) -> Connector:
+    """Switch a connector off: it is not synced, and its stale-sync alerts resolve at the re-check."""
+    connector = active_connector(organization, connector_id)
+    if not connector.enabled:
+        raise ActionRefused(_("%(name)s is already disabled.", name=connector.name))
+    return _switch(organization, connector, False, user)
+
+
+def remove_connector(organization: Organization, connector_id: int, user: User | None = None) -> Connector:
+    """Remove a connector: disabled and marked removed (never deleted), so it is never synced again and is
+    hidden from lists, while its records and sync log stay."""
+    connector = active_connector(organization, connector_id)
+    connector.enabled = False
+    connector.removed_at = utcnow()
+    audit.record(AuditAction.CONNECTOR_REMOVED, organization_id=organization.id, actor=user,
+                 target=_target(connector))
+    check_organization_after_commit(organization.id)
+    db.session.commit()
+    log.info("connector %s of %s removed", connector.id, organization.slug)
+    return connector
+
+
+def _switch(organization: Organization, connector: Connector, enabled: bool, user: User | None) -> Connector:
+    connector.enabled = enabled
+    audit.record(AuditAction.CONNECTOR_ENABLED if enabled else AuditAction.CONNECTOR_DISABLED,
+                 organization_id=organization.id, actor=user, target=_target(connector))
+    _after_switch(organization, connector)
+    db.session.commit()
+    log.info("connector %s of %s %s", connector.id, organization.slug, "enabled" if enabled else "disabled")
+    return connector
+
+
+def _after_switch(organization: Organization, connector: Connector) -> None:
+    """After the commit: sync an enabled pushed connector now, and re-check the alerts against the connector as
+    it is (a disabled connector's stale-sync alert resolves)."""
+    if connector.enabled and provider(connector.provider).pushed:
+        sync_after_commit(connector.id)
+    check_organization_after_commit(organization.id)
+
+
+def active_connector(organization: Organization, connector_id: int) -> Connector:
+    """The organization's connector, unless removed: another organization's or a removed one is NotFound."""
+    connector = _owned(Connector, organization, connector_id)
+    if connector.removed_at is not None:
+        raise NotFound()
+    return connector
+
+
+def _target(connector: Connector) -> audit.Target:
+    return ("connector", connector.id, connector.name)
 
 
 def _retry(organization: Organization, condition: sa.ColumnElement[bool], user: User) -> int:

@@ -16,7 +16,7 @@ from flask import current_app
 
 from dashboard.database import write_transaction
 from dashboard.extensions import db, redis_ext
-from dashboard.models import Connector, SyncBatch, SyncRecord, utcnow
+from dashboard.models import Connector, Organization, SyncBatch, SyncRecord, utcnow
 from dashboard.queues import evaluate_after_commit
 from dashboard.sync.connectors import Adapter, OutgoingRecord
 from dashboard.sync.connectors.registry import adapter_for, provider, pushed_providers
@@ -28,9 +28,12 @@ log = logging.getLogger(__name__)
 
 
 def connectors_to_sync() -> list[int]:
-    """Enabled connectors whose records this service pushes (not external orchestrators)."""
+    """Enabled connectors whose records this service pushes (not external orchestrators), neither removed nor of an
+    archived organization."""
     return list(db.session.scalars(
-        sa.select(Connector.id).where(Connector.enabled.is_(True), Connector.provider.in_(pushed_providers()))
+        sa.select(Connector.id).join(Organization, Organization.id == Connector.organization_id)
+        .where(Connector.enabled.is_(True), Connector.provider.in_(pushed_providers()),
+               Connector.removed_at.is_(None), Organization.archived_at.is_(None))
         .order_by(Connector.id)
     ))
 
@@ -72,6 +75,8 @@ def _sync(connector_id: int) -> SyncBatch | None:
     connector = db.session.get(Connector, connector_id)
     if connector is None or not connector.enabled or not provider(connector.provider).pushed:
         return None
+    if connector.removed_at is not None or connector.organization.archived_at is not None:
+        return None  # a sync queued before the connector was removed or its organization archived
     started_at = utcnow()
     records = due_records(connector_id, started_at, current_app.config["SYNC_BATCH_SIZE"])
     if not records:

@@ -65,10 +65,12 @@ class ConnectorPanel:
 
 
 def connector_panel(organization: Organization, interval_seconds: int, now: datetime | None = None) -> ConnectorPanel:
-    """The organization's connectors with their waiting records, and its failed attempts in the error window."""
+    """The organization's connectors (not the removed ones) with their waiting records, and its failed attempts in
+    the error window."""
     now = now or utcnow()
     connectors = db.session.scalars(
-        sa.select(Connector).where(Connector.organization_id == organization.id).order_by(Connector.id)
+        sa.select(Connector).where(Connector.organization_id == organization.id, Connector.removed_at.is_(None))
+        .order_by(Connector.id)
     ).all()
     counts: dict[tuple[int, str], tuple[int, datetime | None]] = {
         (row[0], row[1]): (row[2], row[3]) for row in db.session.execute(

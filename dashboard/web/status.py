@@ -203,7 +203,7 @@ def connector_settings(org: Organization, connector_id: int) -> Any:
     Saving an enabled connector whose provider has a connection check runs it after the commit; a failed check
     does not undo the save (the administrator may be fixing the other side next), but the answer says
     "saved, but the connection test failed: …" and lists what failed."""
-    connector = of_organization(Connector, org.id, connector_id) or abort(404)
+    connector = _connector(org, connector_id)
     form = ConnectorSettingsForm.submitted(connector, request.form)
     if form.errors:
         return _settings_problems(org, form)
@@ -225,7 +225,7 @@ def connector_settings(org: Organization, connector_id: int) -> Any:
         flash(message, "info" if check is None or check.ok else "error")
         return redirect(url_for("status.screen", org=org.slug, _anchor="connector-settings"))
     response = make_response(render_template(
-        "status/_connector_settings.html", org=org, settings_forms=connector_forms(org), message=message,
+        "status/_connector_settings.html", org=org, settings_forms=_settings_forms(org), message=message,
         message_failed=check is not None and not check.ok,
         connection_checks={connector_id: check} if check is not None else {}))
     response.headers["HX-Trigger"] = REFRESH_EVENT
@@ -240,7 +240,7 @@ def test_connection(org: Organization, connector_id: int) -> Any:
     A secret typed into the form is used for the test and never shown again; an empty secret field uses the
     saved one. htmx gets the result alone, for the form's results region (role="status"); a plain browser
     gets the screen with the form as submitted and the result in it."""
-    connector = of_organization(Connector, org.id, connector_id) or abort(404)
+    connector = _connector(org, connector_id)
     form = ConnectorSettingsForm.submitted(connector, request.form)
     if form.errors:
         return _settings_problems(org, form)
@@ -257,6 +257,19 @@ def test_connection(org: Organization, connector_id: int) -> Any:
                            **_panels(org, form), connection_checks={connector_id: check})
 
 
+def _connector(org: Organization, connector_id: int) -> Connector:
+    """The organization's connector whose settings can be changed, or 404: another's, or a removed one."""
+    connector = of_organization(Connector, org.id, connector_id)
+    if connector is None or connector.removed_at is not None:
+        abort(404)
+    return connector
+
+
+def _settings_forms(org: Organization, submitted: ConnectorSettingsForm | None = None) -> list[ConnectorSettingsForm]:
+    """The settings forms of the organization's connectors, but for the removed ones."""
+    return [form for form in connector_forms(org, submitted) if form.connector.removed_at is None]
+
+
 def _check_outside_transaction(checker: Any, settings: dict[str, Any], secret: str | None) -> ConnectionCheck:
     """Run a connection check with no database transaction open: it waits on the accounting system."""
     db.session.rollback()  # nothing is pending here; the check must not hold a transaction while it waits
@@ -268,7 +281,7 @@ def _settings_problems(org: Organization, form: ConnectorSettingsForm) -> Any:
     the screen for a plain browser."""
     if wants_fragment():
         response = make_response(render_template("status/_connector_settings.html", org=org,
-                                                 settings_forms=connector_forms(org, form)), 422)
+                                                 settings_forms=_settings_forms(org, form)), 422)
         response.headers["HX-Retarget"] = "#connector-settings"
         response.headers["HX-Reswap"] = "outerHTML"
         return response
@@ -305,7 +318,7 @@ def _panels(org: Organization, settings_form: ConnectorSettingsForm | None = Non
         "panel": read_connector_panel(org, current_app.config["SYNC_INTERVAL_SECONDS"]),
         "open_panel": open_alerts_panel(org, alerts),
         "chart": attempts_chart(org),
-        "settings_forms": connector_forms(org, settings_form),
+        "settings_forms": _settings_forms(org, settings_form),
     }
 
 
