@@ -5,8 +5,10 @@ import click
 import sqlalchemy as sa
 from flask.cli import AppGroup
 
+from dashboard import people
+from dashboard.database import writer
 from dashboard.extensions import db
-from dashboard.models import Membership, Organization, User
+from dashboard.models import Membership, Organization, User, utcnow
 
 users_cli = AppGroup("users", help="Manage users.")
 
@@ -41,22 +43,54 @@ def create_user(email: str, name: str, password: str, org_slugs: tuple[str, ...]
     click.echo(f"Created {email}" + (" (global admin)" if global_admin else f" for {', '.join(org_slugs)}"))
 
 
+def _user(email: str) -> User:
+    user = db.session.scalar(sa.select(User).where(User.email == people.normalized_email(email)))
+    if user is None:
+        raise click.ClickException(f"no user {email!r}")
+    return user
+
+
+def _organization(slug: str) -> Organization:
+    org = db.session.scalar(sa.select(Organization).where(Organization.slug == slug))
+    if org is None:
+        raise click.ClickException(f"no organization with slug {slug!r}")
+    return org
+
+
 @users_cli.command("remove-admin")
 @click.argument("email")
 @click.option("--org", "org_slug", required=True, help="Slug of the organization they no longer administer.")
 def remove_admin(email: str, org_slug: str) -> None:
     """Take EMAIL's administrator role for one organization away; their sessions end at once."""
-    from dashboard.sessions import revoke_sessions
-
-    user = db.session.scalar(sa.select(User).where(User.email == email.strip().lower()))
-    org = db.session.scalar(sa.select(Organization).where(Organization.slug == org_slug))
-    if user is None or org is None:
-        raise click.ClickException(f"no user {email!r}" if user is None else f"no organization with slug {org_slug!r}")
-    membership = db.session.scalar(sa.select(Membership).where(Membership.user_id == user.id,
-                                                                Membership.organization_id == org.id))
-    if membership is None:
-        raise click.ClickException(f"{user.email} does not administer {org_slug}")
-    db.session.delete(membership)
-    revoke_sessions(user.id)
-    db.session.commit()
+    user, org = _user(email), _organization(org_slug)
+    try:
+        with writer():
+            people.remove_admin(org, user, utcnow())
+            db.session.commit()
+    except people.Refused as refusal:
+        db.session.rollback()
+        raise click.ClickException(str(refusal)) from None
     click.echo(f"{user.email} no longer administers {org_slug}; their sessions have ended")
+
+
+@users_cli.command("invite")
+@click.argument("email")
+@click.option("--org", "org_slug", required=True, help="Slug of the organization to administer.")
+def invite(email: str, org_slug: str) -> None:
+    """Email EMAIL a link (valid 72 hours, single use) to become an administrator of the organization;
+    an address with a pending invitation gets a new link."""
+    org = _organization(org_slug)
+    try:
+        with writer():
+            invitation, token = people.invite(org, email, utcnow())
+            message = people.invitation_email(invitation, token, None)
+            address, expires_at = invitation.email, invitation.expires_at
+            db.session.commit()
+    except people.Refused as refusal:
+        db.session.rollback()
+        raise click.ClickException(str(refusal)) from None
+    problem = people.deliver(message)
+    if problem is not None:
+        raise click.ClickException(f"the invitation is saved but its email was not sent ({problem}); "
+                                   f"run this command again to resend it")
+    click.echo(f"Invited {address} to administer {org_slug}; the link expires at {expires_at:%Y-%m-%d %H:%M} UTC")

@@ -24,3 +24,16 @@ def revoke_sessions(user_id: int) -> int:
     )
     queue_event(user_channel(user_id), LiveEvent.SESSIONS_REVOKED, {"session_version": version})
     return int(version)
+
+
+def start_session(user: User, version: int) -> None:
+    """Sign `user` in on this browser with a new session of `version` (after accepting an invitation or
+    resetting a password), as the sign-in form does; any session the browser had ends."""
+    from flask import session
+    from flask_login import login_user, logout_user
+
+    logout_user()
+    session.clear()
+    session.permanent = True
+    session[SESSION_VERSION_KEY] = version
+    login_user(user)
