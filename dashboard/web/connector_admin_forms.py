@@ -6,7 +6,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, SubmitField
-from wtforms.validators import InputRequired, Length
+from wtforms.validators import DataRequired, Length
 
 from dashboard.sync.connectors import registry
 
@@ -35,6 +35,6 @@ class AddConnectorForm(FlaskForm):
                            invalid_choice_message=_l("Choose a provider from the list."))
     name = StringField(_l("Name, as your organization calls it (for example: Tripletex, main company)"),
                        filters=[_stripped],
-                       validators=[InputRequired(message=_l("Enter a name for the connector.")),
+                       validators=[DataRequired(message=_l("Enter a name for the connector.")),
                                    Length(max=100, message=_l("Keep the name to 100 characters or fewer."))])
     submit = SubmitField(_l("Add the connector"))
