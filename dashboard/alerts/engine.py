@@ -27,7 +27,8 @@ from dashboard.vocabulary import (
 # Entry points --------------------------------------------------------------------------------------------
 
 def evaluate_batch(batch_id: int, now: datetime | None = None) -> bool:
-    """Apply every rule to a committed batch, once. Returns False if it was evaluated already."""
+    """Apply every rule to a committed batch, once (a batch of an archived organization is marked evaluated
+    without rules). Returns False if it was evaluated already."""
     now = now or utcnow()
     batch = db.session.get(SyncBatch, batch_id)
     if batch is None:
@@ -38,6 +39,10 @@ def evaluate_batch(batch_id: int, now: datetime | None = None) -> bool:
     if batch.evaluated_at is not None:
         db.session.rollback()
         return False
+    if organization.archived_at is not None:  # an archived organization raises nothing
+        batch.evaluated_at = now
+        db.session.commit()
+        return True
     ev = Evaluation(organization, now)
     batch_facts = facts.batch_facts(batch_id)
     connector = db.session.get(Connector, batch.connector_id)
@@ -58,9 +63,14 @@ def evaluate_batch(batch_id: int, now: datetime | None = None) -> bool:
 
 def check_organization(organization_id: int, now: datetime | None = None, refresh_figures: bool = False) -> None:
     """Re-check an organization's time-driven rule and open alerts (every minute, or after an
-    administrator excluded or included records, when the open alerts' figures are refreshed too)."""
+    administrator excluded or included records, when the open alerts' figures are refreshed too). An archived
+    organization is left as it is: it raises nothing."""
     now = now or utcnow()
-    ev = Evaluation(writer.lock_organization(organization_id), now)
+    organization = writer.lock_organization(organization_id)
+    if organization.archived_at is not None:
+        db.session.commit()
+        return
+    ev = Evaluation(organization, now)
     if refresh_figures:
         ev.touched.update(db.session.scalars(
             sa.select(Alert.id).where(Alert.organization_id == organization_id, Alert.status == AlertStatus.OPEN)))
@@ -75,10 +85,11 @@ def check_organization(organization_id: int, now: datetime | None = None, refres
 
 
 def scan(now: datetime | None = None) -> None:
-    """The periodic scan: every organization's staleness, due announcements, the follow-ups (ended maintenance
-    windows and snoozes, escalation), and the never-evaluated sweep."""
+    """The periodic scan: every active organization's staleness, due announcements, the follow-ups (ended
+    maintenance windows and snoozes, escalation), and the never-evaluated sweep."""
     now = now or utcnow()
-    for organization_id in db.session.scalars(sa.select(Organization.id).order_by(Organization.id)).all():
+    active = sa.select(Organization.id).where(Organization.archived_at.is_(None)).order_by(Organization.id)
+    for organization_id in db.session.scalars(active).all():
         check_organization(organization_id, now)
     announce_due(now)
     db.session.commit()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, redirect, render_template, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from dashboard.alerts.content import remedy
@@ -27,13 +27,17 @@ bp = Blueprint("orgs", __name__)
 @bp.get("/")
 @login_required
 def home():
-    """Send each user to where their work is: one organization, or the list they may read."""
+    """Send each user to where their work is: one organization, or the list they may read (archived
+    organizations hidden unless `?archived=1`)."""
     if current_user.is_global_admin:
         return redirect(url_for("platform.index"))
-    orgs = _readable_organizations()
-    if len(orgs) == 1:
-        return redirect(url_for("orgs.show", org=orgs[0].slug))
-    return render_template("orgs/index.html", organizations=orgs)
+    readable = _readable_organizations()
+    active = [o for o in readable if o.archived_at is None]
+    if len(active) == 1 and not request.args.get("archived"):
+        return redirect(url_for("orgs.show", org=active[0].slug))
+    # Archived organizations are listed when asked for, or when no other is left to show.
+    shown = readable if request.args.get("archived") or not active else active
+    return render_template("orgs/index.html", organizations=shown, archived_count=len(readable) - len(active))
 
 
 @dataclass(frozen=True)

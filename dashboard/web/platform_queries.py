@@ -95,7 +95,8 @@ class OrganizationPage:
 
 
 def organization_page(now: datetime, number: int = 1, size: int = ORGANIZATIONS_PER_PAGE) -> OrganizationPage:
-    """The `number`th page of organizations worst first (the last page when it is past the end).
+    """The `number`th page of active organizations worst first (the last page when it is past the end). Archived
+    organizations are not ranked: the organizations' management page lists them.
 
     A constant number of statements whatever the number of organizations: one ranks them all from the
     hourly counters, the open alerts and the index of waiting records (a seek or two each, no scan of the
@@ -128,9 +129,10 @@ def _ranks(now: datetime, alerts: dict[int, dict[str, int]]) -> list[_Rank]:
     oldest = [sa.select(sa.func.min(SyncRecord.approved_at))
               .where(SyncRecord.organization_id == org, SyncRecord.status == status).scalar_subquery()
               for status in WAITING_STATUSES]
-    rows = db.session.execute(sa.select(
-        Organization.id, Organization.name, errors.scalar_subquery(), *oldest,
-    )).all()
+    rows = db.session.execute(
+        sa.select(Organization.id, Organization.name, errors.scalar_subquery(), *oldest)
+        .where(Organization.archived_at.is_(None))
+    ).all()
     return [_Rank(id=row[0], name=row[1], open_alerts=sum(alerts.get(row[0], {}).values()), errors_24h=row[2],
                   oldest_waiting_at=min((t for t in row[3:] if t is not None), default=None))
             for row in rows]
