@@ -7,7 +7,9 @@ The `dash_` prefix makes a leaked token recognizable to secret scanners.
 
 A token may expire (`expires_at`) and may be revoked (`revoked_at`); either way
 the API answers 401 to it, and it stays listed so its use can be traced. The
-settings page and the `flask tokens` commands both go through these functions.
+settings page and the `flask tokens` commands both go through these functions,
+which record each creation and revocation in the organization's audit log (the
+signed-in user as the actor; none from the command line).
 """
 from __future__ import annotations
 
@@ -22,8 +24,10 @@ import sqlalchemy as sa
 from flask.cli import AppGroup
 from flask_babel import lazy_gettext as _l
 
+from dashboard import audit
 from dashboard.extensions import db
 from dashboard.models import ApiToken, Organization, utcnow
+from dashboard.vocabulary import AuditAction
 
 TOKEN_PREFIX = "dash_"
 NAME_MAX_LENGTH = 100
@@ -71,9 +75,12 @@ def create_token(organization: Organization, name: str, expires_in_days: int | N
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = utcnow()
     expires_at = now + timedelta(days=expires_in_days) if expires_in_days is not None else None
-    db.session.add(ApiToken(organization_id=organization.id, name=name, token_hash=hash_token(plaintext),
-                            created_at=now, expires_at=expires_at))
+    token = ApiToken(organization_id=organization.id, name=name, token_hash=hash_token(plaintext),
+                     created_at=now, expires_at=expires_at)
+    db.session.add(token)
     db.session.flush()
+    audit.record(AuditAction.TOKEN_CREATED, organization_id=organization.id, target=("token", token.id, name),
+                 detail={"expires_at": expires_at.isoformat() + "Z" if expires_at else None}, at=now)
     return plaintext
 
 
@@ -116,6 +123,8 @@ def revoke_token(token: ApiToken, now: datetime | None = None) -> bool:
     if token.revoked_at is not None:
         return False
     token.revoked_at = now or utcnow()
+    audit.record(AuditAction.TOKEN_REVOKED, organization_id=token.organization_id,
+                 target=("token", token.id, token.name), at=token.revoked_at)
     return True
 
 

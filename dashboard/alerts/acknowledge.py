@@ -4,20 +4,23 @@ Each function works in the caller's transaction under the organization's lock, a
 acknowledgement and an evaluation of the same organization take turns; the caller commits. What the columns
 do elsewhere: pending emails and escalation skip an acknowledged alert, emails wait while it is snoozed, and the
 periodic scan reminds its administrators once when a snooze ends while it is open. Its resolution is announced
-either way (the writer does that).
+either way (the writer does that). Each recorded action is in the organization's audit log too, in the same
+transaction, so a refused one leaves no entry.
 """
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
+from dashboard import audit
 from dashboard.alerts.writer import lock_organization, record_event
 from dashboard.extensions import db
 from dashboard.live.publish import organization_channel, queue_event, user_channel
 from dashboard.models import Alert, Notification, User
-from dashboard.vocabulary import AlertEventKind, AlertStatus, LiveEvent
+from dashboard.vocabulary import AlertEventKind, AlertStatus, AuditAction, LiveEvent
 from dashboard.webhooks import outbox as webhook_outbox
 
 MAX_NOTE_LENGTH = 500
@@ -48,6 +51,7 @@ def acknowledge(alert: Alert, user: User, note: str, now: datetime) -> Alert:
     alert.acknowledged_by = user  # the relationship too: webhooks' payload names who, before the commit
     alert.acknowledgement_note = note
     record_event(alert, AlertEventKind.ACKNOWLEDGED, now, user_id=user.id, detail=note)
+    _audit(AuditAction.ALERT_ACKNOWLEDGED, alert, user, now, reason=note or None)
     webhook_outbox.queue_for_alert(alert, AlertEventKind.ACKNOWLEDGED.value, now)
     _changed(alert)
     return alert
@@ -65,6 +69,7 @@ def snooze(alert: Alert, user: User, until: datetime, now: datetime) -> Alert:
     alert.snoozed_until = until
     alert.snoozed_by_id = user.id
     record_event(alert, AlertEventKind.SNOOZED, now, user_id=user.id, detail=until.isoformat() + "Z")
+    _audit(AuditAction.ALERT_SNOOZED, alert, user, now, detail={"until": until.isoformat() + "Z"})
     _changed(alert)
     return alert
 
@@ -82,6 +87,7 @@ def end_snooze(alert: Alert, user: User, now: datetime) -> Alert:
     alert.snoozed_until = None
     alert.snoozed_by_id = None
     record_event(alert, AlertEventKind.SNOOZED, now, user_id=user.id, detail=SNOOZE_ENDED)
+    _audit(AuditAction.ALERT_UNSNOOZED, alert, user, now)
     _changed(alert)
     return alert
 
@@ -114,6 +120,11 @@ def _locked(alert: Alert) -> Alert:
 def _must_be_open(alert: Alert) -> None:
     if alert.status != AlertStatus.OPEN:
         raise Refused(_("This alert is resolved: there is nothing left to do for it."))
+
+
+def _audit(action: AuditAction, alert: Alert, user: User, now: datetime, **facts: Any) -> None:
+    audit.record(action, organization_id=alert.organization_id, actor=user, target=("alert", alert.id, alert.title),
+                 at=now, **facts)
 
 
 def _changed(alert: Alert) -> None:

@@ -9,11 +9,15 @@ the signed cookie's age; every request renews it), and CSRF tokens with them.
 
 Sign-in is rate limited (see `dashboard.web.limits`) instead of locking
 accounts, and answers unknown and known accounts alike, in comparable time.
+The platform's audit log keeps each failed sign-in (the address tried, never
+the password), each time the per-account limit starts refusing an address,
+and each password change.
 """
 from __future__ import annotations
 
 import math
 import time
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -22,9 +26,11 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from dashboard import audit
 from dashboard.extensions import db, limiter, login_manager
-from dashboard.models import User
+from dashboard.models import AuditEntry, User, utcnow
 from dashboard.sessions import SESSION_VERSION_KEY, revoke_sessions
+from dashboard.vocabulary import AuditAction
 from dashboard.web import limits
 from dashboard.web.forms import LoginForm, PasswordForm
 
@@ -84,6 +90,9 @@ def login():
             response = redirect(_safe_next(request.args.get("next")))
             limits.remember_device(response, user.id)
             return response
+        audit.record(AuditAction.SIGN_IN_FAILED, organization_id=None, actor_email=_typed_email(),
+                     target=_account_target(user))
+        db.session.commit()
         flash(_("Wrong email or password."), "error")
         status = 401
     elif request.method == "POST":
@@ -116,6 +125,8 @@ def change_password():
         if current_user.check_password(form.current.data):
             current_user.set_password(form.new.data)
             session[SESSION_VERSION_KEY] = revoke_sessions(current_user.id)
+            audit.record(AuditAction.PASSWORD_CHANGED, organization_id=None,
+                         target=_account_target(current_user))
             db.session.commit()
             flash(_("Your password is changed."), "info")
             return redirect(url_for("orgs.home"))
@@ -134,6 +145,9 @@ def too_many_requests(error):  # type: ignore[no-untyped-def]
     """
     from dashboard.web.errors import render_error
 
+    breached = limiter.current_limit
+    if request.endpoint == "auth.login" and breached is not None and ":login-account" in breached.key:
+        _record_lockout(breached.limit.get_expiry())
     if request.endpoint in ("auth.login", "auth.change_password"):
         form = LoginForm() if request.endpoint == "auth.login" else PasswordForm()
         flash(_("Too many attempts. Wait a few minutes, then try again."), "error")
@@ -141,7 +155,29 @@ def too_many_requests(error):  # type: ignore[no-untyped-def]
         response, status = make_response(render_template(template, form=form)), 429
     else:
         response, status = render_error(429, _("Too many requests. Wait a little, then try again."))
-    breached = limiter.current_limit
     wait = breached.reset_at - time.time() if breached is not None else 60
     response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
     return response, status
+
+
+def _typed_email() -> str:
+    return (request.form.get("email") or "").strip().lower()
+
+
+def _account_target(user: User | None) -> audit.Target | None:
+    return ("user", user.id, user.email) if user is not None else None
+
+
+def _record_lockout(window_seconds: int) -> None:
+    """One SIGN_IN_LOCKED entry per lockout: the first refusal of an address in the limit's window is logged,
+    the refusals after it (an attacker's every further try) are not."""
+    email = _typed_email()
+    since = utcnow() - timedelta(seconds=window_seconds)
+    logged = db.session.scalar(sa.select(AuditEntry.id).where(
+        AuditEntry.organization_id.is_(None), AuditEntry.at >= since,
+        AuditEntry.action == AuditAction.SIGN_IN_LOCKED.value, AuditEntry.actor_email == email).limit(1))
+    if logged is None:
+        user = db.session.scalar(sa.select(User).where(User.email == email)) if email else None
+        audit.record(AuditAction.SIGN_IN_LOCKED, organization_id=None, actor_email=email,
+                     target=_account_target(user), detail={"window_seconds": window_seconds})
+    db.session.commit()

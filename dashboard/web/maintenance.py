@@ -1,4 +1,5 @@
-"""Settings: an organization's maintenance windows, listed, created and ended by its administrators."""
+"""Settings: an organization's maintenance windows, listed, created and ended by its administrators (each
+creation and ending in the organization's audit log, with the change)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -9,12 +10,14 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from dashboard import audit
 from dashboard.alerts import followup, maintenance, writer
 from dashboard.alerts.engine import recount_platform
 from dashboard.database import write_transaction
 from dashboard.extensions import db
 from dashboard.formatting import DEFAULT_TIME_ZONE
 from dashboard.models import MaintenanceWindow, Organization, User, of_organization, utcnow
+from dashboard.vocabulary import AuditAction
 from dashboard.web.access import org_view
 from dashboard.web.maintenance_forms import MaintenanceWindowForm
 
@@ -42,6 +45,11 @@ def organization(org: Organization):
                                        reason=(form.reason.data or "").strip(), created_by_id=current_user.id,
                                        created_at=now)
             db.session.add(window)
+            db.session.flush()
+            audit.record(AuditAction.WINDOW_CREATED, organization_id=org.id, target=_target(window),
+                         reason=window.reason or None, at=now,
+                         detail={"starts_at": _utc(window.starts_at), "ends_at": _utc(window.ends_at),
+                                 "error_codes": window.error_codes, "record_types": window.record_types})
         flash(_("The maintenance window is saved: alerts it matches notify nobody while it is open."), "info")
         return redirect(url_for("maintenance.organization", org=org.slug))
     status = 422 if request.method == "POST" else 200
@@ -61,9 +69,11 @@ def end(org: Organization, window_id: int):
         if window.ends_at <= now:
             message = _("That maintenance window had ended already.")
         elif window.starts_at > now:
+            _record_end(org, window, now, cancelled=True)
             db.session.delete(window)
             message = _("The upcoming maintenance window is cancelled.")
         else:
+            _record_end(org, window, now, cancelled=False)
             window.ends_at = now
             window.ended_by_id = current_user.id
             followup.close_window(window, now, recount_platform)
@@ -71,6 +81,21 @@ def end(org: Organization, window_id: int):
                         "back that are still open.")
     flash(message, "info")
     return redirect(url_for("maintenance.organization", org=org.slug))
+
+
+def _target(window: MaintenanceWindow) -> audit.Target:
+    return ("maintenance_window", window.id, window.reason or _("Window %(id)d", id=window.id))
+
+
+def _utc(moment: datetime) -> str:
+    return moment.isoformat() + "Z"
+
+
+def _record_end(org: Organization, window: MaintenanceWindow, now: datetime, cancelled: bool) -> None:
+    """An upcoming window cancelled (its row removed: the entry keeps what it was) or an open one ended early."""
+    audit.record(AuditAction.WINDOW_ENDED, organization_id=org.id, target=_target(window), at=now,
+                 detail={"cancelled": cancelled, "starts_at": _utc(window.starts_at),
+                         "ends_at": [_utc(window.ends_at), _utc(now)] if not cancelled else _utc(window.ends_at)})
 
 
 def _not_ended(org: Organization, now: datetime) -> list[MaintenanceWindow]:

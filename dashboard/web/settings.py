@@ -4,15 +4,21 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from dashboard import tokens
+from dashboard import audit, tokens
 from dashboard.extensions import db
 from dashboard.models import ApiToken, Organization, PlatformSettings, of_organization
+from dashboard.vocabulary import AuditAction
 from dashboard.web.access import global_admin_required, org_view
 from dashboard.web.fragments import wants_fragment
 from dashboard.web.settings_forms import OrganizationSettingsForm, PlatformSettingsForm
 from dashboard.web.settings_preview import PreviewJob, PreviewState, read_preview, start_preview
 
 bp = Blueprint("settings", __name__)
+
+ORGANIZATION_FIELDS = ("consecutive_failure_threshold", "error_threshold", "error_window_hours", "stale_after_hours",
+                       "error_rearm_level", "daily_notification_budget", "timezone")
+"""The alert settings the page saves, under the organization's column names (the audit log's `detail` too)."""
+PLATFORM_FIELDS = ("incident_min_organizations", "grouping_wait_seconds", "escalation_hours")
 
 
 @bp.route("/orgs/<org>/settings", methods=["GET", "POST"])
@@ -21,13 +27,13 @@ def organization(org: Organization):
     """Show and save the organization's alert thresholds and time zone; a bad value saves nothing."""
     form = OrganizationSettingsForm(obj=org)
     if form.validate_on_submit():
-        org.consecutive_failure_threshold = form.consecutive_failure_threshold.data
-        org.error_threshold = form.error_threshold.data
-        org.error_window_hours = form.error_window_hours.data
-        org.stale_after_hours = form.stale_after_hours.data
-        org.error_rearm_level = form.error_rearm_level.data
-        org.daily_notification_budget = form.daily_notification_budget.data
-        org.timezone = form.timezone.data
+        before = _values(org, ORGANIZATION_FIELDS)
+        for name in ORGANIZATION_FIELDS:
+            setattr(org, name, form[name].data)
+        changed = audit.changes(before, _values(org, ORGANIZATION_FIELDS))
+        if changed:
+            audit.record(AuditAction.SETTINGS_CHANGED, organization_id=org.id,
+                         target=("organization", org.id, org.name), detail=changed)
         db.session.commit()
         flash(_("The alert settings are saved."), "info")
         return redirect(url_for("settings.organization", org=org.slug))
@@ -86,7 +92,7 @@ def _page(org: Organization, form: OrganizationSettingsForm, job: PreviewJob | N
 def revoke_token(org: Organization, token_id: int):
     """Revoke one of the organization's API tokens; revoking it again changes nothing."""
     token = of_organization(ApiToken, org.id, token_id) or abort(404)
-    if tokens.revoke_token(token):
+    if tokens.revoke_token(token):  # records the revocation in the audit log
         db.session.commit()
         flash(_("The API token “%(name)s” is revoked: the API refuses it from now on.", name=token.name), "info")
     else:
@@ -101,12 +107,19 @@ def platform():
     settings = PlatformSettings.load()
     form = PlatformSettingsForm(obj=settings)
     if form.validate_on_submit():
-        settings.incident_min_organizations = form.incident_min_organizations.data
-        settings.grouping_wait_seconds = form.grouping_wait_seconds.data
-        settings.escalation_hours = form.escalation_hours.data
+        before = _values(settings, PLATFORM_FIELDS)
+        for name in PLATFORM_FIELDS:
+            setattr(settings, name, form[name].data)
+        changed = audit.changes(before, _values(settings, PLATFORM_FIELDS))
+        if changed:
+            audit.record(AuditAction.PLATFORM_SETTINGS_CHANGED, organization_id=None, detail=changed)
         db.session.add(settings)
         db.session.commit()
         flash(_("The platform settings are saved."), "info")
         return redirect(url_for("settings.platform"))
     status = 422 if request.method == "POST" else 200
     return render_template("settings/platform.html", form=form), status
+
+
+def _values(holder: object, names: tuple[str, ...]) -> dict[str, object]:
+    return {name: getattr(holder, name) for name in names}

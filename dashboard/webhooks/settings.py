@@ -1,7 +1,8 @@
 """An organization's or the platform's webhooks as their settings pages change and list them.
 
 A scope is an organization's id, or None for the platform's webhooks; a webhook of another scope is never
-found (the pages answer 404). The callers commit.
+found (the pages answer 404). The callers commit. Each change is in the scope's audit log (the platform's for
+None), in the caller's transaction; a secret never is.
 """
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from dashboard import audit
 from dashboard.extensions import db
 from dashboard.models import Organization, Webhook, WebhookDelivery
-from dashboard.vocabulary import DeliveryStatus
+from dashboard.vocabulary import AuditAction, DeliveryStatus
 from dashboard.webhooks import payload, signing
 from dashboard.webhooks.outbox import new_message_id
 
@@ -62,19 +64,35 @@ def create(organization_id: int | None, url: str, description: str, events: list
                       secret=signing.new_secret(), enabled=True, created_by_id=created_by_id)
     db.session.add(webhook)
     db.session.flush()
+    _audit(AuditAction.WEBHOOK_ADDED, webhook, {"description": description, "events": events})
     return webhook, webhook.secret
 
 
 def rotate(webhook: Webhook) -> str:
     """A new secret, from now on (deliveries not yet sent are signed with it); returns it, to show once."""
     webhook.secret = signing.new_secret()
+    _audit(AuditAction.WEBHOOK_CHANGED, webhook, {"secret": "rotated"})
     return webhook.secret
+
+
+def set_enabled(webhook: Webhook, enabled: bool) -> None:
+    """Enable or disable it; asking for what it is already changes (and records) nothing."""
+    if webhook.enabled != enabled:
+        _audit(AuditAction.WEBHOOK_CHANGED, webhook, {"enabled": [webhook.enabled, enabled]})
+        webhook.enabled = enabled
 
 
 def remove(webhook: Webhook, now: datetime) -> None:
     """Never called again; its row and delivery log stay. Deliveries not yet sent are skipped."""
     webhook.removed_at = now
     webhook.enabled = False
+    _audit(AuditAction.WEBHOOK_REMOVED, webhook, None, at=now)
+
+
+def _audit(action: AuditAction, webhook: Webhook, detail: dict[str, object] | None,
+           at: datetime | None = None) -> None:
+    audit.record(action, organization_id=webhook.organization_id, target=("webhook", webhook.id, webhook.url),
+                 detail=detail, at=at)
 
 
 def plan_test(webhook: Webhook, organization: Organization | None, now: datetime) -> int:
