@@ -241,7 +241,7 @@ def test_the_openapi_document_states_the_refusals(client):
 
 # ---- ids in URLs ----
 
-SAMPLE_ARGUMENTS = {"org": "org-a"}
+SAMPLE_ARGUMENTS = {"org": "org-a", "action": "enable"}
 """A value for each URL argument that is not an id; a new kind of argument must be added here."""
 HUGE_IDS = {"2**31": 2**31, "2**63": 2**63, "10**30": 10**30}
 
