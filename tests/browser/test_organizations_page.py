@@ -47,7 +47,8 @@ def test_a_keyboard_user_creates_an_organization_then_archives_it(world, new_pag
     _tab_to(page, "#submit")
     page.keyboard.press("Enter")
 
-    expect(page.locator(".flash")).to_contain_text("Blindeforbundet Øst is created, with the slug “blindeforbundet-ost”")
+    expect(page.locator(".flash")).to_contain_text(
+        "Blindeforbundet Øst is created, with the slug “blindeforbundet-ost”")
     row = page.get_by_role("row", name="Blindeforbundet Øst")
     expect(row).to_contain_text("Europe/Oslo")
     expect(row).to_contain_text("English")
