@@ -45,9 +45,17 @@ def signed_in(app, user) -> object:  # type: ignore[no-untyped-def]
 
 
 def mails(app) -> list:  # type: ignore[no-untyped-def]
+    """The Maildir's messages, oldest first (a key starts with the delivery's seconds and microseconds)."""
     path = Path(app.config["MAILDIR_PATH"])
-    return [m for _, m in sorted(mailbox.Maildir(str(path)).items(), key=lambda kv: kv[1]["Date"])] \
-        if path.exists() else []
+    if not path.exists():
+        return []
+
+    def delivered(key: str) -> tuple[int, int]:
+        seconds, micro = re.match(r"(\d+)\.M(\d+)", key).groups()  # type: ignore[union-attr]
+        return int(seconds), int(micro)
+
+    box = mailbox.Maildir(str(path))
+    return [box[key] for key in sorted(box.keys(), key=delivered)]
 
 
 def link_in(message, base: str = BASE) -> str:  # type: ignore[no-untyped-def]
