@@ -111,7 +111,8 @@ def disable_connector(org_slug: str, connector_id: int | None) -> None:
 
 @connectors_cli.command("remove")
 @click.argument("org_slug")
-@click.option("--connector", "connector_id", type=int, required=True, help="Connector id (see `flask connectors list`).")
+@click.option("--connector", "connector_id", type=int, required=True,
+              help="Connector id (see `flask connectors list`); required, as removing cannot be undone.")
 def remove_connector(org_slug: str, connector_id: int) -> None:
     """Remove a connector: it is never synced again and is hidden from lists; its records and sync log stay."""
     connector = _connector(org_slug, connector_id)
