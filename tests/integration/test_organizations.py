@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from dashboard.alerts import engine
 from dashboard.extensions import db
-from dashboard.models import AlertEvent, AuditEntry, Notification, Organization, Webhook, WebhookDelivery
+from dashboard.models import (AlertEvent, AuditEntry, Notification, Organization, SyncBatch, Webhook,
+                              WebhookDelivery)
 from dashboard.vocabulary import AuditAction
 from dashboard.webhooks import signing
 from tests import factories
@@ -186,8 +187,7 @@ def test_given_an_open_alert_when_its_organization_is_archived_then_it_resolves_
     with writing():
         engine.scan(T0 + timedelta(days=3))
     assert [a.status for a in alerts()] == ["resolved"]
-    assert db.session.scalar(sa.select(sa.func.count()).where(
-        sa.text("evaluated_at IS NULL")).select_from(sa.table("sync_batches"))) == 0
+    assert db.session.scalar(sa.select(sa.func.count()).where(SyncBatch.evaluated_at.is_(None))) == 0
 
 
 def test_given_an_archived_organization_when_archived_again_then_nothing_is_written(client, world, login):
