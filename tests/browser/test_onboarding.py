@@ -1,0 +1,110 @@
+"""The onboarding journey of issue 14 in Chromium, by keyboard alone and axe clean on every page: a global
+admin creates an organization, adds a sandbox connector and invites an administrator; the invitee opens the
+emailed link (read from the Maildir) in a browser of their own, accepts, and lands on the status screen."""
+from __future__ import annotations
+
+import mailbox
+import re
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from playwright.sync_api import Locator, Page, expect
+
+from dashboard.extensions import db
+from dashboard.models import Connector, Membership, Organization, User
+
+INVITEE = "new-admin@example.org"
+PASSWORD = "a long enough password"
+
+
+@pytest.fixture()
+def app_config(tmp_path: Path) -> dict:
+    return {"WTF_CSRF_ENABLED": True, "MAILDIR_PATH": str(tmp_path / "mail"), "SMTP_URL": ""}
+
+
+def _tab_to(page: Page, target: Locator) -> None:
+    """Press Tab until the element has the focus (the way a keyboard user gets there)."""
+    for _ in range(80):
+        if target.evaluate("(element) => element === document.activeElement"):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {target}")
+
+
+def _type_into(page: Page, target: Locator, text: str) -> None:
+    _tab_to(page, target)
+    page.keyboard.type(text)
+
+
+def _emailed_link(maildir: str, base: str) -> str:
+    [message] = [m for _, m in mailbox.Maildir(maildir).items()]
+    assert INVITEE in message["To"]
+    text = next(p for p in message.walk() if p.get_content_type() == "text/plain").get_payload(decode=True).decode()
+    found = re.search(re.escape(base) + r"/invitations/\S+", text)
+    assert found, text
+    return found.group(0)
+
+
+def test_a_global_admin_onboards_an_organization_and_its_invited_admin_reaches_the_status_screen(
+        app, world, live_server, new_page, signed_in, axe_check):
+    """Given a global admin, when they create "Hørselshjelpen" (slug horsel, in English), add a sandbox connector to it and
+    invite new-admin@example.org, all by keyboard, then the invitee's emailed link opens a form in a new browser;
+    when they choose a name and a password, they administer horsel and see its status screen."""
+    app.config["PUBLIC_BASE_URL"] = live_server.url
+    admin = signed_in(world.global_admin, on=new_page(locale="en-US"))
+
+    admin.goto("/platform/organizations/new")
+    axe_check(admin)
+    _type_into(admin, admin.get_by_label("Name", exact=True), "Hørselshjelpen")
+    _type_into(admin, admin.get_by_label(re.compile(r"^Slug")), "horsel")
+    language = admin.get_by_label("Language", exact=True)
+    _type_into(admin, language, "English")  # a focused select picks the option whose label starts with the keys
+    expect(language).to_have_value("en")
+    _tab_to(admin, admin.get_by_role("button", name=re.compile(r"^Create")))
+    with admin.expect_navigation():
+        admin.keyboard.press("Enter")
+    expect(admin.locator(".flash")).to_contain_text("horsel")
+    axe_check(admin)
+
+    admin.goto("/orgs/horsel/connectors/new")
+    axe_check(admin)
+    provider = admin.get_by_label("Provider", exact=True)
+    _type_into(admin, provider, "Sandbox")
+    expect(provider).to_have_value("sandbox")
+    _type_into(admin, admin.get_by_label(re.compile(r"^Name")), "Sandbox")
+    with admin.expect_navigation():
+        admin.keyboard.press("Enter")
+    expect(admin).to_have_url(re.compile(r"/orgs/horsel/integration"))
+    axe_check(admin)
+
+    admin.goto("/orgs/horsel/people")
+    axe_check(admin)
+    _type_into(admin, admin.get_by_label(re.compile("Email address")), INVITEE)
+    with admin.expect_navigation():
+        admin.keyboard.press("Enter")
+    expect(admin.locator(".flash")).to_contain_text(f"The invitation is sent to {INVITEE}")
+    expect(admin.get_by_role("row", name=re.compile(INVITEE))).to_contain_text(world.global_admin.name)
+    axe_check(admin)
+
+    invitee = new_page(locale="en-US")
+    invitee.goto(_emailed_link(app.config["MAILDIR_PATH"], live_server.url))
+    expect(invitee.get_by_role("heading", level=1)).to_contain_text("Hørselshjelpen")
+    axe_check(invitee)
+    _type_into(invitee, invitee.get_by_label("Your name"), "Nina Nordmann")
+    _type_into(invitee, invitee.get_by_label("Choose a password"), PASSWORD)
+    _type_into(invitee, invitee.get_by_label("Repeat the password"), PASSWORD)
+    with invitee.expect_navigation():
+        invitee.keyboard.press("Enter")
+    expect(invitee).to_have_url(re.compile(r"/orgs/horsel/integration"))
+    expect(invitee.locator(".flash")).to_contain_text("you administer Hørselshjelpen")
+    expect(invitee.get_by_role("button", name=re.compile("Sign out"))).to_contain_text("Nina Nordmann")
+    axe_check(invitee)
+
+    db.session.rollback()
+    horsel = db.session.scalar(sa.select(Organization).where(Organization.slug == "horsel"))
+    nina = db.session.scalar(sa.select(User).where(User.email == INVITEE))
+    assert db.session.scalar(sa.select(Membership).where(Membership.user_id == nina.id,
+                                                         Membership.organization_id == horsel.id))
+    assert [c.provider for c in db.session.scalars(sa.select(Connector).where(
+        Connector.organization_id == horsel.id))] == ["sandbox"]
