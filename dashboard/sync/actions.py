@@ -123,36 +123,43 @@ def configure_connector(organization: Organization, connector_id: int, user: Use
                         settings: dict[str, Any], secret: str | None = None) -> Connector:
     """Save a connector's checked settings; a new secret replaces the old one, an empty one keeps it.
 
-    One audit entry: a change of settings or secret is CONNECTOR_CHANGED, its detail naming the changed
-    settings (never their values, which may hold an address with credentials, nor the secret: "replaced");
-    a save that only flips the switch is CONNECTOR_ENABLED or CONNECTOR_DISABLED; a save changing nothing
-    is not logged. A removed connector is not found.
+    One audit entry (see `connector_change`), none when nothing changed. A removed connector is not found.
     """
     connector = active_connector(organization, connector_id)
-    before = dict(connector.settings or {})
-    changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
-    secret_replaced = bool(secret) and secret != connector.secret
-    switched = connector.enabled != enabled
+    action, detail = connector_change(connector.settings or {}, settings, connector.enabled, enabled,
+                                      secret_replaced=bool(secret) and secret != connector.secret)
     connector.enabled = enabled
     connector.settings = settings
     if secret:
         connector.secret = secret
+    if action is not None:
+        audit.record(action, organization_id=organization.id, actor=user, target=_target(connector), detail=detail)
+    _after_switch(organization, connector)
+    db.session.commit()
+    log.info("connector %s settings changed by %s (enabled=%s)", connector_id,
+             f"user {user.id}" if user else "the command line", enabled)
+    return connector
+
+
+def connector_change(before: dict[str, Any], after: dict[str, Any], was_enabled: bool, enabled: bool, *,
+                     secret_replaced: bool) -> tuple[AuditAction | None, dict[str, Any]]:
+    """How a connector settings save is logged: its action (None: nothing changed) and detail.
+
+    Changed settings or secret: CONNECTOR_CHANGED, naming the changed settings (never their values, which
+    may hold an address with credentials), "secret": "replaced" (never the secret) and a flipped switch.
+    Only the switch flipped: CONNECTOR_ENABLED or CONNECTOR_DISABLED.
+    """
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     if changed or secret_replaced:
         detail: dict[str, Any] = {"settings": changed}
         if secret_replaced:
             detail["secret"] = "replaced"
-        if switched:
-            detail["enabled"] = [not enabled, enabled]
-        audit.record(AuditAction.CONNECTOR_CHANGED, organization_id=organization.id, actor=user,
-                     target=_target(connector), detail=detail)
-    elif switched:
-        audit.record(AuditAction.CONNECTOR_ENABLED if enabled else AuditAction.CONNECTOR_DISABLED,
-                     organization_id=organization.id, actor=user, target=_target(connector))
-    _after_switch(organization, connector)
-    db.session.commit()
-    log.info("connector %s settings changed by %s (enabled=%s)", connector_id,
-             f"user {user.id}" if user else "an administrator or the command line", enabled)
-    return connector
+        if was_enabled != enabled:
+            detail["enabled"] = [was_enabled, enabled]
+        return AuditAction.CONNECTOR_CHANGED, detail
+    if was_enabled != enabled:
+        return (AuditAction.CONNECTOR_ENABLED if enabled else AuditAction.CONNECTOR_DISABLED), {}
+    return None, {}
 
 
 def enable_connector(organization: Organization, connector_id: int, user: User | None = None) -> Connector:

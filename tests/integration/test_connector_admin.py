@@ -289,3 +289,17 @@ def test_the_command_line_adds_enables_disables_and_removes_through_the_same_act
     listed = runner.invoke(args=["connectors", "list"]).output
     assert f"#{added.id}\tTrial\tSandbox accounting system\tremoved" in listed
     assert len(connector_entries()) == 4
+
+
+@pytest.mark.parametrize("before, after, was, now, secret, logged", [
+    ({"url": "a"}, {"url": "b"}, False, False, False, ("connector_changed", {"settings": ["url"]})),
+    ({"url": "a", "timeout": 5}, {"url": "a"}, True, False, True,
+     ("connector_changed", {"settings": ["timeout"], "secret": "replaced", "enabled": [True, False]})),
+    ({"url": "a"}, {"url": "a"}, False, True, False, ("connector_enabled", {})),
+    ({"url": "a"}, {"url": "a"}, True, False, False, ("connector_disabled", {})),
+    ({"url": "a"}, {"url": "a"}, True, True, False, (None, {})),
+])
+def test_a_settings_save_is_logged_by_what_changed(before, after, was, now, secret, logged):
+    """Given a connector's settings and switch before and after a save, the entry names the changed settings
+    (not their values) and the secret only as replaced; a save changing nothing logs nothing."""
+    assert actions.connector_change(before, after, was, now, secret_replaced=secret) == logged
