@@ -1,27 +1,74 @@
-"""Money, times and ages as people read them: shared by alert texts, pages and (later) emails."""
+"""Money, times and ages as people read them, in the language of the request or message: shared by alert texts,
+pages, emails and webhooks.
+
+English keeps its ISO-like forms ("2026-11-30 14:05", "1 234,50 NOK"); Norwegian reads "30.11.2026 14:05" and
+"1 234,50 kr". Digit groups and the space before the currency are no-break spaces, so an amount never wraps.
+"""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from flask_babel import ngettext
+from babel.dates import format_datetime as babel_datetime
+from babel.numbers import format_currency, format_decimal
+from flask import has_app_context
+from flask_babel import get_locale, ngettext
 
 from dashboard.models import utcnow
 
 DEFAULT_TIME_ZONE = "Europe/Oslo"
 
+DATE_TIME_PATTERNS = {"nb": "dd.MM.yyyy HH:mm"}
+"""A date and time per language (CLDR pattern); others read `ISO_DATE_TIME`."""
+ISO_DATE_TIME = "yyyy-MM-dd HH:mm"
+TIME_PATTERN = "HH:mm"
+MONEY_PATTERNS = {"nb": "#,##0.00\u00a0¤"}
+"""Money per language: the amount, then the currency's local symbol ("kr" for NOK in Norwegian)."""
+
+
+def language() -> str:
+    """The language code texts are formatted for: the request's (or `force_locale`'s); English outside an app."""
+    locale = get_locale() if has_app_context() else None
+    return locale.language if locale is not None else "en"
+
+
+def zoned(value: datetime, org=None) -> datetime:  # type: ignore[no-untyped-def]
+    """A naive-UTC timestamp as an aware time in the organization's zone (Oslo by default)."""
+    zone = ZoneInfo(getattr(org, "timezone", None) or DEFAULT_TIME_ZONE)
+    return value.replace(tzinfo=timezone.utc).astimezone(zone)
+
 
 def localtime(value: datetime | None, org=None) -> str:  # type: ignore[no-untyped-def]
-    """A naive-UTC timestamp shown in the organization's time zone (Oslo by default)."""
+    """A naive-UTC timestamp shown in the organization's time zone, as the language writes a date and time."""
     if value is None:
         return ""
-    zone = ZoneInfo(getattr(org, "timezone", None) or DEFAULT_TIME_ZONE)
-    return value.replace(tzinfo=timezone.utc).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    lang = language()
+    return babel_datetime(zoned(value, org), DATE_TIME_PATTERNS.get(lang, ISO_DATE_TIME), locale=lang)
+
+
+def local_time_of_day(value: datetime, org=None) -> str:  # type: ignore[no-untyped-def]
+    """Only the time ("14:05") in the organization's zone."""
+    return babel_datetime(zoned(value, org), TIME_PATTERN, locale=language())
+
+
+def same_local_day(one: datetime, other: datetime, org=None) -> bool:  # type: ignore[no-untyped-def]
+    return zoned(one, org).date() == zoned(other, org).date()
 
 
 def money(amount_minor: int, currency: str = "NOK") -> str:
+    lang = language()
+    if lang in MONEY_PATTERNS:
+        return format_currency(Decimal(int(amount_minor)) / 100, currency, format=MONEY_PATTERNS[lang],
+                               locale=lang, currency_digits=False)
     whole, minor = divmod(int(amount_minor), 100)
     return f"{whole:,}".replace(",", "\u00a0") + f",{minor:02d} {currency}"
+
+
+def number(value: int | float) -> str:
+    """A count or figure with the language's digit grouping (no-break spaces in Norwegian)."""
+    lang = language()
+    return format_decimal(value, locale=lang) if lang != "en" else str(value)
 
 
 def age(value: datetime | None, now: datetime | None = None) -> str:

@@ -1,11 +1,83 @@
-"""The interface language of each request and message (filled by issue 14's work)."""
+"""The interface language of each request and message.
+
+A signed-in person reads their own choice (`User.language`), else their organization's language: the one in the
+address (`/orgs/<slug>/...`), else that of their first membership. Anonymous pages (sign-in, invitation, password
+reset) follow the browser's `Accept-Language` among `LANGUAGES`. Everything else falls back to
+`BABEL_DEFAULT_LOCALE`. Emails and webhooks do not have a request: they ask `language_for`.
+"""
 from __future__ import annotations
 
-from flask import Flask
+from typing import Any
 
-from dashboard.extensions import babel
+import sqlalchemy as sa
+from flask import Flask, current_app, has_request_context, request
+from flask_babel import get_locale, refresh
+from flask_login import current_user
+
+from dashboard.extensions import babel, db
+from dashboard.models import Membership, Organization, User
+from dashboard.vocabulary import LANGUAGES
+
+LANGUAGE_NAMES = {"nb": "Norsk bokmål", "en": "English"}
+"""Each language in its own words, as a language switch names it (never translated)."""
 
 
 def init_app(app: Flask) -> None:
-    """Set up Flask-Babel, choosing each request's locale (the person's language, else their organization's)."""
-    babel.init_app(app)
+    """Set up Flask-Babel (catalogues in `dashboard/translations`), choosing each request's locale."""
+    babel.init_app(app, locale_selector=select_locale)
+    # Flask-Babel keeps the locale on `g`; a request inside an outer app context (tests, tools) would inherit the
+    # previous request's: each request chooses afresh.
+    app.before_request(refresh)
+    app.context_processor(lambda: {"current_locale": current_locale(), "LANGUAGE_NAMES": LANGUAGE_NAMES})
+
+
+def default_language() -> str:
+    return current_app.config.get("BABEL_DEFAULT_LOCALE", "en")
+
+
+def current_locale() -> str:
+    """The language code of the request (or of a `force_locale` block), as `lang` attributes take it."""
+    locale = get_locale()
+    return str(locale) if locale is not None else default_language()
+
+
+def select_locale() -> str:
+    """Flask-Babel's locale selector: called once per request, the result kept for the request."""
+    if has_request_context() and current_user.is_authenticated:
+        return language_for(current_user, address_language=_language_in_address())
+    if has_request_context():
+        return request.accept_languages.best_match(LANGUAGES) or default_language()
+    return default_language()
+
+
+def language_for(user: User | Any, organization: Organization | None = None, *,
+                 address_language: str | None = None) -> str:
+    """The language to speak to `user` in: their choice, else `organization`'s (the one the message or page is
+    about; for a page, the language of the one in its address), else their first organization's, else the
+    default."""
+    if getattr(user, "language", None) in LANGUAGES:
+        return user.language
+    if organization is not None and organization.language in LANGUAGES:
+        return organization.language
+    if address_language in LANGUAGES:
+        return address_language  # type: ignore[return-value]
+    first = db.session.scalar(
+        sa.select(Organization.language).join(Membership, Membership.organization_id == Organization.id)
+        .where(Membership.user_id == user.id).order_by(Membership.id).limit(1))
+    return first if first in LANGUAGES else default_language()
+
+
+def organization_language(organization: Organization | None) -> str:
+    """An organization's language (its webhooks speak it); the default for the platform's."""
+    if organization is not None and organization.language in LANGUAGES:
+        return organization.language
+    return default_language()
+
+
+def _language_in_address() -> str | None:
+    """The language of the organization in the page's address (`/orgs/<slug>/...`), if any (a column only: the
+    page loads the organization itself)."""
+    slug = (request.view_args or {}).get("org")
+    if not isinstance(slug, str):
+        return None
+    return db.session.scalar(sa.select(Organization.language).where(Organization.slug == slug))

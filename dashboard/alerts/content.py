@@ -65,40 +65,72 @@ def describe(alert: Alert, now: datetime | None = None) -> Content:
     if oldest is not None:
         facts.append(_("Oldest affected record approved %(age)s ago.", age=age(oldest, now)))
     details: dict[str, Any] = {**figures, "oldest_approved_at": oldest.isoformat() if oldest else None}
-    if alert.rule == rules.CONSECUTIVE:
+    connector = db.session.get(Connector, alert.connector_id) if alert.connector_id else None
+    details.update(error_threshold=org.error_threshold, error_window_hours=org.error_window_hours,
+                   stale_after_hours=org.stale_after_hours, connector_name=connector.name if connector else None)
+    if alert.rule in (rules.CONSECUTIVE, rules.CONNECTOR):
         error = describe_error(alert.error_code)
-        title = _("%(org)s: %(n)d %(type)s %(failed)s: %(error)s",
-                  org=org.name, n=n, type=record_type_name(alert.record_type, n),
-                  failed=failed_in_a_row(figures["streak_low"], figures["streak_high"]), error=error.title)
+        details.update(error_title=str(error.title), hint=str(error.hint))
+    if alert.rule == rules.CONSECUTIVE:
         lead = _("Rule: records keep failing. Error: %(error)s. What to do: %(hint)s",
                  error=error.title, hint=error.hint)
-        details.update(error_title=str(error.title), hint=str(error.hint))
     elif alert.rule == rules.CONNECTOR:
-        error = describe_error(alert.error_code)
-        connector = db.session.get(Connector, alert.connector_id) if alert.connector_id else None
-        title = _("%(org)s: %(connector)s: %(error)s (%(n)d %(records)s waiting)",
-                  org=org.name, connector=connector.name if connector else _("connector"), error=error.title,
-                  n=n, records=ngettext("record", "records", n))
         lead = _("Rule: the connector fails for a cause of its own, so its records raise no alerts of their own. "
                  "Error: %(error)s. What to do: %(hint)s", error=error.title, hint=error.hint)
-        details.update(error_title=str(error.title), hint=str(error.hint))
     elif alert.rule == rules.ERROR_THRESHOLD:
-        title = _("%(org)s: more than %(limit)d sync errors in %(hours)d hours (%(n)d records affected)",
-                  org=org.name, limit=org.error_threshold, hours=org.error_window_hours, n=n)
         lead = _("Rule: error threshold exceeded. Open the status screen to see the errors by type and retry "
                  "the records once the cause is fixed.")
     else:
-        connector = db.session.get(Connector, alert.connector_id) if alert.connector_id else None
         last = connector.last_success_at if connector else None
         since = _("last synced anything %(age)s ago", age=age(last, now)) if last else _("has never synced anything")
-        title = _("%(org)s: %(n)d approved %(records)s waiting more than %(hours)d hours",
-                  org=org.name, n=n, records=ngettext("record", "records", n), hours=org.stale_after_hours)
         lead = _("Rule: sync is stale. The connector %(name)s %(since)s.",
                  name=connector.name if connector else "", since=since)
         details.update(last_success_at=last.isoformat() if last else None)
-    if alert.status == AlertStatus.RESOLVED:
-        title = cleared(title, figures["by_status"])
+    title = title_of(TitleFacts(rule=alert.rule, resolved=alert.status == AlertStatus.RESOLVED, org_name=org.name,
+                                count=n, record_type=alert.record_type, error_code=alert.error_code,
+                                details=details))
     return Content(title=title, body=" ".join([lead, *facts]), details=details)
+
+
+@dataclass(frozen=True)
+class TitleFacts:
+    """What an organization alert's title says, all stored with the alert (`details` as `describe` fills it):
+    its title can be rendered again whenever it is shown, in the reader's language and with current figures."""
+
+    rule: str
+    resolved: bool
+    org_name: str
+    count: int
+    record_type: str | None
+    error_code: str | None
+    details: dict[str, Any]
+
+
+def title_of(facts: TitleFacts) -> str:
+    """An organization alert's title in the current language; a resolved one says it is cleared and how."""
+    title = problem_title(facts)
+    return cleared(title, facts.details.get("by_status") or {}) if facts.resolved else title
+
+
+def problem_title(facts: TitleFacts) -> str:
+    """What is wrong, in one line: the title of the raise, and of the reminders and escalations that repeat it."""
+    details, n = facts.details, facts.count
+    if facts.rule == rules.CONSECUTIVE:
+        low, high = details.get("streak_low"), details.get("streak_high")
+        return _("%(org)s: %(n)d %(type)s %(failed)s: %(error)s",
+                 org=facts.org_name, n=n, type=record_type_name(facts.record_type, n),
+                 failed=failed_in_a_row(int(low or 0), int(high or 0)), error=describe_error(facts.error_code).title)
+    if facts.rule == rules.CONNECTOR:
+        return _("%(org)s: %(connector)s: %(error)s (%(n)d %(records)s waiting)",
+                 org=facts.org_name, connector=details.get("connector_name") or _("connector"),
+                 error=describe_error(facts.error_code).title, n=n, records=ngettext("record", "records", n))
+    if facts.rule == rules.ERROR_THRESHOLD:
+        return _("%(org)s: more than %(limit)d sync errors in %(hours)d hours (%(n)d records affected)",
+                 org=facts.org_name, limit=int(details["error_threshold"]), hours=int(details["error_window_hours"]),
+                 n=n)
+    return _("%(org)s: %(n)d approved %(records)s waiting more than %(hours)d hours",
+             org=facts.org_name, n=n, records=ngettext("record", "records", n),
+             hours=int(details["stale_after_hours"]))
 
 
 def failed_in_a_row(low: int, high: int) -> str:
@@ -147,16 +179,21 @@ TITLE_NAMES_SHOWN = 3
 """Organizations named in a platform alert's title; its text names them all."""
 
 
-def _platform(alert: Alert) -> Content:
-    organizations = (alert.details or {}).get("organizations", [])
-    names = ", ".join(o["name"] for o in organizations)
+def platform_title(organizations: list[dict[str, Any]]) -> str:
+    """A platform alert's title from the organizations in its details, in the current language."""
     shown = organizations[:TITLE_NAMES_SHOWN]
     title_names = ", ".join(o["name"] for o in shown)
     if len(organizations) > len(shown):
         title_names = _("%(names)s and %(n)d more", names=title_names, n=len(organizations) - len(shown))
-    title = ngettext("Platform: %(num)d organization has sync alerts: %(names)s",
-                     "Platform: %(num)d organizations have sync alerts: %(names)s", len(organizations),
-                     names=title_names)
+    return ngettext("Platform: %(num)d organization has sync alerts: %(names)s",
+                    "Platform: %(num)d organizations have sync alerts: %(names)s", len(organizations),
+                    names=title_names)
+
+
+def _platform(alert: Alert) -> Content:
+    organizations = (alert.details or {}).get("organizations", [])
+    names = ", ".join(o["name"] for o in organizations)
+    title = platform_title(organizations)
     kinds = sorted({rule for o in organizations for rule in o.get("rules", [])})
     body = _("Affected organizations: %(names)s. Kinds of alert: %(kinds)s.", names=names,
              kinds=", ".join(str(RULE_NAMES.get(k, k)) for k in kinds))

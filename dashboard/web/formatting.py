@@ -1,4 +1,5 @@
-"""Template filters and globals: times in the organization's zone, money in minor units, labels, the vocabulary."""
+"""Template filters and globals: times in the organization's zone, money in minor units, numbers, labels, alert and
+notification titles in the reader's language, the vocabulary."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -10,7 +11,8 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 
 from dashboard import vocabulary
-from dashboard.formatting import age, localtime, money
+from dashboard.alerts.titles import alert_title, notification_title
+from dashboard.formatting import age, local_time_of_day, localtime, money, number, same_local_day
 from dashboard.models import utcnow
 from dashboard.sync.volunteers import VolunteerCount
 from dashboard.vocabulary import RecordStatus
@@ -51,8 +53,9 @@ def clock(value: datetime | None, org: Any = None, day: datetime | None = None) 
     another."""
     if value is None:
         return ""
-    shown, reference = localtime(value, org), localtime(day or utcnow(), org)
-    return shown[11:] if shown[:10] == reference[:10] else shown
+    if same_local_day(value, day or utcnow(), org):
+        return local_time_of_day(value, org)
+    return localtime(value, org)
 
 
 def volunteers_waiting(count: VolunteerCount | None) -> str:
@@ -86,10 +89,13 @@ def connector_health(state: ConnectorState, org: Any = None) -> dict[str, str]:
 def register(app: Flask) -> None:
     app.add_template_filter(localtime)
     app.add_template_filter(money)
+    app.add_template_filter(number)
     app.add_template_filter(age)
     app.add_template_filter(ago)
     app.add_template_filter(clock)
     app.add_template_global(status_label)
     app.add_template_global(volunteers_waiting)
     app.add_template_global(connector_health)
+    app.add_template_global(alert_title)
+    app.add_template_global(notification_title)
     vocabulary.register(app)
