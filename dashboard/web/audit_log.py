@@ -99,14 +99,19 @@ def _page(org: Organization | None, zone: str, endpoint: str, view_args: dict[st
         abort(400, str(error))
     page = None if parsed.errors else audit_queries.audit_page(
         org.id if org else None, parsed.filters, zone, after=after, before=before)
-    template = "audit/_entries.html" if wants_fragment() else "audit/log.html"
+    def url(**args: str | None) -> str:
+        return url_for(endpoint, **view_args, **parsed.filters.args(**args))
+
     context = {"org": org, "zone": zone, "filters": parsed.filters, "errors": parsed.errors, "page": page,
-               "url": lambda **args: url_for(endpoint, **view_args, **parsed.filters.args(**args)),
-               "page_url": url_for(endpoint, **view_args),
+               "url": url, "page_url": url_for(endpoint, **view_args),
                "csv_url": url_for(f"{endpoint}_csv", **view_args, **parsed.filters.args())}
-    if parsed.errors and wants_fragment():  # the problems are named on the form: load the whole page
+    if not wants_fragment():
+        return render_template("audit/log.html", **context), 400 if parsed.errors else 200
+    if parsed.errors:  # the problems are named on the form: load the whole page
         return Response(status=204, headers={"HX-Redirect": request.full_path})
-    return render_template(template, **context), 400 if parsed.errors else 200
+    # The address bar shows the filters and page without the form's empty fields: links, reload and back work.
+    shown = url(after=request.args.get("after"), before=request.args.get("before"))
+    return render_template("audit/_entries.html", **context), {"HX-Push-Url": shown}
 
 
 def _csv(organization_id: int | None, zone: str, name: str) -> Response:
