@@ -108,3 +108,44 @@ def test_a_global_admin_onboards_an_organization_and_its_invited_admin_reaches_t
                                                          Membership.organization_id == horsel.id))
     assert [c.provider for c in db.session.scalars(sa.select(Connector).where(
         Connector.organization_id == horsel.id))] == ["sandbox"]
+
+
+def test_a_forgotten_password_is_reset_by_keyboard_and_the_people_pages_pass_axe(
+        app, world, live_server, new_page, signed_in, axe_check):
+    """Given admin A signed out, when they follow "Forgot your password?" from the sign-in page, ask for a link
+    and open the emailed one, they set a new password and are signed in; the used link then says it is no longer
+    valid. The platform's people page and the confirmation of removing an admin pass axe too."""
+    app.config["PUBLIC_BASE_URL"] = live_server.url
+    page = new_page(locale="en-US")
+    page.goto("/login")
+    _tab_to(page, page.get_by_role("link", name="Forgot your password?"))
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    axe_check(page)
+    _type_into(page, page.get_by_label("Email", exact=True), world.admin_a.email)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    expect(page.locator(".flash")).to_contain_text("If an account uses that address")
+    axe_check(page)
+
+    [message] = [m for _, m in mailbox.Maildir(app.config["MAILDIR_PATH"]).items()]
+    text = next(p for p in message.walk() if p.get_content_type() == "text/plain").get_payload(decode=True).decode()
+    link = re.search(re.escape(live_server.url) + r"/password/reset/\S+", text).group(0)  # type: ignore[union-attr]
+    page.goto(link)
+    axe_check(page)
+    _type_into(page, page.get_by_label("New password", exact=True), PASSWORD)
+    _type_into(page, page.get_by_label("Repeat new password", exact=True), PASSWORD)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    expect(page.locator(".flash")).to_contain_text("Your new password is set")
+    page.goto(link)
+    expect(page.get_by_role("heading", level=1)).to_have_text("This password link is no longer valid")
+    axe_check(page)
+
+    root = signed_in(world.global_admin, on=new_page(locale="en-US"))
+    root.goto("/platform/people")
+    expect(root.get_by_role("row", name=re.compile(world.admin_a.email))).to_contain_text("Organization A")
+    axe_check(root)
+    root.goto(f"/orgs/org-a/people/{world.admin_a.id}/remove")
+    expect(root.get_by_role("button", name=f"Yes, remove {world.admin_a.name}")).to_be_visible()
+    axe_check(root)
