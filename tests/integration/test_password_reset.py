@@ -13,6 +13,7 @@ from dashboard.extensions import db
 from dashboard.models import AuditEntry, PasswordReset, User, utcnow
 from tests import factories
 from tests.integration.test_people import app_config, link_in, mails, send, signed_in  # noqa: F401  (fixture)
+from tests.integration.test_security_headers import assert_not_stored, assert_policy
 
 pytestmark = pytest.mark.db
 NEW_PASSWORD = "a brand new password"
@@ -81,3 +82,16 @@ def test_asking_for_links_is_rate_limited_per_address_typed(app, world, app_conf
              for _ in range(3)]
     assert codes == [302, 302, 429]
     assert len(mails(app)) == 2
+
+
+def test_the_pages_of_live_links_carry_the_policy_and_are_never_stored(app, world):
+    """The invitation and reset pages need a live link, so the security-header tables leave them to this test
+    (their forms hold a CSRF token: never stored, like the sign-in page)."""
+    with write_transaction():
+        _, invitation_token = people.invite(world.org_a, "guest@example.org", utcnow())
+        _, reset_token = people.request_reset("admin-b@example.org", utcnow())
+    for path in (f"/invitations/{invitation_token}", f"/password/reset/{reset_token}", "/password/forgot"):
+        response = send(app.test_client(), "GET", path)
+        assert response.status_code == 200, path
+        assert_policy(response)
+        assert_not_stored(response)
