@@ -61,6 +61,12 @@ def language_for(user: User | Any, organization: Organization | None = None, *,
         return organization.language
     if address_language in LANGUAGES:
         return address_language  # type: ignore[return-value]
+    return home_language(user)
+
+
+def home_language(user: User | Any) -> str:
+    """The language of the person's first organization (what "my organization's language" means), else the
+    default."""
     first = db.session.scalar(
         sa.select(Organization.language).join(Membership, Membership.organization_id == Organization.id)
         .where(Membership.user_id == user.id).order_by(Membership.id).limit(1))
