@@ -16,7 +16,8 @@ from dashboard import organizations
 from dashboard.formatting import DEFAULT_TIME_ZONE
 
 LANGUAGE_NAMES = {"nb": "Norsk bokmål", "en": "English"}
-"""Each language named in itself, as a reader of it looks for it."""
+"""Each language named in itself, as a reader of it looks for it (its option marked with its `lang`, so a
+screen reader says it in that language)."""
 
 
 def _time_zone() -> SelectField:
@@ -25,7 +26,8 @@ def _time_zone() -> SelectField:
 
 def _language() -> SelectField:
     return SelectField(_l("Language"), default=organizations.DEFAULT_LANGUAGE, validate_choice=False,
-                       choices=[SelectChoice(code, name) for code, name in LANGUAGE_NAMES.items()])
+                       choices=[SelectChoice(code, name, render_kw={"lang": code})
+                                for code, name in LANGUAGE_NAMES.items()])
 
 
 class _Refusals:

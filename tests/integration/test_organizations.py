@@ -72,7 +72,8 @@ def test_given_no_slug_when_creating_then_it_is_made_from_the_name_and_the_defau
         client, world, login):
     login(world.global_admin)
     form = client.get(NEW).get_data(as_text=True)
-    assert '<option selected value="Europe/Oslo">' in form and '<option selected value="nb">' in form
+    assert '<option selected value="Europe/Oslo">' in form
+    assert '<option lang="nb" selected value="nb">Norsk bokmål</option>' in form
 
     client.post(NEW, data={"name": "HLF Ålesund", "slug": "", "timezone": "Europe/Oslo", "language": "nb"})
 
