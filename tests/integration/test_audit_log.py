@@ -335,7 +335,8 @@ def test_the_csv_is_an_attachment_with_every_column_and_formula_cells_defused(cl
 
     response = login(world.admin_a).get("/orgs/org-a/audit.csv")
     assert response.headers["Content-Disposition"].startswith('attachment; filename="audit-org-a-')
-    assert response.mimetype == "text/csv" and response.is_streamed
+    assert response.mimetype == "text/csv" and response.is_streamed and response.headers["Cache-Control"] == "no-store"
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     header, tab, at_sign, formula = rows_of(response)
     assert header == list(audit_queries.CSV_COLUMNS)
     assert formula == ["2026-03-01T12:00:00Z", "admin-a@example.org", "org-a", "alert_acknowledged", "alert", "7",
