@@ -234,6 +234,7 @@ def test_given_an_archived_organization_then_lists_hide_it_and_its_admins_still_
     ranking = client.get("/platform").get_data(as_text=True)
     assert "/orgs/org-a" in ranking and "/orgs/org-b" not in ranking
     assert "Manage organizations" in ranking
+    assert "This organization is archived." in client.get("/platform/organizations/org-b/edit").get_data(as_text=True)
 
     client.post("/logout")
     login(both)
