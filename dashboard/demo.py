@@ -70,6 +70,8 @@ DEMO_ORGS = [
             provider="fiken", connector_name="Fiken", secret=DEMO_FIKEN_TOKEN),
 ]
 GLOBAL_ADMIN = "global@platform.example"
+DEMO_LANGUAGE = "nb"
+"""The demo organizations are Norwegian: their admins read the interface in bokmål unless they choose English."""
 
 
 def seed_demo(now: datetime | None = None) -> list[tuple[str, str]]:
@@ -82,7 +84,7 @@ def seed_demo(now: datetime | None = None) -> list[tuple[str, str]]:
     for spec in DEMO_ORGS:
         org = db.session.scalar(sa.select(Organization).where(Organization.slug == spec.slug))
         if org is None:
-            org = Organization(slug=spec.slug, name=spec.name)
+            org = Organization(slug=spec.slug, name=spec.name, language=DEMO_LANGUAGE)
             db.session.add(org)
             db.session.flush()
             connector = Connector(organization_id=org.id, name=spec.connector_name, provider=spec.provider,

@@ -20,10 +20,13 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from dashboard.alerts.content import alert_link, remedy
+from dashboard.alerts.titles import alert_title, notification_title, renderable
 from dashboard.extensions import db
 from dashboard.formatting import DEFAULT_TIME_ZONE, localtime, money
+from dashboard.i18n import current_locale, language_for
 from dashboard.mail.links import preferences_url, public_url, unsubscribe_url
 from dashboard.models import Alert, EmailMessage as EmailRow, Notification, Organization, User
+from dashboard.sync.errors import describe as describe_error
 from dashboard.vocabulary import NotificationEvent
 
 THREAD_STARTERS = (NotificationEvent.RAISED, NotificationEvent.FLAPPING)
@@ -95,15 +98,20 @@ def thread_of(notification: Notification, domain: str) -> Thread:
 
 
 def notification_email(row: EmailRow, notification: Notification, user: User, now: datetime) -> EmailMessage:
-    """The email of `row`: headers, a plain-text body and its HTML alternative."""
+    """The email of `row`: headers, a plain-text body and its HTML alternative, in the person's language (their
+    choice, else the organization's) and with the alert's figures as they are now."""
     config = current_app.config
     domain = mail_domain(config["MAIL_FROM"], config["PUBLIC_BASE_URL"])
     organization = db.session.get(Organization, notification.organization_id) if notification.organization_id \
         else None
     thread = thread_of(notification, domain)
-    with force_locale(config.get("BABEL_DEFAULT_LOCALE", "en")):
-        title = subject(notification.event, notification.title, thread.starter_title)
-        text, html = bodies(notification, organization, user, title)
+    alert = notification.alert if notification.alert_id else None
+    with force_locale(language_for(user, organization)):
+        raise_title = alert_title(alert, problem=True) if alert is not None and renderable(alert) \
+            else thread.starter_title
+        shown = notification_title(notification)
+        title = subject(notification.event, shown, raise_title)
+        text, html = bodies(notification, organization, user, title, shown)
     message = EmailMessage()
     message["Subject"] = title
     message["From"] = config["MAIL_FROM"]
@@ -122,9 +130,11 @@ def notification_email(row: EmailRow, notification: Notification, user: User, no
 
 
 def bodies(notification: Notification, organization: Organization | None, user: User,
-           subject_line: str) -> tuple[str, str]:
-    """The plain text and the HTML of a notification's email (`notification.alert` read as it is now)."""
+           subject_line: str, title: str | None = None) -> tuple[str, str]:
+    """The plain text and the HTML of a notification's email (`notification.alert` read as it is now), in the
+    current locale; `title`: the notification's as shown now (its stored one if None)."""
     context = _context(notification, notification.alert, organization, user)
+    context["title"] = title or notification.title
     context["subject"] = subject_line
     return _render("email/notification.txt", context), _render("email/notification.html", context)
 
@@ -141,10 +151,10 @@ def _context(notification: Notification, alert: Alert | None, organization: Orga
                 "iso": moment.replace(tzinfo=timezone.utc).isoformat()}
 
     context: dict[str, Any] = {
-        "event": notification.event, "title": notification.title, "user": user,
+        "event": notification.event, "user": user,
         "organization_name": organization.name if organization else _("All organizations (platform)"),
         "when": local(notification.created_at),
-        "preferences_url": preferences_url(), "lang": current_app.config.get("BABEL_DEFAULT_LOCALE", "en"),
+        "preferences_url": preferences_url(), "lang": current_locale(),
         "alert": None,
     }
     if alert is None or notification.event == NotificationEvent.SUMMARY:
@@ -155,7 +165,8 @@ def _context(notification: Notification, alert: Alert | None, organization: Orga
         (details.get("amount_at_stake") or {}).items()))
     context.update(
         alert=alert, affected=alert.affected_count, stake=stake or money(0),
-        error_title=details.get("error_title"), hint=remedy(alert),
+        error_title=str(describe_error(alert.error_code).title) if alert.error_code else details.get("error_title"),
+        hint=remedy(alert),
         opened=local(alert.opened_at), resolved=local(alert.resolved_at),
         link=public_url(details.get("link") or alert_link(alert)),
     )

@@ -21,8 +21,10 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 
 from dashboard.alerts.content import alert_link
+from dashboard.alerts.titles import alert_title
 from dashboard.extensions import db
 from dashboard.formatting import DEFAULT_TIME_ZONE, localtime, money
+from dashboard.i18n import language_for
 from dashboard.mail.compose import mail_domain
 from dashboard.mail.links import preferences_url, public_url, unsubscribe_url
 from dashboard.models import Alert, EmailMessage as EmailRow, Membership, Organization, User
@@ -97,25 +99,27 @@ class Digest:
 
 
 def gather(user: User, row: EmailRow, zone: str) -> Digest:
-    """The digest of `row` (its person's): open alerts now, and what changed from the previous digest to it."""
+    """The digest of `row` (its person's): open alerts now, and what changed from the previous digest to it, in
+    the person's language."""
     previous = db.session.scalar(
         sa.select(sa.func.max(EmailRow.created_at))
         .where(EmailRow.user_id == user.id, EmailRow.kind == EmailKind.DIGEST, EmailRow.id != row.id,
                EmailRow.created_at < row.created_at))
     since, until = previous or row.created_at - FIRST_DIGEST_LOOKBACK, row.created_at
-    scope = _scope(user)
-    names = dict(db.session.execute(sa.select(Organization.id, Organization.name)).tuples().all())
-    raises, resolutions = user.email_raised == EmailChoice.DIGEST, user.email_resolved == EmailChoice.DIGEST
-    sections: dict[str, Section | None] = {"open": None, "raised": None, "resolved": None}
-    if raises:
-        sections["open"] = _section(scope & (Alert.status == AlertStatus.OPEN), Alert.opened_at, names, zone)
-        sections["raised"] = _section(scope & (Alert.opened_at > since) & (Alert.opened_at <= until),
-                                      Alert.opened_at, names, zone)
-    if resolutions:
-        sections["resolved"] = _section(
-            scope & (Alert.status == AlertStatus.RESOLVED) & (Alert.resolved_at > since)
-            & (Alert.resolved_at <= until), Alert.resolved_at, names, zone)
-    listed = {item.alert.id: item.alert for section in sections.values() if section for item in section.items}
+    with force_locale(language_for(user)):  # the items' titles, amounts and times, as the person reads them
+        scope = _scope(user)
+        names = dict(db.session.execute(sa.select(Organization.id, Organization.name)).tuples().all())
+        raises, resolutions = user.email_raised == EmailChoice.DIGEST, user.email_resolved == EmailChoice.DIGEST
+        sections: dict[str, Section | None] = {"open": None, "raised": None, "resolved": None}
+        if raises:
+            sections["open"] = _section(scope & (Alert.status == AlertStatus.OPEN), Alert.opened_at, names, zone)
+            sections["raised"] = _section(scope & (Alert.opened_at > since) & (Alert.opened_at <= until),
+                                          Alert.opened_at, names, zone)
+        if resolutions:
+            sections["resolved"] = _section(
+                scope & (Alert.status == AlertStatus.RESOLVED) & (Alert.resolved_at > since)
+                & (Alert.resolved_at <= until), Alert.resolved_at, names, zone)
+        listed = {item.alert.id: item.alert for section in sections.values() if section for item in section.items}
     return Digest(since=since, zone=zone, listed=list(listed.values()), **sections)
 
 
@@ -145,7 +149,7 @@ def _item(alert: Alert, names: dict[int, str], zone: str) -> DigestItem:
     return DigestItem(
         alert=alert,
         organization=names.get(alert.organization_id, "") if alert.organization_id else _("Platform"),
-        title=alert.title, records=alert.affected_count, at_stake=at_stake or money(0),
+        title=alert_title(alert), records=alert.affected_count, at_stake=at_stake or money(0),
         opened=localtime(alert.opened_at, where), resolved=localtime(alert.resolved_at, where),
         acknowledged=acknowledged, link=public_url(details.get("link") or alert_link(alert)),
     )
@@ -159,9 +163,9 @@ class _ZonedPlace:
 
 
 def digest_email(row: EmailRow, user: User, digest: Digest, now: datetime) -> EmailMessage:
-    """The digest's email: headers, a plain-text body and its HTML alternative."""
+    """The digest's email: headers, a plain-text body and its HTML alternative, in the person's language."""
     config = current_app.config
-    lang = config.get("BABEL_DEFAULT_LOCALE", "en")
+    lang = language_for(user)
     with force_locale(lang):
         subject = _subject(digest, localtime(row.created_at, _ZonedPlace(digest.zone))[:10])
         context = {"digest": digest, "user": user, "subject": subject, "lang": lang,

@@ -1,7 +1,8 @@
 """What a webhook message says: the alert, its figures and links as JSON, and a Slack-ready `text` line.
 
 Built when the delivery is planned (in the writer's transaction, when the alert's text is fresh) and stored on
-the delivery, so every retry sends the same message.
+the delivery, so every retry sends the same message. The JSON `data` is for programs (English title, as the API
+has it); the `text` line is for people, in the organization's language.
 """
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import json
 from datetime import datetime
 from typing import Any
 
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
 from dashboard.alerts.content import alert_link
+from dashboard.alerts.titles import alert_title
+from dashboard.i18n import organization_language
 from dashboard.formatting import money
 from dashboard.mail.links import public_url
 from dashboard.extensions import db
@@ -55,26 +59,30 @@ def for_alert(alert: Alert, event: str, now: datetime) -> dict[str, Any]:
         by = db.session.get(User, alert.acknowledged_by_id) if alert.acknowledged_by_id else None
         data.update(acknowledged_by=by.name if by else None,
                     acknowledged_at=_iso(alert.acknowledged_at), acknowledgement_note=alert.acknowledgement_note)
-    return {"type": event_type(event), "timestamp": _iso(now), "data": data, "text": alert_text(data, event)}
+    with force_locale(organization_language(organization)):
+        text = alert_text(data, event, title=alert_title(alert))
+    return {"type": event_type(event), "timestamp": _iso(now), "data": data, "text": text}
 
 
 def for_test(organization: Organization | None, now: datetime) -> dict[str, Any]:
     """A "Send test" message: no alert, only who sends it and where to."""
-    where = organization.name if organization else _("the platform")
     data = {"organization": {"slug": organization.slug, "name": organization.name} if organization else None}
-    text = _("%(emoji)s Test message from Sync alerts for %(where)s: this webhook is set up.",
-             emoji=EMOJI[TEST_EVENT], where=slack_escape(where))
+    with force_locale(organization_language(organization)):
+        where = organization.name if organization else _("the platform")
+        text = _("%(emoji)s Test message from Sync alerts for %(where)s: this webhook is set up.",
+                 emoji=EMOJI[TEST_EVENT], where=slack_escape(where))
     return {"type": TEST_EVENT, "timestamp": _iso(now), "data": data, "text": text}
 
 
-def alert_text(data: dict[str, Any], event: str) -> str:
-    """One Slack line (mrkdwn): what happened, how many records, the money at stake, and a link."""
+def alert_text(data: dict[str, Any], event: str, title: str | None = None) -> str:
+    """One Slack line (mrkdwn) in the current language: what happened (`title`, else the data's), how many
+    records, the money at stake, and a link."""
     count = data["affected_count"]
-    stake = ", ".join(amount["text"] for amount in data["amount_at_stake"])
+    stake = ", ".join(money(amount["amount_minor"], amount["currency"]) for amount in data["amount_at_stake"])
     figures = ngettext("%(num)d record", "%(num)d records", count)
     if stake:
         figures = _("%(records)s, %(stake)s at stake", records=figures, stake=stake)
-    line = f"{EMOJI.get(event, '')} {slack_escape(data['title'])} — {slack_escape(figures)}."
+    line = f"{EMOJI.get(event, '')} {slack_escape(title or data['title'])} — {slack_escape(figures)}."
     if event == "acknowledged" and data.get("acknowledged_by"):
         note = data.get("acknowledgement_note")
         said = _("Acknowledged by %(name)s", name=data["acknowledged_by"]) + (f": “{note}”" if note else "")
