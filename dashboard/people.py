@@ -13,7 +13,7 @@ import secrets
 from datetime import datetime, timedelta, timezone
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, make_msgid
 
 import sqlalchemy as sa
 from flask import current_app
@@ -23,6 +23,7 @@ from dashboard import audit
 from dashboard.alerts.writer import lock_platform
 from dashboard.extensions import db
 from dashboard.mail import transport
+from dashboard.mail.compose import mail_domain
 from dashboard.mail.links import public_url
 from dashboard.models import Invitation, Membership, Notification, Organization, PasswordReset, User
 from dashboard.sessions import revoke_sessions
@@ -277,6 +278,8 @@ def _message(to: str, name: str | None, subject: str, template: str, context: di
     message["From"] = config["MAIL_FROM"]
     message["To"] = Address(display_name=name or "", addr_spec=to)
     message["Date"] = format_datetime(datetime.now(timezone.utc))
+    message["Message-ID"] = make_msgid(template.replace("_", "-"), mail_domain(config["MAIL_FROM"],
+                                                                            config["PUBLIC_BASE_URL"]))
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(environment.get_template(f"email/{template}.txt").render(**context))
     message.add_alternative(environment.get_template(f"email/{template}.html").render(**context), subtype="html")
