@@ -17,11 +17,13 @@ from email.utils import format_datetime, make_msgid
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from dashboard import audit
 from dashboard.alerts.writer import lock_platform
 from dashboard.extensions import db
+from dashboard.i18n import language_for, organization_language
 from dashboard.mail import transport
 from dashboard.mail.compose import mail_domain
 from dashboard.mail.links import public_url
@@ -254,24 +256,32 @@ def reset_password(reset: PasswordReset, password: str, now: datetime) -> tuple[
 # Emails ----------------------------------------------------------------------------------------------------
 
 def invitation_email(invitation: Invitation, token: str, inviter_name: str | None) -> EmailMessage:
+    """In the language of the address's account if it has one, else in the organization's."""
     organization = db.session.get(Organization, invitation.organization_id)
     assert organization is not None
-    subject = _("You are invited to administer sync alerts for %(org)s", org=organization.name)
-    context = {"subject": subject, "organization_name": organization.name, "inviter": inviter_name,
-               "link": public_url(f"/invitations/{token}"), "hours": int(INVITATION_LIFETIME.total_seconds() // 3600)}
-    return _message(invitation.email, None, subject, "invitation", context)
+    account = existing_account(invitation)
+    language = language_for(account, organization) if account else organization_language(organization)
+    with force_locale(language):
+        subject = _("You are invited to administer sync alerts for %(org)s", org=organization.name)
+        context = {"subject": subject, "organization_name": organization.name, "inviter": inviter_name,
+                   "link": public_url(f"/invitations/{token}"),
+                   "hours": int(INVITATION_LIFETIME.total_seconds() // 3600)}
+        return _message(invitation.email, None, subject, "invitation", context, language)
 
 
 def reset_email(user: User, token: str) -> EmailMessage:
-    subject = _("Set a new password for sync alerts")
-    context = {"subject": subject, "name": user.name, "link": public_url(f"/password/reset/{token}"),
-               "minutes": int(RESET_LIFETIME.total_seconds() // 60)}
-    return _message(user.email, user.name, subject, "password_reset", context)
+    """In the person's language (their choice, else their organization's)."""
+    language = language_for(user)
+    with force_locale(language):
+        subject = _("Set a new password for sync alerts")
+        context = {"subject": subject, "name": user.name, "link": public_url(f"/password/reset/{token}"),
+                   "minutes": int(RESET_LIFETIME.total_seconds() // 60)}
+        return _message(user.email, user.name, subject, "password_reset", context, language)
 
 
-def _message(to: str, name: str | None, subject: str, template: str, context: dict) -> EmailMessage:
+def _message(to: str, name: str | None, subject: str, template: str, context: dict, language: str) -> EmailMessage:
     config = current_app.config
-    context = {**context, "lang": config.get("BABEL_DEFAULT_LOCALE", "en")}
+    context = {**context, "lang": language}
     environment = current_app.jinja_env
     message = EmailMessage()
     message["Subject"] = subject

@@ -312,3 +312,12 @@ def test_flask_users_invite_emails_a_link_and_refuses_an_existing_admin(app, wor
     entries = db.session.execute(sa.select(AuditEntry.action, AuditEntry.actor_email)
                                  .order_by(AuditEntry.id)).all()
     assert [tuple(e) for e in entries] == [("invitation_sent", ""), ("admin_removed", "")]
+
+
+def test_an_invitation_to_a_norwegian_organization_is_written_in_norwegian(app, world, runner):
+    world.org_a.language = "nb"
+    db.session.commit()
+    assert runner.invoke(args=["users", "invite", "ny@example.org", "--org", "org-a"]).exit_code == 0
+    [message] = mails(app)
+    html = next(p for p in message.walk() if p.get_content_type() == "text/html").get_payload(decode=True).decode()
+    assert '<html lang="nb">' in html
