@@ -257,7 +257,9 @@ def _apply_stale(ev: Evaluation, connector: Connector) -> None:
     org = ev.organization
     fingerprint = rules.stale_fingerprint(org.id, connector.id)
     alert = writer.open_alert(fingerprint)
-    if not connector.enabled and alert is None:
+    if not connector.enabled:  # disabled or removed: no stale-sync alert (an open one resolves)
+        if alert is not None:
+            writer.resolve(ev, alert)
         return
     cutoff = rules.stale_cutoff(ev.now, org.stale_after_hours)
     waiting = sa.select(SyncRecord.id).where(

@@ -62,7 +62,8 @@ def ingest(
     (409) when the payload contradicts the log, having written nothing.
     """
     connector = db.session.scalar(
-        sa.select(Connector).where(Connector.id == payload.connector, Connector.organization_id == organization_id)
+        sa.select(Connector).where(Connector.id == payload.connector, Connector.organization_id == organization_id,
+                                   Connector.removed_at.is_(None))
     )
     if connector is None:
         raise unprocessable([FieldError("connector", UNKNOWN_CONNECTOR)])

@@ -141,7 +141,7 @@ def _ranks(now: datetime, alerts: dict[int, dict[str, int]]) -> list[_Rank]:
 def _figures(organization_ids: set[int]) -> dict[int, dict[str, Any]]:
     """The figures shown for a page's organizations alone, by organization."""
     org = Organization.id
-    connectors = sa.select(sa.func.count()).where(Connector.organization_id == org)
+    connectors = sa.select(sa.func.count()).where(Connector.organization_id == org, Connector.removed_at.is_(None))
     enabled = sa.select(sa.func.count()).where(Connector.organization_id == org, Connector.enabled)
     last_success = sa.select(sa.func.max(Connector.last_success_at)).where(Connector.organization_id == org)
     waiting = sa.select(sa.func.count()).where(SyncRecord.organization_id == org,

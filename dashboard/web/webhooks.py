@@ -111,7 +111,7 @@ def _act(scope: Scope, webhook_id: int, action: str) -> Any:
         elif action == "remove":
             settings.remove(webhook, utcnow())
         else:
-            webhook.enabled = action == "enable"
+            settings.set_enabled(webhook, action == "enable")
     if action == "rotate":
         return _page(scope, WebhookForm(formdata=None), shown=(webhook_id, secret), rotated=True)
     flash({"remove": _("The webhook to %(url)s is removed: it is called no more. Its deliveries stay in the alerts' "

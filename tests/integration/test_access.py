@@ -2,12 +2,17 @@
 import pytest
 
 from dashboard.extensions import db
-from dashboard.models import Alert, ApiToken, Connector
+from dashboard.models import Alert, ApiToken, Connector, Organization
 from dashboard.tokens import create_token, find_token
 from tests import status_factories
 
-ORG_PAGES = ["/orgs/{org}", "/orgs/{org}/settings", "/orgs/{org}/settings/webhooks", "/orgs/{org}/settings/maintenance"]
-PLATFORM_PAGES = ["/platform", "/platform/webhooks"]
+ORG_PAGES = ["/orgs/{org}", "/orgs/{org}/settings", "/orgs/{org}/settings/webhooks", "/orgs/{org}/settings/maintenance",
+             "/orgs/{org}/connectors", "/orgs/{org}/connectors/new", "/orgs/{org}/audit", "/orgs/{org}/audit.csv",
+             "/orgs/{org}/people"]
+PLATFORM_PAGES = ["/platform", "/platform/webhooks", "/platform/organizations/manage", "/platform/organizations/new",
+                  "/platform/organizations/org-a/edit", "/platform/organizations/org-a/archive", "/platform/audit",
+                  "/platform/audit.csv", "/platform/people"]
+PLATFORM_ACTIONS = ["/platform/organizations/org-a/archive", "/platform/organizations/org-a/restore"]
 ORG_ACTIONS = ["/orgs/{org}/settings/tokens/{token}/revoke"]
 ALERT_ACTIONS = ["/orgs/{org}/alerts/{alert}/acknowledge", "/orgs/{org}/alerts/{alert}/snooze",
                  "/orgs/{org}/alerts/{alert}/unsnooze"]
@@ -153,3 +158,12 @@ def test_alert_actions_of_another_organization_answer_404_and_change_nothing(cli
     assert client.post(path.format(org="org-a", alert=open_alerts["org-a"].id), data=form).status_code == 404
     assert client.post(path.format(org="org-b", alert=open_alerts["org-a"].id), data=form).status_code == 404
     assert _untouched(open_alerts["org-a"])
+
+
+@pytest.mark.parametrize("path", PLATFORM_ACTIONS)
+def test_platform_actions_refuse_org_admins(client, world, login, path):
+    """Given an organization's admin, when they post a platform action, it answers 403 and changes nothing."""
+    login(world.admin_a)
+    assert client.post(path).status_code == 403
+    db.session.expire_all()
+    assert db.session.get(Organization, world.org_a.id).archived_at is None

@@ -141,8 +141,6 @@ def test_disabling_a_connector_queues_an_alert_check_and_no_sync(client, world, 
     assert len(connector_entries()) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="the alert engine keeps a disabled connector's open stale-sync alert open: "
-                                       "dashboard/alerts/engine.py _apply_stale must resolve it (asked of the lead)")
 @pytest.mark.parametrize("action", ["disable", "remove"])
 def test_disabling_or_removing_a_connector_resolves_its_stale_sync_alert_at_the_recheck(client, world, login,
                                                                                        action):

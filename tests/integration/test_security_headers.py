@@ -51,13 +51,29 @@ SIGNED_IN_PAGES = {
     "webhooks.organization_log": ("/orgs/{org}/settings/webhooks/{org_webhook}", False),
     "webhooks.platform": ("/platform/webhooks", False),
     "webhooks.platform_log": ("/platform/webhooks/{platform_webhook}", False),
+    "connector_admin.index": ("/orgs/{org}/connectors", False),
+    "connector_admin.new": ("/orgs/{org}/connectors/new", False),
+    "connector_admin.remove": ("/orgs/{org}/connectors/{connector}/remove", False),
+    "org_admin.index": ("/platform/organizations/manage", False),
+    "org_admin.create": ("/platform/organizations/new", False),
+    "org_admin.edit": ("/platform/organizations/{org}/edit", False),
+    "org_admin.archive": ("/platform/organizations/{org}/archive", False),
+    "audit_log.organization": ("/orgs/{org}/audit", False),
+    "audit_log.organization_csv": ("/orgs/{org}/audit.csv", True),
+    "audit_log.platform": ("/platform/audit", False),
+    "audit_log.platform_csv": ("/platform/audit.csv", True),
+    "people.organization": ("/orgs/{org}/people", False),
+    "people.remove_admin": ("/orgs/{org}/people/{admin}/remove", False),
+    "people.platform": ("/platform/people", False),
 }
 ANONYMOUS_PAGES = {
     "auth.login": "/login",
     "health.healthz": "/healthz",
     "api.openapi": "/api/v1/openapi.json",
+    "password_reset.forgot": "/password/forgot",
 }
-NOT_PAGES = {"static", "live.events", "metrics.scrape"}  # checked on their own below and in test_metrics.py
+NOT_PAGES = {"static", "live.events", "metrics.scrape",  # checked on their own below and in test_metrics.py
+             "people.accept", "password_reset.reset"}  # need a live link: test_password_reset.py checks them
 
 
 @pytest.fixture()
@@ -74,7 +90,8 @@ def ids(world) -> dict[str, object]:  # type: ignore[no-untyped-def]
     alerts_queue().enqueue("jobs.preview.preview_settings", world.org_a.id, {}, {},
                            job_id=preview_job_id(world.org_a.id, preview))
     return {"org": world.org_a.slug, "record": record.id, "notification": note.id, "preview": preview,
-            "org_webhook": hooks[0].id, "platform_webhook": hooks[1].id}
+            "org_webhook": hooks[0].id, "platform_webhook": hooks[1].id, "connector": world.connector_a.id,
+            "admin": world.admin_a.id}
 
 
 def assert_policy(response: TestResponse) -> None:
