@@ -17,7 +17,7 @@ from babel.messages.mofile import write_mo
 from flask_babel import force_locale
 
 from dashboard.extensions import babel, db
-from dashboard.formatting import localtime, money
+from dashboard.formatting import localtime, money, number
 from dashboard.mail.compose import notification_email
 from dashboard.models import EmailMessage, Notification, User, utcnow
 from tests import factories
@@ -114,14 +114,15 @@ def test_the_person_chooses_their_language_on_the_preferences_page(client, world
 # Formatting ---------------------------------------------------------------------------------------------------
 
 def test_money_and_times_in_norwegian_and_english(app):
-    """Norwegian: 1 234,50 kr (no-break spaces) and 30.11.2026 14:05; English keeps 1 234,50 NOK and
-    2026-11-30 14:05 (both in Oslo time)."""
+    """Norwegian: 1 234,50 kr (no-break spaces), 30.11.2026 14:05 and 12 345 records; English keeps 1 234,50 NOK,
+    2026-11-30 14:05 (both in Oslo time) and 12345."""
     moment = datetime(2026, 11, 30, 13, 5)
     with force_locale("nb"):
         assert money(123450) == "1\u00a0234,50\u00a0kr" and money(5, "EUR") == "0,05\u00a0€"
-        assert localtime(moment) == "30.11.2026 14:05"
+        assert localtime(moment) == "30.11.2026 14:05" and number(12345) == "12\u00a0345"
     with force_locale("en"):
         assert money(123450) == "1\u00a0234,50 NOK" and localtime(moment) == "2026-11-30 14:05"
+        assert number(12345) == "12345"
 
 
 # Titles rendered when shown ---------------------------------------------------------------------------------
