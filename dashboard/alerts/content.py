@@ -18,10 +18,11 @@ from dashboard.formatting import age, money
 from dashboard.vocabulary import WAITING_STATUSES, AlertStatus, RecordStatus
 
 RECORD_TYPE_NAMES = {
-    "expense_claim": ("expense claim", "expense claims"),
-    "mileage_claim": ("mileage claim", "mileage claims"),
-    "reimbursement_payment": ("reimbursement payment", "reimbursement payments"),
+    "expense_claim": (_l("expense claim"), _l("expense claims")),
+    "mileage_claim": (_l("mileage claim"), _l("mileage claims")),
+    "reimbursement_payment": (_l("reimbursement payment"), _l("reimbursement payments")),
 }
+"""A record type's name, one and many (marked for extraction; translated when a title is rendered)."""
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,10 @@ def alert_link(alert: Alert) -> str:
 
 
 def record_type_name(record_type: str | None, count: int) -> str:
-    singular, plural = RECORD_TYPE_NAMES.get(record_type or "", ("record", "records"))
-    return _(singular) if count == 1 else _(plural)
+    names = RECORD_TYPE_NAMES.get(record_type or "")
+    if names is None:
+        return ngettext("record", "records", count)
+    return str(names[0] if count == 1 else names[1])
 
 
 def describe(alert: Alert, now: datetime | None = None) -> Content:
