@@ -93,7 +93,8 @@ def test_given_nobody_signed_in_the_browser_languages_choose_among_ours(client):
 def test_the_person_chooses_their_language_on_the_preferences_page(client, world, login, norwegian):
     """Given admin A of a Norwegian organization, the page offers "Organization's language (Norsk bokmål)",
     Norsk bokmål and English; choosing English saves it, choosing the organization's saves None, and an unknown
-    language is refused with a message, nothing saved."""
+    language is refused with a message, nothing saved. Saved from the page's script, a new language reloads the
+    whole page (HX-Redirect), so that all of it changes language."""
     set_language(world.org_a, "nb")
     login(world.admin_a)
     page = client.get("/account/notifications").get_data(as_text=True)
@@ -109,6 +110,8 @@ def test_the_person_chooses_their_language_on_the_preferences_page(client, world
     assert db.session.get(User, world.admin_a.id, populate_existing=True).language == "en"
     assert client.post("/account/notifications", data={**form, "language": "organization"}).status_code == 302
     assert db.session.get(User, world.admin_a.id, populate_existing=True).language is None
+    by_script = client.post("/account/notifications", data={**form, "language": "en"}, headers={"HX-Request": "true"})
+    assert by_script.status_code == 204 and by_script.headers["HX-Redirect"] == "/account/notifications?saved=1"
 
 
 # Formatting ---------------------------------------------------------------------------------------------------
