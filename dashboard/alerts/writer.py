@@ -13,13 +13,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from flask import current_app
+from flask_babel import force_locale
 
 from dashboard.alerts import delivery, maintenance, quiet, recipients, rules
 from dashboard.alerts.content import alert_link, describe
+from dashboard.alerts.titles import notification_title
 from dashboard.extensions import db
+from dashboard.i18n import language_for
 from dashboard.live.publish import queue_event, user_channel
 from dashboard.mail import outbox as mail_outbox
-from dashboard.models import Alert, AlertEvent, AlertRecord, Notification, Organization, PlatformSettings
+from dashboard.models import Alert, AlertEvent, AlertRecord, Notification, Organization, PlatformSettings, User
 from dashboard.vocabulary import WEBHOOK_EVENTS, AlertEventKind, AlertStatus, LiveEvent, NotificationEvent
 from dashboard.webhooks import outbox as webhook_outbox
 
@@ -212,9 +216,19 @@ def _announce(notification: Notification) -> None:
 
 
 def _push(notification: Notification) -> None:
+    if not current_app.config.get("LIVE_EVENTS", True):
+        return  # a replay's scratch app: nobody watches, so no title to render
     queue_event(user_channel(notification.user_id), LiveEvent.NOTIFICATION,
                 {"id": notification.id, "alert_id": notification.alert_id, "event": notification.event,
-                 "title": notification.title, "link": f"/notifications/{notification.id}"})
+                 "title": _spoken_title(notification), "link": f"/notifications/{notification.id}"})
+
+
+def _spoken_title(notification: Notification) -> str:
+    """The title the person's open page announces: in their language, as the tray will show it."""
+    person = db.session.get(User, notification.user_id)
+    organization = db.session.get(Organization, notification.organization_id) if notification.organization_id else None
+    with force_locale(language_for(person, organization)):
+        return notification_title(notification)
 
 
 def record_event(alert: Alert, kind: str, at: datetime, *, record_id: int | None = None, user_id: int | None = None,

@@ -13,6 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from dashboard.alerts.titles import alert_title
 from dashboard.extensions import db
 from dashboard.models import (
     Alert, AlertEvent, AlertRecord, AuditEntry, Notification, SyncAttempt, SyncRecord, User,
@@ -73,7 +74,7 @@ def record_history(record: SyncRecord, limit: int = HISTORY_LIMIT) -> list[Histo
     events = db.session.execute(
         # its own joins, and every event of its alerts that is about no record in particular (raised, notified,
         # resolved, announced ...) from the moment it was among the alert's records
-        sa.select(AlertEvent.at, AlertEvent.kind, AlertEvent.alert_id, AlertEvent.detail, told.name, Alert.title,
+        sa.select(AlertEvent.at, AlertEvent.kind, AlertEvent.alert_id, AlertEvent.detail, told.name,
                   AlertRecord.joined_at, Alert.opened_at)
         .join(AlertRecord, sa.and_(AlertRecord.alert_id == AlertEvent.alert_id, AlertRecord.record_id == record.id))
         .join(Alert, Alert.id == AlertEvent.alert_id)
@@ -83,7 +84,7 @@ def record_history(record: SyncRecord, limit: int = HISTORY_LIMIT) -> list[Histo
         .order_by(AlertEvent.at.desc(), AlertEvent.id.desc()).limit(limit)
     ).all()
     reads = db.session.execute(
-        sa.select(Notification.read_at, Notification.alert_id, User.name, Alert.title)
+        sa.select(Notification.read_at, Notification.alert_id, User.name)
         .join(AlertRecord, sa.and_(AlertRecord.alert_id == Notification.alert_id,
                                    AlertRecord.record_id == record.id))
         .join(Alert, Alert.id == Notification.alert_id)
@@ -91,14 +92,23 @@ def record_history(record: SyncRecord, limit: int = HISTORY_LIMIT) -> list[Histo
         .where(Notification.read_at.is_not(None), Notification.read_at >= AlertRecord.joined_at)
         .order_by(Notification.read_at.desc()).limit(limit)
     ).all()
+    titles = _titles({row.alert_id for row in events} | {row.alert_id for row in reads})
     entries = [HistoryEntry(at=a[0], kind="attempt", outcome=a[1], error_code=a[2], message=a[3],
                             failure_streak=a[4], user_name=a[5], late=a[6]) for a in attempts]
     entries += [HistoryEntry(at=a[0], kind="action", action=a[1], message=a[2], user_name=a[3]) for a in actions]
     entries += [HistoryEntry(at=at, kind="alert", alert_kind=kind, alert_id=alert_id, message=detail or None,
-                             user_name=name, alert_title=title, alert_opened_at=opened_at,
+                             user_name=name, alert_title=titles.get(alert_id), alert_opened_at=opened_at,
                              raised_by_it=kind == AlertEventKind.RAISED and joined_at == at)
-                for at, kind, alert_id, detail, name, title, joined_at, opened_at in events]
+                for at, kind, alert_id, detail, name, joined_at, opened_at in events]
     entries += [HistoryEntry(at=at, kind="alert", alert_kind=READ, alert_id=alert_id, user_name=name,
-                             alert_title=title) for at, alert_id, name, title in reads]
+                             alert_title=titles.get(alert_id)) for at, alert_id, name in reads]
     entries.sort(key=lambda e: e.at, reverse=True)
     return entries[:limit]
+
+
+def _titles(alert_ids: set[int]) -> dict[int, str]:
+    """Each alert's title as it reads now, in the reader's language (`alert_title`)."""
+    if not alert_ids:
+        return {}
+    return {alert.id: alert_title(alert, problem=True)
+            for alert in db.session.scalars(sa.select(Alert).where(Alert.id.in_(alert_ids)))}
