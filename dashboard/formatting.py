@@ -83,3 +83,9 @@ def age(value: datetime | None, now: datetime | None = None) -> str:
     if seconds < 172800:
         return ngettext("%(num)d hour", "%(num)d hours", seconds // 3600)
     return ngettext("%(num)d day", "%(num)d days", seconds // 86400)
+
+
+def single_line(text: str) -> str:
+    """`text` with line breaks and other control characters made spaces, trimmed: a name that goes into an email
+    header (or a one-line label) can carry no header of its own."""
+    return " ".join("".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in text).split())

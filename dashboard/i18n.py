@@ -81,9 +81,12 @@ def organization_language(organization: Organization | None) -> str:
 
 
 def _language_in_address() -> str | None:
-    """The language of the organization in the page's address (`/orgs/<slug>/...`), if any (a column only: the
-    page loads the organization itself)."""
+    """The language of the organization in the page's address (`/orgs/<slug>/...`), if the person may read it
+    (two columns only: the page loads the organization itself)."""
     slug = (request.view_args or {}).get("org")
     if not isinstance(slug, str):
         return None
-    return db.session.scalar(sa.select(Organization.language).where(Organization.slug == slug))
+    row = db.session.execute(sa.select(Organization.id, Organization.language).where(Organization.slug == slug)).first()
+    if row is None or not current_user.can_read(row.id):
+        return None  # another organization's address says nothing of it, not even its language
+    return row.language

@@ -23,6 +23,7 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
 from dashboard import audit
+from dashboard.formatting import single_line
 from dashboard.alerts import writer
 from dashboard.alerts.engine import recount_platform
 from dashboard.database import write_transaction
@@ -147,7 +148,7 @@ def slug_taken(slug: str) -> bool:
 def create(*, slug: str, name: str, timezone: str = DEFAULT_TIME_ZONE, language: str = DEFAULT_LANGUAGE
            ) -> Organization:
     """Create an organization (no connector, no admin yet). Raises `Refused`, saving nothing."""
-    name = name.strip()
+    name = single_line(name)
     found = problems(name=name, slug=slug, timezone=timezone, language=language)
     if "slug" not in found and slug_taken(slug):
         found["slug"] = Problem.SLUG_TAKEN
@@ -168,7 +169,7 @@ def create(*, slug: str, name: str, timezone: str = DEFAULT_TIME_ZONE, language:
 def edit(organization: Organization, *, name: str, timezone: str, language: str) -> bool:
     """Change the name, time zone and language (the slug never changes: it is in every link and in the API).
     Returns False when nothing changed (and nothing is written). Raises `Refused`, saving nothing."""
-    name = name.strip()
+    name = single_line(name)
     found = problems(name=name, timezone=timezone, language=language)
     if found:
         raise Refused(found)

@@ -23,6 +23,7 @@ from flask_babel import gettext as _
 from dashboard import audit
 from dashboard.alerts.writer import lock_platform
 from dashboard.extensions import db
+from dashboard.formatting import single_line
 from dashboard.i18n import language_for, organization_language
 from dashboard.mail import transport
 from dashboard.mail.compose import mail_domain
@@ -223,12 +224,19 @@ def request_reset(email: str, now: datetime) -> tuple[User, str] | None:
     if user is None:
         return None
     token, token_hash = new_token()
+    end_resets(user.id, now)  # only the newest link works
     reset = PasswordReset(user_id=user.id, token_hash=token_hash, created_at=now, expires_at=now + RESET_LIFETIME)
     db.session.add(reset)
     db.session.flush()
     audit.record(AuditAction.PASSWORD_RESET_REQUESTED, organization_id=None, actor=None, actor_email=address,
                  target=("user", user.id, user.email), at=now)
     return user, token
+
+
+def end_resets(user_id: int, now: datetime) -> None:
+    """Use up every unused reset link of the user: after a new link, a reset or a password change."""
+    db.session.execute(sa.update(PasswordReset).where(PasswordReset.user_id == user_id, PasswordReset.used_at.is_(None))
+                       .values(used_at=now).execution_options(synchronize_session="fetch"))
 
 
 def usable_reset(token: str, now: datetime) -> PasswordReset | None:
@@ -246,7 +254,7 @@ def reset_password(reset: PasswordReset, password: str, now: datetime) -> tuple[
     user = db.session.get(User, reset.user_id)
     assert user is not None  # the reset is deleted with its user
     user.set_password(password)
-    reset.used_at = now
+    end_resets(user.id, now)  # this link, and any other still unused
     version = revoke_sessions(user.id)
     audit.record(AuditAction.PASSWORD_RESET, organization_id=None, actor=user, target=("user", user.id, user.email),
                  at=now)
@@ -284,9 +292,9 @@ def _message(to: str, name: str | None, subject: str, template: str, context: di
     context = {**context, "lang": language}
     environment = current_app.jinja_env
     message = EmailMessage()
-    message["Subject"] = subject
+    message["Subject"] = single_line(subject)
     message["From"] = config["MAIL_FROM"]
-    message["To"] = Address(display_name=name or "", addr_spec=to)
+    message["To"] = Address(display_name=single_line(name or ""), addr_spec=to)
     message["Date"] = format_datetime(datetime.now(timezone.utc))
     message["Message-ID"] = make_msgid(template.replace("_", "-"), mail_domain(config["MAIL_FROM"],
                                                                             config["PUBLIC_BASE_URL"]))

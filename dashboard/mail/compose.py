@@ -22,7 +22,7 @@ from flask_babel import gettext as _
 from dashboard.alerts.content import alert_link, remedy
 from dashboard.alerts.titles import alert_title, notification_title, renderable
 from dashboard.extensions import db
-from dashboard.formatting import DEFAULT_TIME_ZONE, localtime, money
+from dashboard.formatting import DEFAULT_TIME_ZONE, localtime, money, single_line
 from dashboard.i18n import current_locale, language_for
 from dashboard.mail.links import preferences_url, public_url, unsubscribe_url
 from dashboard.models import Alert, EmailMessage as EmailRow, Notification, Organization, User
@@ -113,9 +113,9 @@ def notification_email(row: EmailRow, notification: Notification, user: User, no
         title = subject(notification.event, shown, raise_title)
         text, html = bodies(notification, organization, user, title, shown)
     message = EmailMessage()
-    message["Subject"] = title
+    message["Subject"] = single_line(title)
     message["From"] = config["MAIL_FROM"]
-    message["To"] = Address(display_name=user.name, addr_spec=user.email)
+    message["To"] = Address(display_name=single_line(user.name), addr_spec=user.email)
     message["Date"] = format_datetime(now.replace(tzinfo=timezone.utc))
     message["Message-ID"] = row.message_id
     if thread.starter_id:

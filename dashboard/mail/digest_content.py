@@ -23,7 +23,7 @@ from flask_babel import ngettext
 from dashboard.alerts.content import alert_link
 from dashboard.alerts.titles import alert_title
 from dashboard.extensions import db
-from dashboard.formatting import DEFAULT_TIME_ZONE, localtime, money
+from dashboard.formatting import DEFAULT_TIME_ZONE, localtime, money, single_line
 from dashboard.i18n import language_for
 from dashboard.mail.compose import mail_domain
 from dashboard.mail.links import preferences_url, public_url, unsubscribe_url
@@ -174,9 +174,9 @@ def digest_email(row: EmailRow, user: User, digest: Digest, now: datetime) -> Em
         text = current_app.jinja_env.get_template("email/digest.txt").render(**context)
         html = current_app.jinja_env.get_template("email/digest.html").render(**context)
     message = EmailMessage()
-    message["Subject"] = subject
+    message["Subject"] = single_line(subject)
     message["From"] = config["MAIL_FROM"]
-    message["To"] = Address(display_name=user.name, addr_spec=user.email)
+    message["To"] = Address(display_name=single_line(user.name), addr_spec=user.email)
     message["Date"] = format_datetime(now.replace(tzinfo=timezone.utc))
     message["Message-ID"] = row.message_id
     message["List-Unsubscribe"] = f"<{unsubscribe_url()}>"

@@ -24,7 +24,7 @@ from dashboard.extensions import db
 from dashboard.mail import transport
 from dashboard.mail.compose import notification_email
 from dashboard.mail.outbox import choice_of, send_job_id
-from dashboard.models import Alert, EmailMessage, Notification, User
+from dashboard.models import Alert, EmailMessage, Notification, Organization, User
 from dashboard.queues import deliver_now
 from dashboard.vocabulary import AlertEventKind, DeliveryStatus, EmailChoice, EmailKind, NotificationEvent
 
@@ -122,7 +122,12 @@ def _claim_and_compose(row_id: int, now: datetime) -> Message | str:
         row.status, row.last_error = DeliveryStatus.SKIPPED, reason
         db.session.commit()
         return DeliveryStatus.SKIPPED
-    message = notification_email(row, notification, db.session.get(User, row.user_id), now)
+    try:
+        message = notification_email(row, notification, db.session.get(User, row.user_id), now)
+    except ValueError as error:  # a message that cannot be written (a header it refuses): retrying cannot help
+        row.status, row.last_error = DeliveryStatus.FAILED, f"could not be composed: {error}"[:500]
+        db.session.commit()
+        return DeliveryStatus.FAILED
     db.session.commit()
     return message
 
@@ -140,6 +145,9 @@ def unwanted(notification: Notification, now: datetime) -> str:
             return "its summary was read before it was due"
     if choice_of(notification.user_id).for_event(notification.event) != EmailChoice.IMMEDIATE:
         return "the person's email choice is no longer immediate"
+    organization = db.session.get(Organization, notification.organization_id) if notification.organization_id else None
+    if organization is not None and organization.archived_at is not None:
+        return "the organization was archived"
     alert = notification.alert
     if alert is None or notification.event == NotificationEvent.RESOLVED:
         return ""

@@ -58,7 +58,10 @@ def send(message: EmailMessage) -> None:
     """Hand the message to the SMTP server, or file it in the Maildir; TransportError when it is not accepted."""
     url = current_app.config.get("SMTP_URL")
     if not url:
-        _to_maildir(message, Path(current_app.config["MAILDIR_PATH"]))
+        try:
+            _to_maildir(message, Path(current_app.config["MAILDIR_PATH"]))
+        except OSError as error:  # a full disk, a folder it may not write: retried like a refusing server
+            raise TransportError(f"Maildir: {error}"[:480]) from error
         return
     timeout = float(current_app.config.get("SMTP_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS))
     try:

@@ -29,6 +29,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from dashboard import audit
 from dashboard.extensions import db, limiter, login_manager
 from dashboard.models import AuditEntry, User, utcnow
+from dashboard.people import end_resets
 from dashboard.sessions import SESSION_VERSION_KEY, revoke_sessions
 from dashboard.vocabulary import AuditAction
 from dashboard.web import limits
@@ -124,6 +125,7 @@ def change_password():
     if form.validate_on_submit():
         if current_user.check_password(form.current.data):
             current_user.set_password(form.new.data)
+            end_resets(current_user.id, utcnow())  # a reset link sent before the change no longer works
             session[SESSION_VERSION_KEY] = revoke_sessions(current_user.id)
             audit.record(AuditAction.PASSWORD_CHANGED, organization_id=None,
                          target=_account_target(current_user))

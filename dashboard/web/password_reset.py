@@ -1,10 +1,13 @@
 """A forgotten password: ask for a link by email, then set a new password with it.
 
-The request answers the same whether or not an account uses the address, and is rate limited
+The request answers the same, as quickly, whether or not an account uses the address (the email goes
+from a job on the delivery queue), and is rate limited
 like signing in (per client address, and per address typed). The link works once, for an hour;
 using it ends every other session of the account and signs this browser in.
 """
 from __future__ import annotations
+
+import secrets
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -13,6 +16,7 @@ from dashboard import people
 from dashboard.database import write_transaction
 from dashboard.extensions import limiter
 from dashboard.models import utcnow
+from dashboard.queues import deliver_after_commit
 from dashboard.sessions import start_session
 from dashboard.web import limits
 from dashboard.web.people_forms import ForgotForm, ResetForm
@@ -30,9 +34,9 @@ def forgot():
     if form.validate_on_submit():
         with write_transaction():
             found = people.request_reset(form.email.data, utcnow())
-            message = people.reset_email(*found) if found is not None else None
-        if message is not None:
-            people.deliver(message)
+            if found is not None:  # sent by a job after the commit: the answer takes as long either way
+                deliver_after_commit("jobs.email.send_message", people.reset_email(*found).as_bytes(),
+                                     job_id=f"password-reset-{secrets.token_hex(8)}")
         flash(_("If an account uses that address, we have sent a link to it to set a new password. "
                 "The link works for one hour."), "info")
         return redirect(url_for("auth.login"))

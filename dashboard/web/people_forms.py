@@ -6,6 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp
 
+from dashboard.formatting import single_line
 from dashboard.people import EMAIL_PATTERN, PASSWORD_MIN_LENGTH
 
 EMAIL_MESSAGE = _l("Enter an email address such as name@example.org.")
@@ -36,7 +37,7 @@ class InviteForm(FlaskForm):
 class AcceptForm(FlaskForm):
     """A new account: a name and a password."""
 
-    name = StringField(_l("Your name"), validators=[DataRequired(_l("Enter your name.")),
+    name = StringField(_l("Your name"), filters=[lambda value: single_line(value) if value else value], validators=[DataRequired(_l("Enter your name.")),
                                                     Length(max=200, message=_l("Keep the name to 200 characters."))])
     password = _new_password(_l("Choose a password"))
     confirm = _repeat(_l("Repeat the password"))

@@ -11,6 +11,7 @@ from dashboard.extensions import db
 from dashboard.live.publish import publish_now, user_channel
 from dashboard.models import Notification
 from dashboard.vocabulary import LiveEvent, NotificationEvent
+from tests import status_factories
 from tests.browser.conftest import ANNOUNCEMENT_RECORDER, wait_for, wait_live
 
 QUIET_MS = 2_500  # longer than the announcer's gathering (0.5 s) and its pause (2 s)
@@ -59,27 +60,29 @@ def test_clicks_inside_the_tray_keep_it_open(world, signed_in):
 
 def test_tray_changed_refreshes_the_list_and_count_quietly(world, signed_in):
     """Given an open page, when a summary notification is written and `tray-changed` arrives on the user's
-    channel, the tray lists it and the button says 1 unread; when the summary's count changes, the list
-    follows; nothing is announced either time."""
+    channel, the tray lists it and the button says 1 unread; when a notification is gathered into it, its count
+    (rendered when shown) follows; nothing is announced either time."""
     page = signed_in(world.admin_a)
     page.add_init_script(ANNOUNCEMENT_RECORDER)
     page.reload()
     wait_live(page)
     _unread(page, 0)
     summary = Notification(user_id=world.admin_a.id, organization_id=world.org_a.id, event=NotificationEvent.SUMMARY,
-                           digest_key="test:org-a:today", title="3 more alert events today")
+                           digest_key="test:org-a:today", title="summary")
     db.session.add(summary)
     db.session.commit()
     channel = user_channel(world.admin_a.id)
     publish_now(channel, LiveEvent.TRAY_CHANGED.value, {"id": summary.id})
     _unread(page, 1)
     page.locator("#tray-button").click()
-    expect(page.locator("#tray-list")).to_contain_text("3 more alert events today")
+    expect(page.locator("#tray-list")).to_contain_text("0 more alert events today")
 
-    summary.title = "4 more alert events today"
+    alert = status_factories.alert(world.org_a, [status_factories.failed(world.connector_a)])
+    db.session.add(Notification(user_id=world.admin_a.id, organization_id=world.org_a.id, alert_id=alert.id,
+                                event=NotificationEvent.RAISED, title=alert.title, gathered_into_id=summary.id))
     db.session.commit()
     publish_now(channel, LiveEvent.TRAY_CHANGED.value, {"id": summary.id})
-    expect(page.locator("#tray-list")).to_contain_text("4 more alert events today")
+    expect(page.locator("#tray-list")).to_contain_text("1 more alert event today")
     page.wait_for_timeout(QUIET_MS)
     assert page.evaluate("window.__announced") == []
     expect(page.locator("#sr-alert")).to_have_text("")

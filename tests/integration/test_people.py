@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from flask import g
+from rq import SimpleWorker
 
 from dashboard import people
 from dashboard.database import write_transaction
-from dashboard.extensions import db
+from dashboard.extensions import db, redis_ext
 from dashboard.models import AuditEntry, Invitation, Membership, Notification, User, utcnow
+from dashboard.queues import delivery_queue
 from tests import factories
 
 pytestmark = pytest.mark.db
@@ -45,7 +47,9 @@ def signed_in(app, user) -> object:  # type: ignore[no-untyped-def]
 
 
 def mails(app) -> list:  # type: ignore[no-untyped-def]
-    """The Maildir's messages, oldest first (a key starts with the delivery's seconds and microseconds)."""
+    """The Maildir's messages, oldest first (a key starts with the delivery's seconds and microseconds), once the
+    delivery jobs that were queued (a reset link's) have run."""
+    SimpleWorker([delivery_queue()], connection=redis_ext.client).work(burst=True)
     path = Path(app.config["MAILDIR_PATH"])
     if not path.exists():
         return []

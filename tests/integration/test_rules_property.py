@@ -432,9 +432,14 @@ def observe(world: World) -> list[Observed]:
 
 
 def assert_no_duplicates() -> None:
-    """(b) and (d): one notification per alert, user and event; one open alert per fingerprint."""
-    triples = Counter(db.session.execute(sa.select(Notification.alert_id, Notification.user_id, Notification.event)))
+    """(b) and (d): one notification per alert, user and event (a summary, which has no alert: one per user and
+    period); one open alert per fingerprint."""
+    triples = Counter(db.session.execute(sa.select(Notification.alert_id, Notification.user_id, Notification.event)
+                                         .where(Notification.alert_id.is_not(None))))
     assert [t for t, n in triples.items() if n > 1] == []
+    summaries = Counter(db.session.execute(sa.select(Notification.user_id, Notification.digest_key)
+                                           .where(Notification.alert_id.is_(None))))
+    assert [s for s, n in summaries.items() if n > 1] == []
     open_fingerprints = Counter(db.session.scalars(sa.select(Alert.fingerprint).where(Alert.status == "open")))
     assert [f for f, n in open_fingerprints.items() if n > 1] == []
 
