@@ -74,6 +74,8 @@ def parse_filters(args: Mapping[str, str]) -> ParsedFilters:
         raw = (args.get(name) or "").strip()
         try:
             dates[name] = date.fromisoformat(raw) if raw else None
+            if dates[name] is not None and not 2000 <= dates[name].year <= 9998:  # type: ignore[union-attr]
+                raise ValueError("outside the years a log can hold")  # and a day that cannot be moved between zones
         except ValueError:
             errors[name] = _("Enter a date as year-month-day, such as 2026-03-31.")
             dates[name] = None

@@ -57,6 +57,10 @@ def snooze_end(duration: str, local_text: str, zone: str | None, now: datetime) 
     return until
 
 
+YEARS = range(2000, 9999)
+"""The years a snooze may end in (one far outside them is a typing slip)."""
+
+
 def _from_local(text: str, zone: ZoneInfo) -> datetime:
     """A local wall-clock time as naive UTC (in a daylight-saving change's repeated hour, the first one)."""
     if not text:
@@ -66,5 +70,6 @@ def _from_local(text: str, zone: ZoneInfo) -> datetime:
             local = datetime.strptime(text, layout)
         except ValueError:
             continue
-        return local.replace(tzinfo=zone).astimezone(timezone.utc).replace(tzinfo=None)
+        if YEARS.start <= local.year < YEARS.stop:  # year 1 or 9999 cannot be moved between time zones
+            return local.replace(tzinfo=zone).astimezone(timezone.utc).replace(tzinfo=None)
     raise Refused(str(_l("Enter a date and time such as 2026-12-01 16:00.")))

@@ -36,6 +36,12 @@ class LocalTimeField(DateTimeLocalField):
             super().process_formdata(valuelist)
         except ValueError:
             self.data = None
+        if self.data is not None and not YEARS.start <= self.data.year < YEARS.stop:
+            self.data = None  # year 1 or 9999 cannot be moved between time zones: no window needs one
+
+
+YEARS = range(2000, 9999)
+"""The years a time may fall in (a window or a snooze far outside them is a typing slip)."""
 
 
 class CheckboxesField(SelectMultipleField):

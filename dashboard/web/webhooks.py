@@ -12,7 +12,8 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug import Response
 
-from dashboard.database import write_transaction
+from dashboard.database import read_only_from_now, write_transaction
+from dashboard.extensions import db
 from dashboard.models import Organization, Webhook, utcnow
 from dashboard.vocabulary import DeliveryStatus
 from dashboard.web.access import global_admin_required, org_view
@@ -92,6 +93,8 @@ def platform_action(webhook_id: int, action: str) -> Any:
 def _index(scope: Scope) -> Any:
     """List the webhooks and add one; a refused one saves nothing. A new one's secret is shown in this answer."""
     form = WebhookForm()
+    read_only_from_now()  # validating resolves the URL's host: no write lock may be held across that lookup
+    db.session.commit()
     if form.validate_on_submit():
         with write_transaction():
             webhook, secret = settings.create(scope.organization_id, form.url.data, form.description.data or "",

@@ -190,16 +190,23 @@ def record(claim: Claim, answer: Answer, now: datetime) -> str:
     kind = payload.event_type(claim.event)
     if answer.delivered:
         return _finish(claim, now, status=DeliveryStatus.SENT, answer=answer,
-                       event=f"{kind} delivered to {claim.host} ({answer.status_code})")
+                       event=f"{kind} delivered to {_endpoint(claim)} ({answer.status_code})")
     gone = answer.status_code == GONE
     if gone or claim.event == payload.TEST_EVENT or now >= claim.created_at + GIVE_UP_AFTER:
         if gone:
             db.session.execute(sa.update(Webhook).where(Webhook.id == claim.webhook_id).values(enabled=False))
         why = "the endpoint answered 410 Gone: the webhook is disabled" if gone else answer.error
         return _finish(claim, now, status=DeliveryStatus.FAILED, answer=answer,
-                       event=f"{kind} to {claim.host} given up after {claim.attempts} "
+                       event=f"{kind} to {_endpoint(claim)} given up after {claim.attempts} "
                              f"{'attempt' if claim.attempts == 1 else 'attempts'}: {why}")
     return _finish(claim, now, status=DeliveryStatus.PENDING, answer=answer, due_at=now + retry_delay(claim.attempts))
+
+
+def _endpoint(claim: Claim) -> str:
+    """How an alert's timeline (read by its organization's admins) names the endpoint: its host, but not the host of
+    the platform's own webhook (told of an organization's escalation), which is the platform's business."""
+    platform = db.session.scalar(sa.select(Webhook.organization_id.is_(None)).where(Webhook.id == claim.webhook_id))
+    return "the platform's webhook" if platform else claim.host
 
 
 def _finish(claim: Claim, now: datetime, *, status: str, answer: Answer | None = None, error: str = "",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
@@ -91,8 +92,16 @@ def remove(webhook: Webhook, now: datetime) -> None:
 
 def _audit(action: AuditAction, webhook: Webhook, detail: dict[str, object] | None,
            at: datetime | None = None) -> None:
-    audit.record(action, organization_id=webhook.organization_id, target=("webhook", webhook.id, webhook.url),
+    audit.record(action, organization_id=webhook.organization_id, target=("webhook", webhook.id, public_label(webhook)),
                  detail=detail, at=at)
+
+
+def public_label(webhook: Webhook) -> str:
+    """How the audit log names a webhook: its scheme and host and its description, never the path or query, which
+    often hold a credential (a Slack incoming-webhook URL is one)."""
+    parts = urlsplit(webhook.url)
+    origin = f"{parts.scheme}://{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    return f"{origin} ({webhook.description})" if webhook.description else origin
 
 
 def plan_test(webhook: Webhook, organization: Organization | None, now: datetime) -> int:

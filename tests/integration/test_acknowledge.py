@@ -346,3 +346,18 @@ def test_a_record_joining_keeps_the_acknowledgement_and_the_resolution_is_still_
     run(world.connector_a, [(first, None), (second, None)], at=T0 + timedelta(minutes=20))
     assert fresh(raised.id).status == "resolved"
     assert [n.event for n in notifications(world.admin_a)] == ["raised", "resolved"]
+
+
+def test_a_snooze_until_year_one_is_refused_with_a_message_not_an_error(client, world, login):
+    """Given an open alert, when a snooze until 0001-01-01 00:00 is posted (a time no zone can convert), it answers
+    422 naming the problem and the alert stays unsnoozed."""
+    from tests import status_factories
+
+    alert = status_factories.alert(world.org_a, [status_factories.failed(world.connector_a)])
+    db.session.commit()
+    login(world.admin_a)
+    answer = client.post(f"/orgs/org-a/alerts/{alert.id}/snooze", headers={"HX-Request": "true"},
+                         data={"duration": "custom", "until": "0001-01-01T00:00"})
+    assert answer.status_code == 422 and "Enter a date and time such as" in answer.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(type(alert), alert.id).snoozed_until is None

@@ -82,6 +82,17 @@ def test_given_a_global_admin_without_a_language_the_organization_in_the_address
     assert lang_of(client.get("/platform").get_data(as_text=True)) == "en"
 
 
+def test_another_organizations_address_does_not_tell_its_language(client, world, login):
+    """Given organization A in Norwegian and B in English, when A's admin opens B's address (404) or one of no
+    organization (404), then both answer in A's language: the answer tells nothing of B."""
+    set_language(world.org_a, "nb")
+    set_language(world.org_b, "en")
+    login(world.admin_a)
+    forbidden, missing = client.get("/orgs/org-b/alerts"), client.get("/orgs/no-such-org/alerts")
+    assert forbidden.status_code == missing.status_code == 404
+    assert lang_of(forbidden.get_data(as_text=True)) == lang_of(missing.get_data(as_text=True)) == "nb"
+
+
 def test_given_nobody_signed_in_the_browser_languages_choose_among_ours(client):
     """Given an anonymous visitor, when the browser prefers Norwegian (nb or no), then the sign-in page is in
     Norwegian; a language we do not have falls back to English."""

@@ -95,3 +95,16 @@ def test_the_pages_of_live_links_carry_the_policy_and_are_never_stored(app, worl
         assert response.status_code == 200, path
         assert_policy(response)
         assert_not_stored(response)
+
+
+def test_given_two_reset_links_when_the_newer_is_used_then_the_older_no_longer_works(app, world):
+    """Given two links asked for one after the other, the first stops working when the second is asked for, and the
+    second works once: a leaked older link cannot set the password again."""
+    client = app.test_client()
+    send(client, "POST", "/password/forgot", data={"email": "admin-a@example.org"})
+    send(client, "POST", "/password/forgot", data={"email": "admin-a@example.org"})
+    older, newer = (link_in(message) for message in mails(app))
+    assert send(app.test_client(), "GET", older).status_code == 410
+    assert send(app.test_client(), "POST", newer, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+                ).status_code == 302
+    assert send(app.test_client(), "GET", newer).status_code == 410
