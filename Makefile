@@ -21,7 +21,7 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/activate
 ## Compile the interface's translations (dashboard/translations/*/LC_MESSAGES/messages.po -> .mo).
 translations: $(VENV)/.runtime
 	@if ls dashboard/translations/*/LC_MESSAGES/messages.po >/dev/null 2>&1; then \
-	  $(BIN)/pybabel compile -q -d dashboard/translations; fi
+	  $(BIN)/pybabel compile -d dashboard/translations; fi
 
 ## Set up and run web, worker, scheduler, embedded Redis and demo traffic (Ctrl-C stops all).
 run: $(VENV)/.runtime translations
