@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 from flask import Flask, current_app, has_request_context, request
 from flask_babel import get_locale, refresh
 from flask_login import current_user
@@ -42,9 +43,15 @@ def current_locale() -> str:
 
 
 def select_locale() -> str:
-    """Flask-Babel's locale selector: called once per request, the result kept for the request."""
+    """Flask-Babel's locale selector: called once per request, the result kept for the request.
+
+    An error page for a database that cannot answer (503) is still rendered: then the browser's languages decide.
+    """
     if has_request_context() and current_user.is_authenticated:
-        return language_for(current_user, address_language=_language_in_address())
+        try:
+            return language_for(current_user, address_language=_language_in_address())
+        except SQLAlchemyError:  # busy, or the user's row detached by the error handler
+            pass
     if has_request_context():
         return request.accept_languages.best_match(LANGUAGES) or default_language()
     return default_language()
