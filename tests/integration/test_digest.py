@@ -2,16 +2,12 @@
 what it lists, for whom, exactly once per person and day however often the job runs or however many race."""
 from __future__ import annotations
 
-import email
-import socket
 import threading
 from datetime import datetime, timedelta
 from email.message import EmailMessage as Message
-from email.policy import default
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 from rq import SimpleWorker
 
 from dashboard.database import writer
@@ -20,52 +16,13 @@ from dashboard.mail import digest_sending
 from dashboard.models import Alert, AlertEvent, EmailMessage, User
 from dashboard.queues import delivery_queue
 from dashboard.vocabulary import AlertEventKind, DeliveryStatus
+from tests.smtp import BASE, Inbox, app_config, free_port, inbox, smtp_server  # noqa: F401  (fixtures)
 from tests.alerting import writing
 
 pytestmark = pytest.mark.db
-BASE = "https://alerts.example.org"
 NOW = datetime(2026, 11, 20, 7, 0)
 """08:00 in Oslo, the default digest time."""
 H = timedelta(hours=1)
-
-
-class Inbox:
-    """An aiosmtpd handler keeping what it accepted, parsed."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
-        with self.lock:
-            self.messages.append(email.message_from_bytes(envelope.original_content, policy=default))
-        return "250 Message accepted"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def smtp_server():  # type: ignore[no-untyped-def]
-    controller = Controller(Inbox(), hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    yield controller
-    controller.stop()
-
-
-@pytest.fixture()
-def inbox(smtp_server) -> Inbox:  # type: ignore[no-untyped-def]
-    smtp_server.handler.messages.clear()
-    return smtp_server.handler
-
-
-@pytest.fixture()
-def app_config(smtp_server, tmp_path):  # type: ignore[no-untyped-def]
-    return {"SMTP_URL": f"smtp://127.0.0.1:{smtp_server.port}", "PUBLIC_BASE_URL": BASE,
-            "MAIL_FROM": "Sync alerts <alerts@example.org>", "MAILDIR_PATH": str(tmp_path / "mail")}
 
 
 def alert(org, title: str, opened_at: datetime, resolved_at: datetime | None = None, **fields) -> Alert:  # type: ignore[no-untyped-def]
@@ -234,7 +191,7 @@ def test_when_the_smtp_server_is_down_the_digest_is_retried_later_then_delivered
     time; when the server is back and the retry is due, it is delivered once."""
     make_digests()
     [row] = digest_rows()
-    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{_free_port()}"
+    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{free_port()}"
     with writing():
         assert digest_sending.send(row.id, NOW) == DeliveryStatus.PENDING
     [row] = digest_rows()

@@ -2,16 +2,11 @@
 due after the person's delay, skipped when no longer wanted, sent exactly once, retried, threaded."""
 from __future__ import annotations
 
-import email
-import socket
 import threading
 from datetime import timedelta
-from email.message import EmailMessage as Message
-from email.policy import default
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 from rq import SimpleWorker
 
 from dashboard.extensions import db, redis_ext
@@ -22,51 +17,11 @@ from dashboard.queues import delivery_queue
 from dashboard.vocabulary import AlertEventKind, DeliveryStatus
 from jobs.email import deliver_due, send_email
 from tests import factories
+from tests.smtp import BASE, Inbox, app_config, free_port, inbox, smtp_server  # noqa: F401  (fixtures)
 from tests.alerting import alerts, run, writing
 
 pytestmark = pytest.mark.db
 FAILING = "account_mapping_missing"
-BASE = "https://alerts.example.org"
-
-
-class Inbox:
-    """An aiosmtpd handler keeping what it accepted, parsed."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
-        with self.lock:
-            self.messages.append(email.message_from_bytes(envelope.original_content, policy=default))
-        return "250 Message accepted"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def smtp_server():  # type: ignore[no-untyped-def]
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    yield controller
-    controller.stop()
-
-
-@pytest.fixture()
-def inbox(smtp_server) -> Inbox:  # type: ignore[no-untyped-def]
-    smtp_server.handler.messages.clear()
-    return smtp_server.handler
-
-
-@pytest.fixture()
-def app_config(smtp_server, tmp_path):  # type: ignore[no-untyped-def]
-    return {"SMTP_URL": f"smtp://127.0.0.1:{smtp_server.port}", "PUBLIC_BASE_URL": BASE,
-            "MAIL_FROM": "Sync alerts <alerts@example.org>", "MAILDIR_PATH": str(tmp_path / "mail")}
 
 
 def raise_alert(world, minutes_ago: float = 15, records: int = 2):  # type: ignore[no-untyped-def]
@@ -258,7 +213,7 @@ def test_when_the_smtp_server_is_down_the_email_is_retried_later_then_delivered(
     raise_alert(world)
     [row] = rows()
     up = app.config["SMTP_URL"]
-    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{_free_port()}"
+    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{free_port()}"
     send_email(row.id)
     [row] = rows()
     assert row.status == DeliveryStatus.PENDING and row.attempts == 1 and row.last_error
@@ -278,7 +233,7 @@ def test_after_its_last_attempt_fails_the_email_is_given_up_and_the_timeline_say
     with writing():
         db.session.execute(sa.update(EmailMessage).where(EmailMessage.id == row.id)
                            .values(attempts=sending.MAX_ATTEMPTS - 1))
-    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{_free_port()}"
+    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{free_port()}"
     send_email(row.id)
     [row] = rows()
     assert row.status == DeliveryStatus.FAILED and sending.due_rows(utcnow() + timedelta(days=1)) == []
