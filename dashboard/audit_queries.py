@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from dashboard.extensions import db
+from dashboard.formatting import YEARS, from_local
 from dashboard.models import AuditEntry, Organization, User
 from dashboard.vocabulary import AuditAction, values
 from dashboard.web.paging import Cursor
@@ -74,8 +74,8 @@ def parse_filters(args: Mapping[str, str]) -> ParsedFilters:
         raw = (args.get(name) or "").strip()
         try:
             dates[name] = date.fromisoformat(raw) if raw else None
-            if dates[name] is not None and not 2000 <= dates[name].year <= 9998:  # type: ignore[union-attr]
-                raise ValueError("outside the years a log can hold")  # and a day that cannot be moved between zones
+            if dates[name] is not None and dates[name].year not in YEARS:  # type: ignore[union-attr]
+                raise ValueError("outside the years a person may type")
         except ValueError:
             errors[name] = _("Enter a date as year-month-day, such as 2026-03-31.")
             dates[name] = None
@@ -87,8 +87,7 @@ def parse_filters(args: Mapping[str, str]) -> ParsedFilters:
 
 def day_start(day: date, zone: str) -> datetime:
     """The moment (naive UTC, as stored) a local day begins in `zone`."""
-    local = datetime.combine(day, time.min, tzinfo=ZoneInfo(zone))
-    return local.astimezone(timezone.utc).replace(tzinfo=None)
+    return from_local(datetime.combine(day, time.min), zone)
 
 
 def _conditions(organization_id: int | None, filters: AuditFilters, zone: str) -> list[sa.ColumnElement[bool]]:

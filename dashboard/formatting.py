@@ -39,6 +39,18 @@ def zoned(value: datetime, org=None) -> datetime:  # type: ignore[no-untyped-def
     return value.replace(tzinfo=timezone.utc).astimezone(zone)
 
 
+YEARS = range(2000, 9999)
+"""The years a time typed by a person may fall in: year 1 or 9999 cannot be moved between time zones, and no snooze,
+window or log search needs one outside."""
+
+
+def from_local(local: datetime, zone: str | None) -> datetime:
+    """A naive local wall-clock time in `zone` (Oslo by default) as naive UTC, as stored (in a daylight-saving
+    change's repeated hour, the first one); the inverse of `zoned`."""
+    aware = local.replace(tzinfo=ZoneInfo(zone or DEFAULT_TIME_ZONE))
+    return aware.astimezone(timezone.utc).replace(tzinfo=None)
+
+
 def localtime(value: datetime | None, org=None) -> str:  # type: ignore[no-untyped-def]
     """A naive-UTC timestamp shown in the organization's time zone, as the language writes a date and time."""
     if value is None:

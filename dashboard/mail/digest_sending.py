@@ -26,7 +26,8 @@ from dashboard.extensions import db
 from dashboard.mail import transport
 from dashboard.mail.digest import due_digest
 from dashboard.mail.digest_content import digest_email, gather, new_message_id, takes_digest, time_zone_of
-from dashboard.mail.sending import MAX_ATTEMPTS, STALE_CLAIM, backoff
+from dashboard.claims import claim, claimable
+from dashboard.mail.sending import MAX_ATTEMPTS, backoff
 from dashboard.models import Alert, EmailMessage, User
 from dashboard.queues import deliver_now
 from dashboard.vocabulary import AlertEventKind, DeliveryStatus, EmailChoice, EmailKind
@@ -79,10 +80,7 @@ def sendable_rows(now: datetime) -> list[tuple[int, int]]:
     """(id, attempts) of the digest rows to send now: pending and due, or claimed by a worker that died."""
     rows = list(db.session.execute(
         sa.select(EmailMessage.id, EmailMessage.attempts).where(
-            EmailMessage.kind == EmailKind.DIGEST,
-            sa.or_(sa.and_(EmailMessage.status == DeliveryStatus.PENDING, EmailMessage.due_at <= now),
-                   sa.and_(EmailMessage.status == DeliveryStatus.SENDING,
-                           EmailMessage.claimed_at < now - STALE_CLAIM)))
+            EmailMessage.kind == EmailKind.DIGEST, claimable(EmailMessage, now))
         .order_by(EmailMessage.due_at).limit(SCAN_LIMIT)).tuples())
     db.session.commit()
     return rows
@@ -118,16 +116,7 @@ def send(row_id: int, now: datetime) -> str:
 
 
 def _claim_and_compose(row_id: int, now: datetime) -> tuple[Message, list[int]] | str:
-    claimed = db.session.execute(
-        sa.update(EmailMessage).where(
-            EmailMessage.id == row_id, EmailMessage.kind == EmailKind.DIGEST,
-            sa.or_(sa.and_(EmailMessage.status == DeliveryStatus.PENDING, EmailMessage.due_at <= now),
-                   sa.and_(EmailMessage.status == DeliveryStatus.SENDING,
-                           EmailMessage.claimed_at < now - STALE_CLAIM)))
-        .values(status=DeliveryStatus.SENDING, claimed_at=now, attempts=EmailMessage.attempts + 1)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not claimed:
+    if not claim(EmailMessage, row_id, now, EmailMessage.kind == EmailKind.DIGEST):
         db.session.commit()
         return ""
     row = db.session.get(EmailMessage, row_id, populate_existing=True)

@@ -20,6 +20,7 @@ from email.message import EmailMessage as Message
 import sqlalchemy as sa
 
 from dashboard.alerts.writer import record_event
+from dashboard.claims import claim, claimable
 from dashboard.extensions import db
 from dashboard.mail import transport
 from dashboard.mail.compose import notification_email
@@ -30,8 +31,6 @@ from dashboard.vocabulary import AlertEventKind, DeliveryStatus, EmailChoice, Em
 
 log = logging.getLogger(__name__)
 
-STALE_CLAIM = timedelta(seconds=60)
-"""A row `sending` this long lost its worker (the job's timeout is 10 s): it may be claimed again."""
 BACKOFF_SECONDS = (10, 30, 120, 600, 1800, 3600, 3600)
 """The wait after each failed attempt; the last one repeats."""
 MAX_ATTEMPTS = 8
@@ -51,10 +50,7 @@ def due_rows(now: datetime) -> list[tuple[int, int]]:
     (digests have their own minute scan)."""
     return list(db.session.execute(
         sa.select(EmailMessage.id, EmailMessage.attempts).where(
-            EmailMessage.kind == EmailKind.NOTIFICATION,
-            sa.or_(sa.and_(EmailMessage.status == DeliveryStatus.PENDING, EmailMessage.due_at <= now),
-                   sa.and_(EmailMessage.status == DeliveryStatus.SENDING,
-                           EmailMessage.claimed_at < now - STALE_CLAIM)),
+            EmailMessage.kind == EmailKind.NOTIFICATION, claimable(EmailMessage, now),
         ).order_by(EmailMessage.due_at).limit(SCAN_LIMIT)
     ).tuples())
 
@@ -103,16 +99,7 @@ def send(row_id: int, now: datetime) -> str:
 
 
 def _claim_and_compose(row_id: int, now: datetime) -> Message | str:
-    claimed = db.session.execute(
-        sa.update(EmailMessage).where(
-            EmailMessage.id == row_id, EmailMessage.kind == EmailKind.NOTIFICATION,
-            sa.or_(sa.and_(EmailMessage.status == DeliveryStatus.PENDING, EmailMessage.due_at <= now),
-                   sa.and_(EmailMessage.status == DeliveryStatus.SENDING,
-                           EmailMessage.claimed_at < now - STALE_CLAIM)))
-        .values(status=DeliveryStatus.SENDING, claimed_at=now, attempts=EmailMessage.attempts + 1)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not claimed:
+    if not claim(EmailMessage, row_id, now, EmailMessage.kind == EmailKind.NOTIFICATION):
         db.session.commit()
         return ""
     row = db.session.get(EmailMessage, row_id, populate_existing=True)

@@ -1,8 +1,7 @@
 """The forms that acknowledge and snooze an alert, and the snooze time read from them."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -10,7 +9,7 @@ from wtforms import StringField
 from wtforms.validators import Length
 
 from dashboard.alerts.acknowledge import MAX_NOTE_LENGTH, Refused, check_snooze_time
-from dashboard.formatting import DEFAULT_TIME_ZONE
+from dashboard.formatting import YEARS, from_local
 
 CUSTOM = "custom"
 SNOOZE_CHOICES = (("1", _l("1 hour")), ("4", _l("4 hours")), ("24", _l("24 hours")),
@@ -48,7 +47,7 @@ def snooze_end(duration: str, local_text: str, zone: str | None, now: datetime) 
             (`check_snooze_time`).
     """
     if duration == CUSTOM:
-        until = _from_local(local_text.strip(), ZoneInfo(zone or DEFAULT_TIME_ZONE))
+        until = _from_local(local_text.strip(), zone)
     elif duration in {value for value, _label in SNOOZE_CHOICES}:
         until = now + timedelta(hours=int(duration))
     else:
@@ -57,11 +56,7 @@ def snooze_end(duration: str, local_text: str, zone: str | None, now: datetime) 
     return until
 
 
-YEARS = range(2000, 9999)
-"""The years a snooze may end in (one far outside them is a typing slip)."""
-
-
-def _from_local(text: str, zone: ZoneInfo) -> datetime:
+def _from_local(text: str, zone: str | None) -> datetime:
     """A local wall-clock time as naive UTC (in a daylight-saving change's repeated hour, the first one)."""
     if not text:
         raise Refused(str(_l("Enter the date and time to snooze the alert until.")))
@@ -70,6 +65,6 @@ def _from_local(text: str, zone: ZoneInfo) -> datetime:
             local = datetime.strptime(text, layout)
         except ValueError:
             continue
-        if YEARS.start <= local.year < YEARS.stop:  # year 1 or 9999 cannot be moved between time zones
-            return local.replace(tzinfo=zone).astimezone(timezone.utc).replace(tzinfo=None)
+        if local.year in YEARS:
+            return from_local(local, zone)
     raise Refused(str(_l("Enter a date and time such as 2026-12-01 16:00.")))

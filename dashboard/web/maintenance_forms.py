@@ -1,9 +1,8 @@
 """The maintenance window form: times typed in the organization's time zone, checked by `maintenance`'s rules."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -15,7 +14,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from dashboard.alerts import maintenance
 from dashboard.alerts.content import record_type_name
-from dashboard.formatting import DEFAULT_TIME_ZONE, localtime
+from dashboard.formatting import YEARS, from_local, localtime
 from dashboard.models import MaintenanceWindow, Organization
 from dashboard.sync.errors import ERROR_CODES
 from dashboard.vocabulary import RecordType
@@ -36,12 +35,8 @@ class LocalTimeField(DateTimeLocalField):
             super().process_formdata(valuelist)
         except ValueError:
             self.data = None
-        if self.data is not None and not YEARS.start <= self.data.year < YEARS.stop:
-            self.data = None  # year 1 or 9999 cannot be moved between time zones: no window needs one
-
-
-YEARS = range(2000, 9999)
-"""The years a time may fall in (a window or a snooze far outside them is a typing slip)."""
+        if self.data is not None and self.data.year not in YEARS:
+            self.data = None
 
 
 class CheckboxesField(SelectMultipleField):
@@ -49,12 +44,6 @@ class CheckboxesField(SelectMultipleField):
 
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
-
-
-def to_utc(local: datetime, organization: Organization) -> datetime:
-    """A naive local time of the organization as naive UTC (the database's convention)."""
-    zone = ZoneInfo(organization.timezone or DEFAULT_TIME_ZONE)
-    return local.replace(tzinfo=zone).astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def window_label(window: MaintenanceWindow, organization: Organization) -> str:
@@ -86,8 +75,8 @@ class MaintenanceWindowForm(FlaskForm):
         self.now = now
 
     def span(self) -> maintenance.Span:
-        return maintenance.Span(to_utc(self.starts_at.data, self.organization),
-                                to_utc(self.ends_at.data, self.organization),
+        return maintenance.Span(from_local(self.starts_at.data, self.organization.timezone),
+                                from_local(self.ends_at.data, self.organization.timezone),
                                 frozenset(self.error_codes.data or ()), frozenset(self.record_types.data or ()))
 
     def validate(self, extra_validators: Any = None) -> bool:

@@ -25,13 +25,12 @@ from dashboard import outbound
 from dashboard.alerts.writer import record_event
 from dashboard.extensions import db
 from dashboard.models import Alert, Webhook, WebhookDelivery, utcnow
+from dashboard.claims import claim, claimable
 from dashboard.vocabulary import AlertEventKind, DeliveryStatus
 from dashboard.webhooks import payload, signing
 
 SEND_TIMEOUT_SECONDS = 8.0
 """Per socket operation; the delivery job has 10 s."""
-STALE_CLAIM = timedelta(seconds=60)
-"""A delivery claimed longer ago than this lost its worker: it may be claimed again."""
 GIVE_UP_AFTER = timedelta(days=1)
 BACKOFF_SECONDS = (5, 30, 120, 600, 1800, 3600)
 """The pause after the first, second, ... failed attempt; after those, `LATER_EVERY_SECONDS`."""
@@ -160,15 +159,7 @@ def deliver(delivery_id: int, now: datetime | None = None) -> str | None:
 
 def claim_delivery(delivery_id: int, now: datetime) -> Claim | None:
     """Take the delivery (pending and due, or `sending` and stale) in one conditional UPDATE, and commit."""
-    claimed = db.session.execute(
-        sa.update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id, sa.or_(
-            sa.and_(WebhookDelivery.status == DeliveryStatus.PENDING, WebhookDelivery.due_at <= now),
-            sa.and_(WebhookDelivery.status == DeliveryStatus.SENDING, WebhookDelivery.claimed_at < now - STALE_CLAIM)))
-        .values(status=DeliveryStatus.SENDING, claimed_at=now, attempts=WebhookDelivery.attempts + 1)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not claimed:
+    if not claim(WebhookDelivery, delivery_id, now):
         db.session.commit()
         return None
     row = db.session.execute(
@@ -238,8 +229,6 @@ def due(now: datetime, limit: int = 500) -> list[tuple[int, int]]:
     """
     return [(row.id, row.attempts) for row in db.session.execute(
         sa.select(WebhookDelivery.id, WebhookDelivery.attempts)
-        .where(WebhookDelivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)),
-               WebhookDelivery.due_at <= now,
-               sa.or_(WebhookDelivery.status == DeliveryStatus.PENDING, WebhookDelivery.claimed_at < now - STALE_CLAIM))
+        .where(claimable(WebhookDelivery, now))
         .order_by(WebhookDelivery.due_at).limit(limit)
     )]

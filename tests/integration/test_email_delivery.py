@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from rq import SimpleWorker
 
+from dashboard.claims import STALE_CLAIM
 from dashboard.extensions import db, redis_ext
 from dashboard.mail import sending
 from dashboard.mail.cli import mail_cli
@@ -260,7 +261,7 @@ def test_a_crash_after_the_server_accepted_resends_with_the_same_message_id(worl
     send_email(row.id)  # the claim is fresh: another worker leaves it
     assert len(inbox.messages) == 1
 
-    later = utcnow() + sending.STALE_CLAIM + timedelta(seconds=1)
+    later = utcnow() + STALE_CLAIM + timedelta(seconds=1)
     assert [r for r, _a in sending.due_rows(later)] == [row.id]
     assert sending.send(row.id, later) == DeliveryStatus.SENT
     first, again = inbox.messages
