@@ -14,13 +14,11 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_babel import force_locale
 
 from dashboard.alerts import delivery, maintenance, quiet, recipients, rules
 from dashboard.alerts.content import alert_link, describe
-from dashboard.alerts.titles import notification_title
+from dashboard.alerts.tray_item import tray_event
 from dashboard.extensions import db
-from dashboard.i18n import language_for
 from dashboard.live.publish import queue_event, user_channel
 from dashboard.mail import outbox as mail_outbox
 from dashboard.models import Alert, AlertEvent, AlertRecord, Notification, Organization, PlatformSettings, User
@@ -177,6 +175,8 @@ def notify(alert: Alert, user_ids: list[int], event: str, now: datetime, *, titl
         sa.select(Notification.user_id).where(Notification.alert_id == alert.id, Notification.event == event)
     ))
     organization = db.session.get(Organization, alert.organization_id) if alert.organization_id else None
+    if set(user_ids) - already:  # one read of the people for all their notifications' live events
+        db.session.scalars(sa.select(User).where(User.id.in_(set(user_ids) - already))).all()
     for user_id in user_ids:
         if user_id in already:
             continue
@@ -216,19 +216,15 @@ def _announce(notification: Notification) -> None:
 
 
 def _push(notification: Notification) -> None:
+    """Tell the person's open pages: the event carries the tray item, rendered for them (`tray_item`)."""
     if not current_app.config.get("LIVE_EVENTS", True):
-        return  # a replay's scratch app: nobody watches, so no title to render
+        return  # a replay's scratch app: nobody watches, so nothing to render
+    person = db.session.get(User, notification.user_id)  # in the session's identity map already (`notify`)
+    organization = db.session.get(Organization, notification.organization_id) if notification.organization_id \
+        else None
     queue_event(user_channel(notification.user_id), LiveEvent.NOTIFICATION,
                 {"id": notification.id, "alert_id": notification.alert_id, "event": notification.event,
-                 "title": _spoken_title(notification), "link": f"/notifications/{notification.id}"})
-
-
-def _spoken_title(notification: Notification) -> str:
-    """The title the person's open page announces: in their language, as the tray will show it."""
-    person = db.session.get(User, notification.user_id)
-    organization = db.session.get(Organization, notification.organization_id) if notification.organization_id else None
-    with force_locale(language_for(person, organization)):
-        return notification_title(notification)
+                 "link": f"/notifications/{notification.id}", **tray_event(notification, person, organization)})
 
 
 def record_event(alert: Alert, kind: str, at: datetime, *, record_id: int | None = None, user_id: int | None = None,

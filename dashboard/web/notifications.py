@@ -7,6 +7,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from dashboard.alerts.quiet import digest_organization
+from dashboard.alerts import tray_item
 from dashboard.database import write_transaction
 from dashboard.extensions import db
 from dashboard.models import Alert, Notification, Organization, utcnow
@@ -42,7 +43,7 @@ def _tray_context() -> dict:
         .options(so.selectinload(Notification.alert).selectinload(Alert.acknowledged_by))  # the items show them
         .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(TRAY_SIZE)
     ).all()
-    return {"items": rows, "unread": _unread()}
+    return {"items": rows, "unread": _unread(), "tray_size": TRAY_SIZE}
 
 
 @bp.get("/notifications/tray")
@@ -106,9 +107,4 @@ def unread_count() -> dict:
 
 
 def _unread() -> int:
-    """Unread announced notifications: gathered ones are counted by the summary that holds them."""
-    return db.session.scalar(
-        sa.select(sa.func.count()).select_from(Notification)
-        .where(Notification.user_id == current_user.id, Notification.read_at.is_(None),
-               Notification.gathered_into_id.is_(None))
-    ) or 0
+    return tray_item.unread_count(current_user.id)

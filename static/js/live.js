@@ -1,4 +1,5 @@
-/* Live alerts: the tray disclosure, the screen-reader announcer, and re-fetch after (re)connect.
+/* Live alerts: the tray disclosure and its live items, the screen-reader announcer, and re-fetch after
+ * (re)connect.
  * The stream itself is htmx's SSE extension on <body sse-connect>; elements that show live state
  * re-fetch their own fragment on `sse:<event>` or on `live:resync` (sent when the stream (re)opens).
  * Changes are also sent on <body> as `live:changed` ({type, data}), for page scripts that decide
@@ -54,8 +55,84 @@
   function onNotification(event) {
     var data = {};
     try { data = JSON.parse(event.data); } catch (e) { return; }
+    if (!deliver(data)) { document.body.dispatchEvent(new CustomEvent("live:tray", { bubbles: true })); }
     queueAnnouncement(data.event === "raised" ? words().raised + " " : "", data.title || "");
   }
+
+  /* The tray in one hop: a notification's event carries its item and the tray button's label, rendered by the
+   * server for this person (the event came on their own channel). The item goes in the list by time, in place
+   * of an item of the same notification; the list keeps its size. Without an item, or one in another language
+   * than the page, the list is fetched instead, as after a (re)connect and on TRAY_CHANGED. A fetch answered
+   * before the notification was committed can take a delivered item away: then the list is fetched again. */
+  var delivered = {}; /* notification id -> when its item was inserted */
+  var DELIVERED_MS = 10000;
+
+  function itemOrder(item) {
+    var time = item.querySelector("time[datetime]");
+    return [time ? Date.parse(time.getAttribute("datetime")) : 0, Number(item.dataset.notificationId)];
+  }
+
+  function newer(a, b) {
+    return a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
+  }
+
+  function deliver(data) {
+    var list = document.getElementById("tray-list");
+    var label = document.getElementById("tray-label");
+    if (!list || !label || !data.html || data.lang !== document.documentElement.lang) { return false; }
+    var template = document.createElement("template");
+    template.innerHTML = data.html.trim();
+    var item = template.content.firstElementChild;
+    if (!item || item.dataset.notificationId !== String(data.id)) { return false; }
+    var token = document.querySelector("meta[name='csrf-token']");
+    Array.prototype.forEach.call(item.querySelectorAll("input[name='csrf_token']"), function (input) {
+      input.value = token ? token.getAttribute("content") : "";
+    });
+    var items = Array.prototype.slice.call(list.querySelectorAll(":scope > li[data-notification-id]"));
+    var old = items.filter(function (li) { return li.dataset.notificationId === String(data.id); })[0];
+    if (old) {
+      var active = document.activeElement;
+      var focusedId = old.contains(active) ? active.id : null;
+      list.replaceChild(item, old);
+      if (focusedId !== null) {
+        var again = (focusedId && document.getElementById(focusedId)) || item.querySelector("a[href]");
+        if (again) { again.focus({ preventScroll: true }); }
+      }
+    } else {
+      var order = itemOrder(item);
+      var before = items.filter(function (li) { return newer(order, itemOrder(li)); })[0] || null;
+      var size = Number(list.dataset.size) || 0;
+      if (!before && size && items.length >= size) { return true; } /* older than every item shown */
+      Array.prototype.forEach.call(list.querySelectorAll(":scope > li.empty"), function (li) { list.removeChild(li); });
+      list.insertBefore(item, before);
+      for (var i = items.length; size && i >= size; i--) {
+        var last = list.querySelector(":scope > li[data-notification-id]:last-of-type");
+        if (!last || last.contains(document.activeElement)) { break; }
+        list.removeChild(last);
+      }
+    }
+    if (window.htmx) { window.htmx.process(item); }
+    label.innerHTML = data.label;
+    delivered[String(data.id)] = Date.now();
+    return true;
+  }
+
+  function watchDelivered(wrap) {
+    new MutationObserver(function () {
+      var now = Date.now();
+      Object.keys(delivered).forEach(function (id) {
+        if (now - delivered[id] > DELIVERED_MS) { delete delivered[id]; return; }
+        if (!wrap.querySelector("li[data-notification-id='" + id + "']")) {
+          delete delivered[id];
+          document.body.dispatchEvent(new CustomEvent("live:tray", { bubbles: true }));
+        }
+      });
+    }).observe(wrap, { childList: true, subtree: true });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    var wrap = document.getElementById("tray-list-wrap");
+    if (wrap) { watchDelivered(wrap); }
+  });
 
   /* A page reached after an action (a redirect with a flash message: "Record X is excluded from sync.")
    * says the result once it has loaded; the live region exists from the start, so this is spoken. */

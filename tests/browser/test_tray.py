@@ -295,3 +295,31 @@ def test_an_alert_arriving_while_reading_the_list_does_not_move_focus(world, sig
     _unread(page, 2)
     expect(page.locator("#tray-list a")).to_have_count(2)
     expect(page.locator(f"#tray-list a[href='{href}']")).to_be_focused(timeout=2_000)
+
+
+def test_a_new_alert_is_inserted_from_its_event_without_fetching_the_list(world, signed_in, axe_check):
+    """Given the open panel with one older notification, when a batch raises an alert, its item appears at the
+    top with the count, from the live event alone (no request for the list), once, with a working Mark as read
+    button, focus where it was, and axe finding nothing in the panel."""
+    (older,) = _raise_alerts(world.connector_a, TYPES[:1])
+    records = _primed(world.connector_a, TYPES[1:2])
+    page = signed_in(world.admin_a)
+    wait_live(page)
+    _unread(page, 1)
+    _button(page).click()
+    page.locator("#tray-list a").first.focus()
+    page.wait_for_timeout(300)  # the load and resync fetches have answered
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url) if "/notifications/tray" in request.url else None)
+    _fail(world.connector_a, records, times=(10,))
+    new = alerts(rule="consecutive_failures", record_type=TYPES[1])[-1]
+    _unread(page, 2)
+    items = page.locator("#tray-list > li.notification")
+    expect(items).to_have_count(2)
+    expect(items.first).to_contain_text(new.title)
+    expect(items.nth(1)).to_contain_text(older.title)
+    expect(page.locator(f"#tray-list a[href$='{items.nth(1).get_attribute('data-notification-id')}']")).to_be_focused()
+    assert fetched == []
+    axe_check(page, "#tray-panel")
+    _mark_read(page, new.title).click()
+    _unread(page, 1)
