@@ -9,22 +9,34 @@ The log is read in attempt-time order. An attempt older than its record's
 newest when it arrives is *late*: it is logged (and shown in the record's
 history) but changes neither the record's state nor any streak, so it can
 neither raise nor resolve an alert.
+
+The rows are written as plain tuples, one executemany per statement shape (in
+`CHUNK_ROWS` chunks), with values in the form the driver stores them: a batch
+is hundreds of rows, and building and converting them row by row through the
+ORM or Core's per-row parameter handling cost more than the database's work.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from dashboard.database import execute_in_chunks
+from dashboard.database import CHUNK_ROWS
 from dashboard.extensions import db
 from dashboard.models import Connector, HourlyAttemptCount, SyncAttempt, SyncBatch, SyncRecord
 from dashboard.sync.errors import describe
 from dashboard.sync.retry import next_attempt_at
 from dashboard.vocabulary import AttemptOutcome, RecordStatus
+
+ATTEMPT_COLUMNS = ("organization_id", "batch_id", "record_id", "attempted_at", "outcome", "error_code",
+                   "error_message", "failure_streak", "late", "triggered_by_id")
+INDEXED_STATE = ("status", "last_error_code", "next_attempt_at")
+"""Record-state columns that sync_records' indexes hold (the status screen's filters and sorts, the due
+retries). An UPDATE that sets one rewrites the entries of every index holding it, even to the same value, so
+a record's update sets these only when they change (a success of a synced record leaves them alone)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,8 @@ class _RecordState:
     consecutive_failures: int
     auto_attempts: int
     newest_attempt_at: datetime | None
+    stored: dict[str, Any]
+    """The indexed state columns as stored before this batch."""
 
 
 def record_batch(
@@ -76,88 +90,93 @@ def record_batch(
     db.session.flush()
 
     states = _load_states({o.record_id for o in outcomes})
-    attempts: list[dict] = []
-    updates: dict[int, dict] = {}
+    stamp = _Stamps(SyncAttempt.__table__.c.attempted_at)
+    late, not_late = (_bind(SyncAttempt.__table__.c.late, flag) for flag in (True, False))
+    organization_id = connector.organization_id
+    attempts: list[tuple] = []
+    updates: dict[int, dict[str, Any]] = {}
     hours: dict[datetime, list[int]] = {}
     last_success: datetime | None = None
     for o in outcomes:
         state = states[o.record_id]
         counter = hours.setdefault(o.attempted_at.replace(minute=0, second=0, microsecond=0), [0, 0])
         counter[0 if o.ok else 1] += 1
+        at = stamp(o.attempted_at)
+        error = None if o.ok else describe(o.error_code)
+        outcome = AttemptOutcome.SUCCESS.value if o.ok else AttemptOutcome.FAILURE.value
+        message = None if o.ok else (o.error_message or "")[:1000]
         if state.newest_attempt_at is not None and o.attempted_at < state.newest_attempt_at:
-            attempts.append(_attempt_row(connector, batch, o, failure_streak=0, late=True))
+            attempts.append((organization_id, batch.id, o.record_id, at, outcome, error and error.code, message,
+                             0, late, o.triggered_by_id))
             continue
         state.newest_attempt_at = o.attempted_at
-        update = updates.setdefault(o.record_id, {"id": o.record_id, "retry_requested_by_id": None})
-        if o.ok:
+        update = updates.setdefault(o.record_id, {"retry_requested_by_id": None})
+        kept = state.status == RecordStatus.EXCLUDED
+        if error is None:
             state.consecutive_failures = 0
             state.auto_attempts = 0
-            update.update(status=RecordStatus.SYNCED if state.status != RecordStatus.EXCLUDED else RecordStatus.EXCLUDED,
+            update.update(status=RecordStatus.EXCLUDED.value if kept else RecordStatus.SYNCED.value,
                           consecutive_failures=0, auto_attempts=0, next_attempt_at=None,
-                          synced_at=o.attempted_at, external_id=o.external_id, last_attempt_at=o.attempted_at,
+                          synced_at=at, external_id=o.external_id, last_attempt_at=at,
                           last_error_code=None, last_error_message=None)
             last_success = max(last_success or o.attempted_at, o.attempted_at)
         else:
             state.consecutive_failures += 1
             state.auto_attempts += 1
-            error = describe(o.error_code)
-            update.update(status=RecordStatus.FAILED if state.status != RecordStatus.EXCLUDED else RecordStatus.EXCLUDED,
+            update.update(status=RecordStatus.EXCLUDED.value if kept else RecordStatus.FAILED.value,
                           consecutive_failures=state.consecutive_failures, auto_attempts=state.auto_attempts,
                           next_attempt_at=next_attempt_at(o.attempted_at, error.transient, state.auto_attempts,
                                                           max_auto_attempts, o.retry_after, retry_delay_scale),
-                          last_attempt_at=o.attempted_at, last_error_code=error.code,
-                          last_error_message=o.error_message)
-        attempts.append(_attempt_row(connector, batch, o, failure_streak=state.consecutive_failures, late=False))
+                          last_attempt_at=at, last_error_code=error.code, last_error_message=message)
+        attempts.append((organization_id, batch.id, o.record_id, at, outcome, error and error.code, message,
+                         state.consecutive_failures, not_late, o.triggered_by_id))
 
     if attempts:
-        # Core insert, executemany in chunks (the ORM bulk path splits rows by which keys are None).
-        execute_in_chunks(SyncAttempt.__table__.insert(), attempts)
+        _executemany(_insert_sql(SyncAttempt.__table__, ATTEMPT_COLUMNS), attempts)
         if updates:
-            _bulk_update_records(list(updates.values()))
-        _add_hourly_counts(connector.organization_id, hours)
+            _update_records(updates, states)
+        _add_hourly_counts(organization_id, hours)
     connector.last_batch_at = finished_at
     if last_success is not None and (connector.last_success_at is None or last_success > connector.last_success_at):
         connector.last_success_at = last_success
     return batch
 
 
-def _attempt_row(connector: Connector, batch: SyncBatch, o: Outcome, *, failure_streak: int, late: bool) -> dict:
-    return {
-        "organization_id": connector.organization_id, "batch_id": batch.id, "record_id": o.record_id,
-        "attempted_at": o.attempted_at, "outcome": AttemptOutcome.SUCCESS if o.ok else AttemptOutcome.FAILURE,
-        "error_code": None if o.ok else describe(o.error_code).code,
-        "error_message": None if o.ok else (o.error_message or "")[:1000],
-        "failure_streak": failure_streak, "late": late, "triggered_by_id": o.triggered_by_id,
-    }
-
-
 def _load_states(record_ids: set[int]) -> dict[int, _RecordState]:
     rows = db.session.execute(
         sa.select(SyncRecord.id, SyncRecord.status, SyncRecord.consecutive_failures, SyncRecord.auto_attempts,
-                  SyncRecord.last_attempt_at)
+                  SyncRecord.last_attempt_at, SyncRecord.last_error_code, SyncRecord.next_attempt_at)
         .where(SyncRecord.id.in_(record_ids)).order_by(SyncRecord.id)
         .with_for_update()  # PostgreSQL: two batches of one record take turns (in id order: no deadlock)
     ).all()
-    return {r.id: _RecordState(r.status, r.consecutive_failures, r.auto_attempts, r.last_attempt_at) for r in rows}
+    return {
+        r.id: _RecordState(r.status, r.consecutive_failures, r.auto_attempts, r.last_attempt_at,
+                           {"status": r.status, "last_error_code": r.last_error_code,
+                            "next_attempt_at": r.next_attempt_at})
+        for r in rows
+    }
 
 
-def _bulk_update_records(updates: list[dict]) -> None:
-    """One executemany per shape of update (success rows and failure rows set different columns)."""
-    by_shape: dict[tuple[str, ...], list[dict]] = {}
-    for row in updates:
-        by_shape.setdefault(tuple(sorted(row)), []).append(row)
+def _update_records(updates: dict[int, dict[str, Any]], states: dict[int, _RecordState]) -> None:
+    """Set each record's new state, one executemany per set of columns written.
+
+    Indexed columns whose value does not change are left out (see INDEXED_STATE).
+    """
     table = SyncRecord.__table__
-    for shape, rows in by_shape.items():
-        columns = [c for c in shape if c != "id"]
-        statement = (
-            table.update()
-            .where(table.c.id == sa.bindparam("_id"))
-            .values({c: sa.bindparam(c) for c in columns})
-        )
-        execute_in_chunks(statement, [{**{c: r[c] for c in columns}, "_id": r["id"]} for r in rows])
-    updated = {r["id"] for r in updates}
+    next_at = _Stamps(table.c.next_attempt_at)
+    by_shape: dict[tuple[str, ...], list[tuple]] = {}
+    for record_id, update in updates.items():
+        stored = states[record_id].stored
+        for column in INDEXED_STATE:
+            if update[column] == stored[column]:
+                del update[column]
+        if "next_attempt_at" in update:
+            update["next_attempt_at"] = next_at(update["next_attempt_at"])
+        by_shape.setdefault(tuple(update), []).append((*update.values(), record_id))
+    for columns, rows in by_shape.items():
+        _executemany(_update_sql(table, columns), rows)
     for key, obj in list(db.session.identity_map.items()):  # the key holds the id: an expired object is not loaded
-        if key[0] is SyncRecord and key[1][0] in updated:
+        if key[0] is SyncRecord and key[1][0] in updates:
             db.session.expire(obj)
 
 
@@ -173,3 +192,48 @@ def _add_hourly_counts(organization_id: int, hours: dict[datetime, list[int]]) -
             set_={"successes": table.c.successes + successes, "failures": table.c.failures + failures},
         )
         db.session.execute(statement)
+
+
+def _executemany(sql: str, rows: list[tuple]) -> None:
+    """Run a driver-level statement for many rows, `CHUNK_ROWS` at a time, in the session's transaction."""
+    connection = db.session.connection()
+    for start in range(0, len(rows), CHUNK_ROWS):
+        connection.exec_driver_sql(sql, rows[start:start + CHUNK_ROWS])
+
+
+def _marker() -> str:
+    return "?" if db.session.get_bind().dialect.paramstyle == "qmark" else "%s"
+
+
+def _insert_sql(table: sa.Table, columns: tuple[str, ...]) -> str:
+    names = ", ".join(table.c[c].name for c in columns)
+    return f"INSERT INTO {table.name} ({names}) VALUES ({', '.join([_marker()] * len(columns))})"
+
+
+def _update_sql(table: sa.Table, columns: tuple[str, ...]) -> str:
+    marker = _marker()
+    assignments = ", ".join(f"{table.c[c].name} = {marker}" for c in columns)
+    return f"UPDATE {table.name} SET {assignments} WHERE {table.c.id.name} = {marker}"
+
+
+def _bind(column: sa.Column, value: Any) -> Any:
+    """A value as the column's type hands it to this database's driver."""
+    process = column.type._cached_bind_processor(db.session.get_bind().dialect)
+    return value if process is None or value is None else process(value)
+
+
+class _Stamps:
+    """Datetimes as the column's type hands them to the driver, each converted once (SQLite stores text)."""
+
+    def __init__(self, column: sa.Column) -> None:
+        process: Callable[[Any], Any] | None = column.type._cached_bind_processor(db.session.get_bind().dialect)
+        self._process = process
+        self._done: dict[datetime, Any] = {}
+
+    def __call__(self, value: datetime | None) -> Any:
+        if value is None or self._process is None:
+            return value
+        done = self._done.get(value)
+        if done is None:
+            done = self._done[value] = self._process(value)
+        return done
