@@ -11,8 +11,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
-from flask import Flask, current_app, has_request_context, request
-from flask_babel import get_locale, refresh
+from flask import Flask, current_app, g, has_app_context, has_request_context, request
+from flask_babel import get_locale, get_translations, refresh
 from flask_login import current_user
 
 from dashboard.extensions import babel, db
@@ -30,6 +30,35 @@ def init_app(app: Flask) -> None:
     # previous request's: each request chooses afresh.
     app.before_request(refresh)
     app.context_processor(lambda: {"current_locale": current_locale(), "LANGUAGE_NAMES": LANGUAGE_NAMES})
+    # Flask-Babel's own template callables, with the catalogue found through `translations` (a page calls them
+    # hundreds of times).
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: translations().ugettext(s),
+        ngettext=lambda s, p, n: translations().ungettext(s, p, n),
+        newstyle=True,
+        pgettext=lambda c, s: translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: translations().unpgettext(c, s, p, n),
+    )
+
+
+def translations() -> Any:
+    """Flask-Babel's `get_translations()`: the same catalogue, remembered beside the Locale object it is for.
+
+    Flask-Babel finds it anew at each call (the locale's name built, the cache looked up); here that is done once
+    per locale object on the request's Babel context. `force_locale` and `refresh` put another object there
+    (and `force_locale` puts the old one back), so the catalogue always follows the locale in force.
+    """
+    context = g.get("_flask_babel") if has_app_context() else None
+    locale = getattr(context, "babel_locale", None)
+    remembered = getattr(context, "dashboard_translations", None)
+    if locale is not None and remembered is not None and remembered[0] is locale:
+        return remembered[1]
+    found = get_translations()
+    context = g.get("_flask_babel") if has_app_context() else None
+    locale = getattr(context, "babel_locale", None)
+    if locale is not None:
+        context.dashboard_translations = (locale, found)  # type: ignore[union-attr]
+    return found
 
 
 def default_language() -> str:

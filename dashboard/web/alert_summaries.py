@@ -81,30 +81,35 @@ def worst_first(summaries: Sequence[AlertSummary]) -> list[AlertSummary]:
 
 def open_alert_totals(organization: Organization, alerts: int) -> OpenAlertTotals:
     """The distinct records of the organization's open alerts: affected, still waiting, their money and
-    volunteers (two alerts of one cause share most of their records)."""
-    affected = (sa.select(AlertRecord.record_id).join(Alert, Alert.id == AlertRecord.alert_id)
-                .where(Alert.organization_id == organization.id, Alert.status == AlertStatus.OPEN))
+    volunteers (two alerts of one cause share most of their records).
+
+    The affected records are counted from the alerts' affected-record index alone; only the waiting ones are
+    read (by the organization's status index), once, for their money and volunteers together."""
+    open_ids = sa.select(Alert.id).where(Alert.organization_id == organization.id, Alert.status == AlertStatus.OPEN)
+    affected = db.session.scalar(
+        sa.select(sa.func.count(sa.distinct(AlertRecord.record_id))).where(AlertRecord.alert_id.in_(open_ids))
+    ) or 0
+    waiting_of_alerts = (SyncRecord.organization_id == organization.id, SyncRecord.status.in_(WAITING_STATUSES),
+                         SyncRecord.id.in_(sa.select(AlertRecord.record_id).where(AlertRecord.alert_id.in_(open_ids))))
     rows = db.session.execute(
-        sa.select(SyncRecord.status, SyncRecord.currency, sa.func.count(), sa.func.sum(SyncRecord.amount_minor))
-        .where(SyncRecord.id.in_(affected)).group_by(SyncRecord.status, SyncRecord.currency)
+        sa.select(SyncRecord.currency, sa.func.count(), sa.func.sum(SyncRecord.amount_minor),
+                  sa.func.count(sa.distinct(SyncRecord.volunteer_ref)),
+                  sa.func.count() - sa.func.count(SyncRecord.volunteer_ref))
+        .where(*waiting_of_alerts).group_by(SyncRecord.currency)
     ).all()
-    waiting_rows = [r for r in rows if r[0] in WAITING_STATUSES]
-    waiting_ids = sa.select(SyncRecord.id).where(SyncRecord.id.in_(affected),
-                                                 SyncRecord.status.in_(WAITING_STATUSES))
+    if len(rows) == 1:  # one currency, as usual: its row counts the volunteers of every waiting record
+        volunteers = VolunteerCount(count=rows[0][3], unknown=rows[0][4])
+    elif rows:  # a volunteer may be owed money in two currencies: counted over all of them at once
+        volunteers = waiting_volunteers(sa.select(SyncRecord.id).where(*waiting_of_alerts))
+    else:
+        volunteers = VolunteerCount(count=0, unknown=0)
     return OpenAlertTotals(
         alerts=alerts,
-        affected=sum(r[2] for r in rows),
-        waiting=sum(r[2] for r in waiting_rows),
-        at_stake=_by_currency(waiting_rows),
-        volunteers=waiting_volunteers(waiting_ids),
+        affected=affected,
+        waiting=sum(r[1] for r in rows),
+        at_stake={currency: int(amount or 0) for currency, _count, amount, *_rest in sorted(rows)},
+        volunteers=volunteers,
     )
-
-
-def _by_currency(rows: Sequence[Any]) -> dict[str, int]:
-    amounts: dict[str, int] = {}
-    for _status, currency, _count, amount in rows:
-        amounts[currency] = amounts.get(currency, 0) + int(amount or 0)
-    return dict(sorted(amounts.items()))
 
 
 @dataclass(frozen=True)
@@ -122,17 +127,30 @@ def open_alerts_panel(organization: Organization, alerts: list[AlertSummary] | N
     """The organization's open alerts (`alerts` when read already) with their volunteers and totals."""
     alerts = open_alerts(organization) if alerts is None else alerts
     return OpenAlertsPanel(
-        alerts=alerts, volunteers={s.alert.id: alert_volunteers(s.alert) for s in alerts},
+        alerts=alerts, volunteers=volunteers_by_alert([s.alert for s in alerts]),
         totals=open_alert_totals(organization, len(alerts)) if len(alerts) > 1 else None,
     )
 
 
 def alert_volunteers(alert: Alert) -> VolunteerCount:
     """The volunteers owed the money of the alert's records not yet synced."""
-    return waiting_volunteers(
-        sa.select(AlertRecord.record_id).join(SyncRecord, SyncRecord.id == AlertRecord.record_id)
-        .where(AlertRecord.alert_id == alert.id, SyncRecord.status.in_(WAITING_STATUSES))
-    )
+    return volunteers_by_alert([alert])[alert.id]
+
+
+def volunteers_by_alert(alerts: Sequence[Alert]) -> dict[int, VolunteerCount]:
+    """By alert id, the volunteers owed the money of each alert's records not yet synced, as `waiting_volunteers`
+    counts them: one grouped query for all the alerts (an alert names each of its records once)."""
+    ids = [alert.id for alert in alerts]
+    if not ids:
+        return {}
+    counted = {alert_id: VolunteerCount(count=count, unknown=unknown) for alert_id, count, unknown in db.session.execute(
+        sa.select(AlertRecord.alert_id, sa.func.count(sa.distinct(SyncRecord.volunteer_ref)),
+                  sa.func.count() - sa.func.count(SyncRecord.volunteer_ref))
+        .join(SyncRecord, SyncRecord.id == AlertRecord.record_id)
+        .where(AlertRecord.alert_id.in_(ids), SyncRecord.status.in_(WAITING_STATUSES))
+        .group_by(AlertRecord.alert_id)
+    )}
+    return {alert_id: counted.get(alert_id, VolunteerCount(count=0, unknown=0)) for alert_id in ids}
 
 
 def _figures(alert: Alert) -> dict[str, Any]:
