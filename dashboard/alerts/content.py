@@ -36,8 +36,8 @@ def alert_link(alert: Alert) -> str:
     """The deep link: the status screen filtered to the alert's records, or the platform page."""
     if alert.organization_id is None:
         return "/platform"
-    slug = db.session.scalar(sa.select(Organization.slug).where(Organization.id == alert.organization_id))
-    return f"/orgs/{slug}/integration?alert={alert.id}"
+    organization = db.session.get(Organization, alert.organization_id)  # an evaluation has it loaded already
+    return f"/orgs/{organization.slug}/integration?alert={alert.id}"  # type: ignore[union-attr]
 
 
 def record_type_name(record_type: str | None, count: int) -> str:

@@ -47,7 +47,7 @@ def evaluate_batch(batch_id: int, now: datetime | None = None) -> bool:
     batch_facts = facts.batch_facts(batch_id)
     connector = db.session.get(Connector, batch.connector_id)
     if connector is not None:
-        _apply_connector(ev, connector, facts.batch_outcomes(batch_id))
+        _apply_connector(ev, connector, batch_id, batch_facts)
     _apply_consecutive(ev, batch_facts)
     _apply_threshold(ev, batch_facts)
     if connector is not None:
@@ -151,16 +151,18 @@ def announce_due(now: datetime) -> None:
 
 # Rules ---------------------------------------------------------------------------------------------------
 
-def _apply_connector(ev: Evaluation, connector: Connector, outcomes: list[tuple[datetime, int, str | None]]) -> None:
+def _apply_connector(ev: Evaluation, connector: Connector, batch_id: int, batch_facts: list[rules.AttemptFact]
+                     ) -> None:
     """Connector-level causes in log order: each raises one alert per connector and cause (a rate limit once it
     has lasted `CONNECTOR_RATE_LIMIT_ALERT_MINUTES`), and its failing records join it; a connector-wide cause
     resolves as soon as the connector answers otherwise (a closed period resolves with its records)."""
     org = ev.organization
     patience = timedelta(minutes=current_app.config["CONNECTOR_RATE_LIMIT_ALERT_MINUTES"])
-    causes = {alert.error_code: alert for alert in db.session.scalars(
-        sa.select(Alert).where(Alert.organization_id == org.id, Alert.connector_id == connector.id,
-                               Alert.rule == rules.CONNECTOR, Alert.status == AlertStatus.OPEN))}
-    for attempted_at, record_id, error_code in outcomes:
+    causes = {alert.error_code: alert for alert in ev.open_alerts().values()
+              if alert.connector_id == connector.id and alert.rule == rules.CONNECTOR}
+    if not causes and not any(fact.error_code in HELD_BACK for fact in batch_facts):
+        return  # nothing to resolve and nothing to raise: the batch's attempts need not be read
+    for attempted_at, record_id, error_code in facts.batch_outcomes(batch_id):
         for cause in [c for c in causes if c in CONNECTOR_WIDE and rules.connector_recovered(c, [error_code])]:
             writer.resolve(ev, causes.pop(cause))
         if error_code not in HELD_BACK:
@@ -172,7 +174,7 @@ def _apply_connector(ev: Evaluation, connector: Connector, outcomes: list[tuple[
             if not rules.connector_cause_alerts(error_code, attempted_at - began if began else None, patience):
                 continue
             fingerprint = rules.connector_fingerprint(org.id, connector.id, error_code)
-            alert = causes[error_code] = writer.open_alert(fingerprint) or writer.raise_alert(
+            alert = causes[error_code] = ev.open_alert(fingerprint) or writer.raise_alert(
                 ev, rules.CONNECTOR, fingerprint, error_code=error_code, connector_id=connector.id)
         writer.join(ev, alert, [record_id])
 
@@ -192,7 +194,7 @@ def _apply_consecutive(ev: Evaluation, batch_facts: list[rules.AttemptFact]) -> 
             groups.setdefault(fingerprint, []).append(fact)
     for fingerprint, crossings in groups.items():
         first = crossings[0]
-        alert = writer.open_alert(fingerprint) or writer.raise_alert(
+        alert = ev.open_alert(fingerprint) or writer.raise_alert(
             ev, rules.CONSECUTIVE, fingerprint, record_type=first.record_type, error_code=first.error_code,
         )
         writer.join(ev, alert, [fact.record_id for fact in crossings])
@@ -204,7 +206,7 @@ def _apply_threshold(ev: Evaluation, batch_facts: list[rules.AttemptFact]) -> No
         return
     org = ev.organization
     fingerprint = rules.threshold_fingerprint(org.id)
-    alert = writer.open_alert(fingerprint)
+    alert = ev.open_alert(fingerprint)
     if alert is None:
         window = timedelta(hours=org.error_window_hours)
         keys = [f.key for f in failures]
@@ -256,7 +258,7 @@ def _threshold_armed_since(ev: Evaluation, fingerprint: str, window: timedelta, 
 def _apply_stale(ev: Evaluation, connector: Connector) -> None:
     org = ev.organization
     fingerprint = rules.stale_fingerprint(org.id, connector.id)
-    alert = writer.open_alert(fingerprint)
+    alert = ev.open_alert(fingerprint)
     if not connector.enabled:  # disabled or removed: no stale-sync alert (an open one resolves)
         if alert is not None:
             writer.resolve(ev, alert)

@@ -22,8 +22,9 @@ def batch_facts(batch_id: int) -> list[rules.AttemptFact]:
                SyncAttempt.late.is_(False))
         .order_by(SyncAttempt.attempted_at, SyncAttempt.id)
     ).all()
-    return [rules.AttemptFact(r.id, r.record_id, r.record_type, r.attempted_at, r.outcome == AttemptOutcome.FAILURE,
-                              r.error_code, r.failure_streak) for r in rows]
+    return [rules.AttemptFact(attempt_id, record_id, record_type, attempted_at, outcome == AttemptOutcome.FAILURE,
+                              error_code, failure_streak)
+            for attempt_id, record_id, record_type, attempted_at, outcome, error_code, failure_streak in rows]
 
 
 def failures_around(organization_id: int, keys: list[tuple[datetime, int]], threshold: int
@@ -65,12 +66,11 @@ def records_failed_between(organization_id: int, start: datetime, end: tuple[dat
 
 def batch_outcomes(batch_id: int) -> list[tuple[datetime, int, str | None]]:
     """Every on-time attempt of the batch in log order, as (time, record, error code or None for a success)."""
-    rows = db.session.execute(
+    return list(db.session.execute(
         sa.select(SyncAttempt.attempted_at, SyncAttempt.record_id, SyncAttempt.error_code)
         .where(SyncAttempt.batch_id == batch_id, SyncAttempt.late.is_(False))
         .order_by(SyncAttempt.attempted_at, SyncAttempt.id)
-    ).all()
-    return [(r.attempted_at, r.record_id, r.error_code) for r in rows]
+    ).tuples())
 
 
 def earlier_in_streak(fact: rules.AttemptFact) -> list[str | None]:

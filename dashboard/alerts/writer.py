@@ -36,6 +36,21 @@ class Evaluation:
     touched: set[int] = field(default_factory=set)
     raised: set[int] = field(default_factory=set)
     """Alerts raised in this evaluation: notified once their text is known, their first records not "joined"."""
+    raised_records: dict[int, set[int]] = field(default_factory=dict)
+    """The records joined to each alert raised in this evaluation: all it holds (only `join` adds them)."""
+    _open: dict[str, Alert] | None = None
+
+    def open_alerts(self) -> dict[str, Alert]:
+        """The organization's open alerts by fingerprint, read once: the organization's lock keeps others from
+        opening or resolving them meanwhile, and `raise_alert` and `resolve` keep the map."""
+        if self._open is None:
+            self._open = {alert.fingerprint: alert for alert in db.session.scalars(
+                sa.select(Alert).where(Alert.organization_id == self.organization.id,
+                                       Alert.status == AlertStatus.OPEN).order_by(Alert.id))}
+        return self._open
+
+    def open_alert(self, fingerprint: str) -> Alert | None:
+        return self.open_alerts().get(fingerprint)
 
 
 def lock_organization(organization_id: int) -> Organization:
@@ -77,6 +92,7 @@ def raise_alert(ev: Evaluation, rule: str, fingerprint: str, *, opened_at: datet
         alert.global_due_at = ev.now + timedelta(seconds=wait)
     db.session.add(alert)
     db.session.flush()
+    ev.open_alerts()[fingerprint] = alert
     policy = delivery.flap_policy()
     flap = quiet.flap_state(delivery.earlier_alerts(fingerprint, alert.id, policy), ev.now, policy)
     if flap.flap != quiet.Flap.NO:
@@ -118,13 +134,18 @@ def join(ev: Evaluation, alert: Alert, record_ids: list[int]) -> None:
     """Add records to an alert's affected set, each once; joins notify nobody."""
     if not record_ids:
         return
-    existing = set(db.session.scalars(
-        sa.select(AlertRecord.record_id).where(AlertRecord.alert_id == alert.id,
-                                               AlertRecord.record_id.in_(set(record_ids)))
-    ))
+    if alert.id in ev.raised:
+        existing = ev.raised_records.setdefault(alert.id, set())
+    else:
+        existing = set(db.session.scalars(
+            sa.select(AlertRecord.record_id).where(AlertRecord.alert_id == alert.id,
+                                                   AlertRecord.record_id.in_(set(record_ids)))
+        ))
     new = [r for r in dict.fromkeys(record_ids) if r not in existing]
     if not new:
         return
+    if alert.id in ev.raised:
+        existing.update(new)
     db.session.execute(sa.insert(AlertRecord), [{"alert_id": alert.id, "record_id": r, "joined_at": ev.now}
                                                 for r in new])
     if alert.id not in ev.raised:
@@ -139,6 +160,7 @@ def resolve(ev: Evaluation, alert: Alert) -> None:
         refresh_content(alert, ev.now)
         announce_raise(alert, ev.now)
     close(alert, ev.now)
+    ev.open_alerts().pop(alert.fingerprint, None)
     ev.opened_or_resolved = True
     ev.touched.add(alert.id)
 
