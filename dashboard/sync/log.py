@@ -18,7 +18,7 @@ ORM or Core's per-row parameter handling cost more than the database's work.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
@@ -33,10 +33,12 @@ from dashboard.vocabulary import AttemptOutcome, RecordStatus
 
 ATTEMPT_COLUMNS = ("organization_id", "batch_id", "record_id", "attempted_at", "outcome", "error_code",
                    "error_message", "failure_streak", "late", "triggered_by_id")
-INDEXED_STATE = ("status", "last_error_code", "next_attempt_at")
-"""Record-state columns that sync_records' indexes hold (the status screen's filters and sorts, the due
-retries). An UPDATE that sets one rewrites the entries of every index holding it, even to the same value, so
-a record's update sets these only when they change (a success of a synced record leaves them alone)."""
+WRITTEN_WHEN_CHANGED = ("status", "last_error_code", "next_attempt_at", "retry_requested_by_id")
+"""Record columns a record's UPDATE names only when their value changes (a success of a synced record leaves
+them alone): SQLite does the work of a named column even when its value stays. The first three are in
+sync_records' indexes (the status screen's filters and sorts, the due retries), and naming one rewrites the
+entries of every index that holds it; naming the foreign key `retry_requested_by_id`, even to set NULL again,
+about doubles the cost of an UPDATE that also changes the status."""
 
 
 @dataclass(frozen=True)
@@ -53,14 +55,19 @@ class Outcome:
     triggered_by_id: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _RecordState:
     status: str
     consecutive_failures: int
     auto_attempts: int
     newest_attempt_at: datetime | None
-    stored: dict[str, Any]
-    """The indexed state columns as stored before this batch."""
+    stored: tuple
+    """The columns of WRITTEN_WHEN_CHANGED as stored before this batch."""
+
+
+SUCCESS, FAILURE = AttemptOutcome.SUCCESS.value, AttemptOutcome.FAILURE.value
+SYNCED, FAILED, EXCLUDED = RecordStatus.SYNCED.value, RecordStatus.FAILED.value, RecordStatus.EXCLUDED.value
+HOUR = timedelta(hours=1)
 
 
 def record_batch(
@@ -90,45 +97,54 @@ def record_batch(
     db.session.flush()
 
     states = _load_states({o.record_id for o in outcomes})
-    stamp = _Stamps(SyncAttempt.__table__.c.attempted_at)
-    late, not_late = (_bind(SyncAttempt.__table__.c.late, flag) for flag in (True, False))
-    organization_id = connector.organization_id
+    stamp = _bind_processor(SyncAttempt.__table__.c.attempted_at)
+    late, not_late = (_bind_processor(SyncAttempt.__table__.c.late)(flag) for flag in (True, False))
+    organization_id, batch_id = connector.organization_id, batch.id
     attempts: list[tuple] = []
     updates: dict[int, dict[str, Any]] = {}
     hours: dict[datetime, list[int]] = {}
+    hour = hour_end = counter = None
     last_success: datetime | None = None
     for o in outcomes:
         state = states[o.record_id]
-        counter = hours.setdefault(o.attempted_at.replace(minute=0, second=0, microsecond=0), [0, 0])
-        counter[0 if o.ok else 1] += 1
-        at = stamp(o.attempted_at)
-        error = None if o.ok else describe(o.error_code)
-        outcome = AttemptOutcome.SUCCESS.value if o.ok else AttemptOutcome.FAILURE.value
-        message = None if o.ok else (o.error_message or "")[:1000]
-        if state.newest_attempt_at is not None and o.attempted_at < state.newest_attempt_at:
-            attempts.append((organization_id, batch.id, o.record_id, at, outcome, error and error.code, message,
+        attempted_at = o.attempted_at
+        if hour_end is None or attempted_at >= hour_end:  # in time order: a new hour starts here
+            hour = attempted_at.replace(minute=0, second=0, microsecond=0)
+            hour_end = hour + HOUR
+            counter = hours.setdefault(hour, [0, 0])
+        at = stamp(attempted_at)
+        if o.ok:
+            counter[0] += 1
+            error = message = None
+            outcome = SUCCESS
+        else:
+            counter[1] += 1
+            error = describe(o.error_code)
+            outcome = FAILURE
+            message = (o.error_message or "")[:1000]
+        if state.newest_attempt_at is not None and attempted_at < state.newest_attempt_at:
+            attempts.append((organization_id, batch_id, o.record_id, at, outcome, error and error.code, message,
                              0, late, o.triggered_by_id))
             continue
-        state.newest_attempt_at = o.attempted_at
+        state.newest_attempt_at = attempted_at
         update = updates.setdefault(o.record_id, {"retry_requested_by_id": None})
-        kept = state.status == RecordStatus.EXCLUDED
+        kept = state.status == EXCLUDED
         if error is None:
             state.consecutive_failures = 0
             state.auto_attempts = 0
-            update.update(status=RecordStatus.EXCLUDED.value if kept else RecordStatus.SYNCED.value,
-                          consecutive_failures=0, auto_attempts=0, next_attempt_at=None,
-                          synced_at=at, external_id=o.external_id, last_attempt_at=at,
+            update.update(status=EXCLUDED if kept else SYNCED, consecutive_failures=0, auto_attempts=0,
+                          next_attempt_at=None, synced_at=at, external_id=o.external_id, last_attempt_at=at,
                           last_error_code=None, last_error_message=None)
-            last_success = max(last_success or o.attempted_at, o.attempted_at)
+            last_success = attempted_at  # the newest so far: outcomes are in time order
         else:
             state.consecutive_failures += 1
             state.auto_attempts += 1
-            update.update(status=RecordStatus.EXCLUDED.value if kept else RecordStatus.FAILED.value,
+            update.update(status=EXCLUDED if kept else FAILED,
                           consecutive_failures=state.consecutive_failures, auto_attempts=state.auto_attempts,
-                          next_attempt_at=next_attempt_at(o.attempted_at, error.transient, state.auto_attempts,
+                          next_attempt_at=next_attempt_at(attempted_at, error.transient, state.auto_attempts,
                                                           max_auto_attempts, o.retry_after, retry_delay_scale),
                           last_attempt_at=at, last_error_code=error.code, last_error_message=message)
-        attempts.append((organization_id, batch.id, o.record_id, at, outcome, error and error.code, message,
+        attempts.append((organization_id, batch_id, o.record_id, at, outcome, error and error.code, message,
                          state.consecutive_failures, not_late, o.triggered_by_id))
 
     if attempts:
@@ -142,36 +158,33 @@ def record_batch(
     return batch
 
 
+_STATES = (
+    sa.select(SyncRecord.id, SyncRecord.status, SyncRecord.consecutive_failures, SyncRecord.auto_attempts,
+              SyncRecord.last_attempt_at, *(SyncRecord.__table__.c[c] for c in WRITTEN_WHEN_CHANGED))
+    .where(SyncRecord.id.in_(sa.bindparam("ids", expanding=True))).order_by(SyncRecord.id)
+    .with_for_update()  # PostgreSQL: two batches of one record take turns (in id order: no deadlock)
+)
+
+
 def _load_states(record_ids: set[int]) -> dict[int, _RecordState]:
-    rows = db.session.execute(
-        sa.select(SyncRecord.id, SyncRecord.status, SyncRecord.consecutive_failures, SyncRecord.auto_attempts,
-                  SyncRecord.last_attempt_at, SyncRecord.last_error_code, SyncRecord.next_attempt_at)
-        .where(SyncRecord.id.in_(record_ids)).order_by(SyncRecord.id)
-        .with_for_update()  # PostgreSQL: two batches of one record take turns (in id order: no deadlock)
-    ).all()
-    return {
-        r.id: _RecordState(r.status, r.consecutive_failures, r.auto_attempts, r.last_attempt_at,
-                           {"status": r.status, "last_error_code": r.last_error_code,
-                            "next_attempt_at": r.next_attempt_at})
-        for r in rows
-    }
+    rows = db.session.connection().execute(_STATES, {"ids": list(record_ids)}).all()
+    return {r[0]: _RecordState(r[1], r[2], r[3], r[4], r[5:]) for r in rows}
 
 
 def _update_records(updates: dict[int, dict[str, Any]], states: dict[int, _RecordState]) -> None:
     """Set each record's new state, one executemany per set of columns written.
 
-    Indexed columns whose value does not change are left out (see INDEXED_STATE).
+    Columns of WRITTEN_WHEN_CHANGED whose value does not change are left out.
     """
     table = SyncRecord.__table__
-    next_at = _Stamps(table.c.next_attempt_at)
+    stamp = _bind_processor(table.c.next_attempt_at)
     by_shape: dict[tuple[str, ...], list[tuple]] = {}
     for record_id, update in updates.items():
-        stored = states[record_id].stored
-        for column in INDEXED_STATE:
-            if update[column] == stored[column]:
+        for column, stored in zip(WRITTEN_WHEN_CHANGED, states[record_id].stored):
+            if update[column] == stored:
                 del update[column]
-        if "next_attempt_at" in update:
-            update["next_attempt_at"] = next_at(update["next_attempt_at"])
+        if update.get("next_attempt_at") is not None:
+            update["next_attempt_at"] = stamp(update["next_attempt_at"])
         by_shape.setdefault(tuple(update), []).append((*update.values(), record_id))
     for columns, rows in by_shape.items():
         _executemany(_update_sql(table, columns), rows)
@@ -216,24 +229,11 @@ def _update_sql(table: sa.Table, columns: tuple[str, ...]) -> str:
     return f"UPDATE {table.name} SET {assignments} WHERE {table.c.id.name} = {marker}"
 
 
-def _bind(column: sa.Column, value: Any) -> Any:
-    """A value as the column's type hands it to this database's driver."""
+def _bind_processor(column: sa.Column) -> Callable[[Any], Any]:
+    """How the column's type hands a value to this database's driver (SQLite stores datetimes as text)."""
     process = column.type._cached_bind_processor(db.session.get_bind().dialect)
-    return value if process is None or value is None else process(value)
+    return _unchanged if process is None else process
 
 
-class _Stamps:
-    """Datetimes as the column's type hands them to the driver, each converted once (SQLite stores text)."""
-
-    def __init__(self, column: sa.Column) -> None:
-        process: Callable[[Any], Any] | None = column.type._cached_bind_processor(db.session.get_bind().dialect)
-        self._process = process
-        self._done: dict[datetime, Any] = {}
-
-    def __call__(self, value: datetime | None) -> Any:
-        if value is None or self._process is None:
-            return value
-        done = self._done.get(value)
-        if done is None:
-            done = self._done[value] = self._process(value)
-        return done
+def _unchanged(value: Any) -> Any:
+    return value
