@@ -50,6 +50,7 @@
     }
     for (i = old.attributes.length - 1; i >= 0; i--) {
       attribute = old.attributes[i];
+      if (old.nodeName === "DETAILS" && attribute.name === "open") { continue; } /* the reader opened it */
       if (!neu.hasAttribute(attribute.name)) {
         old.removeAttribute(attribute.name);
         changed = true;

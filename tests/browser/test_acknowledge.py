@@ -11,7 +11,9 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from dashboard.extensions import db
+from dashboard.live.publish import organization_channel, publish_now
 from dashboard.models import Alert, Notification
+from dashboard.vocabulary import LiveEvent
 from tests import factories
 from tests import status_factories as sf
 from tests.browser.conftest import wait_live
@@ -98,6 +100,7 @@ def test_on_the_alerts_page_a_bad_snooze_time_is_named_on_its_field_then_a_good_
     described by the message and has focus; with a time 4 hours on, the alert is snoozed; axe finds nothing."""
     page = signed_in(world.admin_a)
     page.goto("/orgs/org-a/alerts")
+    wait_live(page)
     handling = page.locator(f"#alert-{alert.id}-handling")
     handling.locator("summary").click()
     page.get_by_label("Snooze for").select_option(label="Until a time I choose")
@@ -117,3 +120,22 @@ def test_on_the_alerts_page_a_bad_snooze_time_is_named_on_its_field_then_a_good_
     page.get_by_role("button", name=re.compile("^Acknowledge")).click()
     expect(page.locator(f"#alert-{alert.id}-state")).to_contain_text(f"Acknowledged by {world.admin_a.name}")
     axe_check(page)
+
+
+def test_a_live_refresh_of_the_alerts_page_keeps_a_disclosure_the_reader_opened_open(world, alert, signed_in):
+    """Given the alerts page with an alert's handling controls opened, when another change to the alert arrives
+    live and the list refreshes, then the controls stay open (a quiet refresh never closes what the reader opened)."""
+    page = signed_in(world.admin_a)
+    page.goto("/orgs/org-a/alerts")
+    wait_live(page)
+    handling = page.locator(f"#alert-{alert.id}-handling")
+    handling.locator("summary").click()
+    expect(page.get_by_label("Snooze for")).to_be_visible()
+
+    alert.title = "2 expense claims keep failing"
+    db.session.commit()
+    publish_now(organization_channel(world.org_a.id), LiveEvent.ALERT_CHANGED.value, {"alert_id": alert.id})
+
+    expect(page.locator("#alerts-list")).to_contain_text("2 expense claims keep failing", timeout=LIVE_TIMEOUT)
+    expect(handling.locator("details.snooze")).to_have_attribute("open", "")
+    expect(page.get_by_label("Snooze for")).to_be_visible()
