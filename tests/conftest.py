@@ -3,6 +3,11 @@
 `TEST_DATABASE_URL` points the database tests at PostgreSQL; otherwise each
 session gets an SQLite file. `TEST_REDIS_URL` points at a Redis server;
 otherwise an embedded one is started on a temporary socket.
+
+Under pytest-xdist (`-n 2`, as CI runs the fast tests) each worker process is a
+session of its own: its own SQLite file and embedded Redis, and on PostgreSQL
+its own database (`<name>_gw0`, `<name>_gw1`, created when missing) and, on a
+shared Redis server, its own Redis database number.
 """
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis as redis_lib
@@ -35,10 +41,16 @@ def tmp_root() -> Iterator[Path]:
         yield Path(root)
 
 
+def _xdist_worker() -> int | None:
+    """This process's number under pytest-xdist (gw0 -> 0), or None when the tests run in one process."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(name[2:]) if name.startswith("gw") else None
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_root: Path) -> Iterator[str]:
     if os.environ.get("TEST_REDIS_URL"):
-        yield os.environ["TEST_REDIS_URL"]
+        yield _worker_redis_url(os.environ["TEST_REDIS_URL"], _xdist_worker())
         return
     socket_path = tmp_root / "redis.sock"
     process = embedded_redis.start(socket_path)
@@ -48,9 +60,36 @@ def redis_url(tmp_root: Path) -> Iterator[str]:
         embedded_redis.stop(process, socket_path)
 
 
+def _worker_redis_url(url: str, worker: int | None) -> str:
+    """A worker's own database number on a shared Redis server (1 + its number), so flushdb stays its own."""
+    if worker is None:
+        return url
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{worker + 1}"))
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_root: Path) -> str:
-    return os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_root / 'test.sqlite3'}"
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        return f"sqlite:///{tmp_root / 'test.sqlite3'}"
+    worker = _xdist_worker()
+    return url if worker is None else _worker_database(url, worker)
+
+
+def _worker_database(url: str, worker: int) -> str:
+    """The worker's own PostgreSQL database beside TEST_DATABASE_URL's, created when it is missing."""
+    base = sa.engine.make_url(url)
+    own = base.set(database=f"{base.database}_gw{worker}")
+    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            exists = conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": own.database})
+            if not exists:
+                conn.execute(sa.text(f'CREATE DATABASE "{own.database}"'))
+    finally:
+        engine.dispose()
+    return own.render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
