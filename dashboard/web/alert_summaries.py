@@ -83,31 +83,30 @@ def open_alert_totals(organization: Organization, alerts: int) -> OpenAlertTotal
     """The distinct records of the organization's open alerts: affected, still waiting, their money and
     volunteers (two alerts of one cause share most of their records).
 
-    The affected records are counted from the alerts' affected-record index alone; only the waiting ones are
-    read (by the organization's status index), once, for their money and volunteers together."""
+    One statement: the distinct records from the alerts' affected-record index, each read once by its primary
+    key, counted by currency (the waiting ones apart)."""
     open_ids = sa.select(Alert.id).where(Alert.organization_id == organization.id, Alert.status == AlertStatus.OPEN)
-    affected = db.session.scalar(
-        sa.select(sa.func.count(sa.distinct(AlertRecord.record_id))).where(AlertRecord.alert_id.in_(open_ids))
-    ) or 0
-    waiting_of_alerts = (SyncRecord.organization_id == organization.id, SyncRecord.status.in_(WAITING_STATUSES),
-                         SyncRecord.id.in_(sa.select(AlertRecord.record_id).where(AlertRecord.alert_id.in_(open_ids))))
+    distinct_ids = sa.select(AlertRecord.record_id).where(AlertRecord.alert_id.in_(open_ids)).distinct().subquery()
+    waiting = SyncRecord.status.in_(WAITING_STATUSES)
     rows = db.session.execute(
-        sa.select(SyncRecord.currency, sa.func.count(), sa.func.sum(SyncRecord.amount_minor),
-                  sa.func.count(sa.distinct(SyncRecord.volunteer_ref)),
-                  sa.func.count() - sa.func.count(SyncRecord.volunteer_ref))
-        .where(*waiting_of_alerts).group_by(SyncRecord.currency)
+        sa.select(SyncRecord.currency, sa.func.count(), sa.func.count(sa.case((waiting, 1))),
+                  sa.func.sum(sa.case((waiting, SyncRecord.amount_minor))),
+                  sa.func.count(sa.distinct(sa.case((waiting, SyncRecord.volunteer_ref)))),
+                  sa.func.count(sa.case((sa.and_(waiting, SyncRecord.volunteer_ref.is_(None)), 1))))
+        .join(distinct_ids, distinct_ids.c.record_id == SyncRecord.id).group_by(SyncRecord.currency)
     ).all()
-    if len(rows) == 1:  # one currency, as usual: its row counts the volunteers of every waiting record
-        volunteers = VolunteerCount(count=rows[0][3], unknown=rows[0][4])
-    elif rows:  # a volunteer may be owed money in two currencies: counted over all of them at once
-        volunteers = waiting_volunteers(sa.select(SyncRecord.id).where(*waiting_of_alerts))
-    else:
-        volunteers = VolunteerCount(count=0, unknown=0)
+    owed = [row for row in rows if row[2]]
+    if len(owed) > 1:  # a volunteer may be owed money in two currencies: counted over all of them at once
+        volunteers = waiting_volunteers(sa.select(distinct_ids.c.record_id).join(
+            SyncRecord, SyncRecord.id == distinct_ids.c.record_id).where(waiting))
+    else:  # one currency, as usual: its row counted the volunteers of every waiting record
+        volunteers = (VolunteerCount(count=owed[0][4], unknown=owed[0][5]) if owed
+                      else VolunteerCount(count=0, unknown=0))
     return OpenAlertTotals(
         alerts=alerts,
-        affected=affected,
-        waiting=sum(r[1] for r in rows),
-        at_stake={currency: int(amount or 0) for currency, _count, amount, *_rest in sorted(rows)},
+        affected=sum(row[1] for row in rows),
+        waiting=sum(row[2] for row in owed),
+        at_stake={currency: int(amount or 0) for currency, _n, _waiting, amount, *_rest in sorted(owed)},
         volunteers=volunteers,
     )
 
