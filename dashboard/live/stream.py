@@ -7,6 +7,10 @@ fans each message out to the in-memory queues of the streams allowed to read
 it. A stream's channels are worked out on the server from the signed-in user;
 the client chooses none. A stream sends a comment at once, a heartbeat
 comment every 15 seconds, and holds no database connection.
+
+A worker holds tens of thousands of streams, so what each one keeps while it
+waits is kept small: a tuple of its channels, a list and an event, and no timer
+of its own (one heartbeat thread per process offers each stream its heartbeat).
 """
 from __future__ import annotations
 
@@ -15,8 +19,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import redis
 from flask_sse import Message
@@ -29,7 +32,11 @@ log = logging.getLogger(__name__)
 ALL_ORGANIZATIONS = "org:*"
 HEARTBEAT_SECONDS = 15.0
 QUEUE_LIMIT = 100
+HEARTBEAT_TICK_SECONDS = 1.0
+"""How often the heartbeat thread looks for streams due one (a heartbeat may come this much late)."""
 RESYNC = Message({"reason": "reconnected"}, type=LiveEvent.RESYNC.value)
+HEARTBEAT = Message(None)
+"""Offered to a stream when its heartbeat is due (compared by identity, never published)."""
 
 
 def channels_for(user_id: int, organization_ids: set[int], is_global_admin: bool) -> frozenset[str]:
@@ -71,10 +78,17 @@ class Inbox:
             self._ready.wait(remaining)
 
 
-@dataclass(eq=False)
 class Subscriber:
-    channels: frozenset[str]
-    inbox: Inbox = field(default_factory=Inbox)
+    """One open stream: the channels it reads (a tuple, smaller than a set), its inbox, and when its next
+    heartbeat is due (time.monotonic())."""
+
+    __slots__ = ("channels", "inbox", "heartbeat", "heartbeat_due")
+
+    def __init__(self, channels: tuple[str, ...], heartbeat: float) -> None:
+        self.channels = channels
+        self.inbox = Inbox()
+        self.heartbeat = heartbeat
+        self.heartbeat_due = time.monotonic() + heartbeat
 
     def offer(self, message: Message) -> None:
         try:
@@ -84,48 +98,76 @@ class Subscriber:
 
 
 class Broker:
-    """One Redis pattern subscription for the process, fanned out to local subscribers."""
+    """One Redis pattern subscription for the process, fanned out to local subscribers.
+
+    Each channel's subscribers are a tuple, replaced (under the lock) when one comes or goes: most
+    channels are one user's, and a tuple of one costs a quarter of a set; a message's fan-out reads
+    the current tuple without copying it or taking the lock.
+    """
 
     def __init__(self, redis_url: str) -> None:
         self.redis_url = redis_url
         self._lock = threading.Lock()
-        self._by_channel: dict[str, set[Subscriber]] = {}
+        self._by_channel: dict[str, tuple[Subscriber, ...]] = {}
+        self._subscribers: set[Subscriber] = set()
         self._thread: threading.Thread | None = None
+        self._heartbeat_thread: threading.Thread | None = None
         self.subscribed = threading.Event()
         """Set while the Redis subscription is live (events published before it are not seen)."""
 
-    def subscribe(self, channels: frozenset[str]) -> Subscriber:
-        subscriber = Subscriber(channels)
+    def subscribe(self, channels: frozenset[str], heartbeat: float = HEARTBEAT_SECONDS) -> Subscriber:
+        """A subscriber to `channels`, offered HEARTBEAT every `heartbeat` seconds (on the next tick)."""
+        subscriber = Subscriber(tuple(channels), heartbeat)
         with self._lock:
-            for channel in channels:
-                self._by_channel.setdefault(channel, set()).add(subscriber)
+            for channel in subscriber.channels:
+                self._by_channel[channel] = self._by_channel.get(channel, ()) + (subscriber,)
+            self._subscribers.add(subscriber)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._listen, name="sse-broker", daemon=True)
                 self._thread.start()
+            if self._heartbeat_thread is None or not self._heartbeat_thread.is_alive():
+                self._heartbeat_thread = threading.Thread(target=self._beat, name="sse-heartbeat", daemon=True)
+                self._heartbeat_thread.start()
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         with self._lock:
+            self._subscribers.discard(subscriber)
             for channel in subscriber.channels:
-                members = self._by_channel.get(channel)
-                if members is not None:
-                    members.discard(subscriber)
-                    if not members:
+                members = self._by_channel.get(channel, ())
+                if subscriber in members:
+                    at = members.index(subscriber)
+                    rest = members[:at] + members[at + 1:]
+                    if rest:
+                        self._by_channel[channel] = rest
+                    else:
                         del self._by_channel[channel]
 
     def dispatch(self, channel: str, message: Message) -> None:
-        with self._lock:
-            targets = set(self._by_channel.get(channel, ()))
-            if channel.startswith("org:"):
-                targets |= self._by_channel.get(ALL_ORGANIZATIONS, set())
+        targets: Iterable[Subscriber] = self._by_channel.get(channel, ())
+        if channel.startswith("org:"):
+            everywhere = self._by_channel.get(ALL_ORGANIZATIONS, ())
+            if everywhere:  # a global admin who is also a member reads the channel twice: once is enough
+                targets = set(targets).union(everywhere)
         for subscriber in targets:
             subscriber.offer(message)
 
     def _broadcast(self, message: Message) -> None:
         with self._lock:
-            targets = {s for members in self._by_channel.values() for s in members}
+            targets = list(self._subscribers)
         for subscriber in targets:
             subscriber.offer(message)
+
+    def _beat(self) -> None:
+        """Offer each subscriber HEARTBEAT when it is due: one timer for the process instead of one per stream."""
+        while True:
+            time.sleep(HEARTBEAT_TICK_SECONDS)
+            now = time.monotonic()
+            with self._lock:
+                due = [s for s in self._subscribers if s.heartbeat_due <= now]
+            for subscriber in due:
+                subscriber.heartbeat_due = now + subscriber.heartbeat
+                subscriber.offer(HEARTBEAT)
 
     def _listen(self) -> None:
         """Listen for ever; after a Redis outage every stream is told to re-fetch what it shows."""
@@ -183,15 +225,15 @@ def event_stream(broker: Broker, channels: frozenset[str], heartbeat: float = HE
     The stream ends when its session is revoked (a newer session version is announced on the
     user's channel); the browser's reconnect then meets the sign-in page.
     """
-    subscriber = broker.subscribe(channels)
+    subscriber = broker.subscribe(channels, heartbeat)
+    del channels  # the subscriber's tuple is all the stream keeps
     broker.subscribed.wait(timeout=2)  # open the stream once events can reach it (so a re-fetch then misses nothing)
     try:
         metrics.stream_clients.inc()
         yield b": connected\nretry: 2000\n\n"
         while True:
-            try:
-                message = subscriber.inbox.get(timeout=heartbeat)
-            except queue.Empty:
+            message = subscriber.inbox.get()
+            if message is HEARTBEAT:
                 yield b": heartbeat\n\n"
                 continue
             if message.type == LiveEvent.SESSIONS_REVOKED:

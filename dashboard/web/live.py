@@ -1,13 +1,16 @@
 """GET /events: the signed-in user's live stream."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, request
 from flask_login import current_user, login_required
 
 from dashboard.extensions import db
 from dashboard.live.stream import broker_for, channels_for, event_stream
 
 bp = Blueprint("live", __name__)
+LONG_LIVED = "dashboard.long_lived"
+"""Set in the environ of a response that stays open: the server may then drop what the request left there
+(gunicorn.conf.py does)."""
 
 
 @bp.get("/events")
@@ -26,4 +29,5 @@ def events() -> Response:
                         mimetype="text/event-stream", direct_passthrough=True)
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"
+    request.environ[LONG_LIVED] = True
     return response
