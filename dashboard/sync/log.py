@@ -10,24 +10,21 @@ newest when it arrives is *late*: it is logged (and shown in the record's
 history) but changes neither the record's state nor any streak, so it can
 neither raise nor resolve an alert.
 
-The rows are written as plain tuples, one executemany per statement shape (in
-`CHUNK_ROWS` chunks), with values in the form the driver stores them: a batch
-is hundreds of rows, and building and converting them row by row through the
-ORM or Core's per-row parameter handling cost more than the database's work.
+The rows are written as plain tuples in the driver's form
+(`dashboard.sync.log_statements`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-
-from dashboard.database import CHUNK_ROWS
 from dashboard.extensions import db
-from dashboard.models import Connector, HourlyAttemptCount, SyncAttempt, SyncBatch, SyncRecord
+from dashboard.models import Connector, SyncAttempt, SyncBatch, SyncRecord
 from dashboard.sync.errors import describe
+from dashboard.sync.log_statements import (
+    bind_processor, executemany, hourly_upsert, insert_sql, select_records, update_sql,
+)
 from dashboard.sync.retry import next_attempt_at
 from dashboard.vocabulary import AttemptOutcome, RecordStatus
 
@@ -97,8 +94,8 @@ def record_batch(
     db.session.flush()
 
     states = _load_states({o.record_id for o in outcomes})
-    stamp = _bind_processor(SyncAttempt.__table__.c.attempted_at)
-    late, not_late = (_bind_processor(SyncAttempt.__table__.c.late)(flag) for flag in (True, False))
+    stamp = bind_processor(SyncAttempt.__table__.c.attempted_at)
+    late, not_late = (bind_processor(SyncAttempt.__table__.c.late)(flag) for flag in (True, False))
     organization_id, batch_id = connector.organization_id, batch.id
     attempts: list[tuple] = []
     updates: dict[int, dict[str, Any]] = {}
@@ -127,28 +124,32 @@ def record_batch(
                              0, late, o.triggered_by_id))
             continue
         state.newest_attempt_at = attempted_at
-        update = updates.setdefault(o.record_id, {"retry_requested_by_id": None})
         kept = state.status == EXCLUDED
         if error is None:
             state.consecutive_failures = 0
             state.auto_attempts = 0
-            update.update(status=EXCLUDED if kept else SYNCED, consecutive_failures=0, auto_attempts=0,
-                          next_attempt_at=None, synced_at=at, external_id=o.external_id, last_attempt_at=at,
-                          last_error_code=None, last_error_message=None)
+            row = {"retry_requested_by_id": None, "status": EXCLUDED if kept else SYNCED, "consecutive_failures": 0,
+                   "auto_attempts": 0, "next_attempt_at": None, "synced_at": at, "external_id": o.external_id,
+                   "last_attempt_at": at, "last_error_code": None, "last_error_message": None}
             last_success = attempted_at  # the newest so far: outcomes are in time order
         else:
             state.consecutive_failures += 1
             state.auto_attempts += 1
-            update.update(status=EXCLUDED if kept else FAILED,
-                          consecutive_failures=state.consecutive_failures, auto_attempts=state.auto_attempts,
-                          next_attempt_at=next_attempt_at(attempted_at, error.transient, state.auto_attempts,
-                                                          max_auto_attempts, o.retry_after, retry_delay_scale),
-                          last_attempt_at=at, last_error_code=error.code, last_error_message=message)
+            row = {"retry_requested_by_id": None, "status": EXCLUDED if kept else FAILED,
+                   "consecutive_failures": state.consecutive_failures, "auto_attempts": state.auto_attempts,
+                   "next_attempt_at": next_attempt_at(attempted_at, error.transient, state.auto_attempts,
+                                                      max_auto_attempts, o.retry_after, retry_delay_scale),
+                   "last_attempt_at": at, "last_error_code": error.code, "last_error_message": message}
+        update = updates.get(o.record_id)
+        if update is None:
+            updates[o.record_id] = row
+        else:  # a later attempt of the record in this batch: its values win; an earlier success's sync details stay
+            update.update(row)
         attempts.append((organization_id, batch_id, o.record_id, at, outcome, error and error.code, message,
                          state.consecutive_failures, not_late, o.triggered_by_id))
 
     if attempts:
-        _executemany(_insert_sql(SyncAttempt.__table__, ATTEMPT_COLUMNS), attempts)
+        executemany(insert_sql(SyncAttempt.__table__, ATTEMPT_COLUMNS), attempts)
         if updates:
             _update_records(updates, states)
         _add_hourly_counts(organization_id, hours)
@@ -158,16 +159,11 @@ def record_batch(
     return batch
 
 
-_STATES = (
-    sa.select(SyncRecord.id, SyncRecord.status, SyncRecord.consecutive_failures, SyncRecord.auto_attempts,
-              SyncRecord.last_attempt_at, *(SyncRecord.__table__.c[c] for c in WRITTEN_WHEN_CHANGED))
-    .where(SyncRecord.id.in_(sa.bindparam("ids", expanding=True))).order_by(SyncRecord.id)
-    .with_for_update()  # PostgreSQL: two batches of one record take turns (in id order: no deadlock)
-)
+STATE_COLUMNS = ("id", "status", "consecutive_failures", "auto_attempts", "last_attempt_at", *WRITTEN_WHEN_CHANGED)
 
 
 def _load_states(record_ids: set[int]) -> dict[int, _RecordState]:
-    rows = db.session.connection().execute(_STATES, {"ids": list(record_ids)}).all()
+    rows = select_records(STATE_COLUMNS, list(record_ids))
     return {r[0]: _RecordState(r[1], r[2], r[3], r[4], r[5:]) for r in rows}
 
 
@@ -177,7 +173,7 @@ def _update_records(updates: dict[int, dict[str, Any]], states: dict[int, _Recor
     Columns of WRITTEN_WHEN_CHANGED whose value does not change are left out.
     """
     table = SyncRecord.__table__
-    stamp = _bind_processor(table.c.next_attempt_at)
+    stamp = bind_processor(table.c.next_attempt_at)
     by_shape: dict[tuple[str, ...], list[tuple]] = {}
     for record_id, update in updates.items():
         for column, stored in zip(WRITTEN_WHEN_CHANGED, states[record_id].stored):
@@ -187,53 +183,15 @@ def _update_records(updates: dict[int, dict[str, Any]], states: dict[int, _Recor
             update["next_attempt_at"] = stamp(update["next_attempt_at"])
         by_shape.setdefault(tuple(update), []).append((*update.values(), record_id))
     for columns, rows in by_shape.items():
-        _executemany(_update_sql(table, columns), rows)
+        executemany(update_sql(table, columns), rows)
     for key, obj in list(db.session.identity_map.items()):  # the key holds the id: an expired object is not loaded
         if key[0] is SyncRecord and key[1][0] in updates:
             db.session.expire(obj)
 
 
 def _add_hourly_counts(organization_id: int, hours: dict[datetime, list[int]]) -> None:
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = HourlyAttemptCount.__table__
-    for hour, (successes, failures) in hours.items():
-        statement = insert(table).values(organization_id=organization_id, hour=hour,
-                                         successes=successes, failures=failures)
-        statement = statement.on_conflict_do_update(
-            index_elements=["organization_id", "hour"],
-            set_={"successes": table.c.successes + successes, "failures": table.c.failures + failures},
-        )
-        db.session.execute(statement)
-
-
-def _executemany(sql: str, rows: list[tuple]) -> None:
-    """Run a driver-level statement for many rows, `CHUNK_ROWS` at a time, in the session's transaction."""
-    connection = db.session.connection()
-    for start in range(0, len(rows), CHUNK_ROWS):
-        connection.exec_driver_sql(sql, rows[start:start + CHUNK_ROWS])
-
-
-def _marker() -> str:
-    return "?" if db.session.get_bind().dialect.paramstyle == "qmark" else "%s"
-
-
-def _insert_sql(table: sa.Table, columns: tuple[str, ...]) -> str:
-    names = ", ".join(table.c[c].name for c in columns)
-    return f"INSERT INTO {table.name} ({names}) VALUES ({', '.join([_marker()] * len(columns))})"
-
-
-def _update_sql(table: sa.Table, columns: tuple[str, ...]) -> str:
-    marker = _marker()
-    assignments = ", ".join(f"{table.c[c].name} = {marker}" for c in columns)
-    return f"UPDATE {table.name} SET {assignments} WHERE {table.c.id.name} = {marker}"
-
-
-def _bind_processor(column: sa.Column) -> Callable[[Any], Any]:
-    """How the column's type hands a value to this database's driver (SQLite stores datetimes as text)."""
-    process = column.type._cached_bind_processor(db.session.get_bind().dialect)
-    return _unchanged if process is None else process
-
-
-def _unchanged(value: Any) -> Any:
-    return value
+    """Add each hour's (successes, failures) to the organization's hourly counters."""
+    db.session.execute(hourly_upsert(), [
+        {"organization_id": organization_id, "hour": hour, "successes": successes, "failures": failures}
+        for hour, (successes, failures) in hours.items()
+    ])

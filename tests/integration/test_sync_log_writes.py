@@ -2,7 +2,10 @@
 indexes it maintains, as the models and the migrations define them."""
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Iterator
 
 import sqlalchemy as sa
 from flask_migrate import upgrade
@@ -135,7 +138,7 @@ def test_given_a_synced_record_when_it_syncs_again_then_its_update_names_no_inde
 
 def test_given_the_migrations_when_they_build_a_database_then_its_record_indexes_are_the_models(app, tmp_path):
     """Partial indexes: compare_metadata does not compare an index's WHERE, so compare the stored definitions."""
-    with _scratch_app(app, tmp_path).app_context():
+    with _scratch_app(app, tmp_path).app_context(), _loggers_kept():
         upgrade()
         migrated = _index_definitions()
         _db.drop_all()
@@ -144,6 +147,19 @@ def test_given_the_migrations_when_they_build_a_database_then_its_record_indexes
         _db.engine.dispose()
     assert migrated == modelled
     assert "last_error_code IS NOT NULL" in migrated["ix_sync_records_org_error_amount"]
+
+
+@contextmanager
+def _loggers_kept() -> Iterator[None]:
+    """The migrations' env.py configures logging from alembic.ini, which disables the loggers that exist (later
+    tests read the app's log records): enable them again afterwards."""
+    enabled = [logger for logger in logging.root.manager.loggerDict.values()
+               if isinstance(logger, logging.Logger) and not logger.disabled]
+    try:
+        yield
+    finally:
+        for logger in enabled:
+            logger.disabled = False
 
 
 def _index_definitions() -> dict[str, str]:
