@@ -146,8 +146,8 @@ def join(ev: Evaluation, alert: Alert, record_ids: list[int]) -> None:
         return
     if alert.id in ev.raised:
         existing.update(new)
-    db.session.execute(sa.insert(AlertRecord), [{"alert_id": alert.id, "record_id": r, "joined_at": ev.now}
-                                                for r in new])
+    db.session.execute(sa.insert(AlertRecord.__table__),  # plain rows: no objects to track, nothing to flush first
+                       [{"alert_id": alert.id, "record_id": r, "joined_at": ev.now} for r in new])
     if alert.id not in ev.raised:
         db.session.execute(sa.insert(AlertEvent), [{"alert_id": alert.id, "kind": AlertEventKind.JOINED, "at": ev.now,
                                                     "record_id": r, "detail": ""} for r in new])

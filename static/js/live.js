@@ -102,18 +102,21 @@
       var order = itemOrder(item);
       var before = items.filter(function (li) { return newer(order, itemOrder(li)); })[0] || null;
       var size = Number(list.dataset.size) || 0;
-      if (!before && size && items.length >= size) { return true; } /* older than every item shown */
-      Array.prototype.forEach.call(list.querySelectorAll(":scope > li.empty"), function (li) { list.removeChild(li); });
-      list.insertBefore(item, before);
-      for (var i = items.length; size && i >= size; i--) {
-        var last = list.querySelector(":scope > li[data-notification-id]:last-of-type");
-        if (!last || last.contains(document.activeElement)) { break; }
-        list.removeChild(last);
+      if (before || !size || items.length < size) { /* else it is older than every item the list shows */
+        Array.prototype.forEach.call(list.querySelectorAll(":scope > li.empty"), function (li) { list.removeChild(li); });
+        list.insertBefore(item, before);
+        for (var i = items.length; size && i >= size; i--) {
+          var last = list.querySelector(":scope > li[data-notification-id]:last-of-type");
+          if (!last || last.contains(document.activeElement)) { break; }
+          list.removeChild(last);
+        }
       }
     }
-    if (window.htmx) { window.htmx.process(item); }
     label.innerHTML = data.label;
-    delivered[String(data.id)] = Date.now();
+    if (item.isConnected) {
+      if (window.htmx) { window.htmx.process(item); }
+      delivered[String(data.id)] = Date.now();
+    }
     return true;
   }
 
