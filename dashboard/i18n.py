@@ -46,7 +46,8 @@ def translations() -> Any:
 
     Flask-Babel finds it anew at each call (the locale's name built, the cache looked up); here that is done once
     per locale object on the request's Babel context. `force_locale` and `refresh` put another object there
-    (and `force_locale` puts the old one back), so the catalogue always follows the locale in force.
+    (and `force_locale` puts the old one back), so the catalogue always follows the locale in force. The app has
+    one translation domain, so the locale alone names the catalogue.
     """
     context = g.get("_flask_babel") if has_app_context() else None
     locale = getattr(context, "babel_locale", None)
