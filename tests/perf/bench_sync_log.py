@@ -24,14 +24,17 @@ sent for each batch (captured by a before_cursor_execute listener, a list
 append per statement, with its parameters), replayed with raw sqlite3 in one
 transaction: the floor for the product's whole write (attempt insert, record
 updates, hourly upsert), without Python and ORM overhead; it tells what limits
-the figure. The ratio is also given by process CPU time, which other load on
-the machine disturbs less than wall time.
+the figure. The replay's time is also given per kind of statement (the record
+updates apart by whether they set the status, which moves a record in every
+index holding it). The ratio is also given by process CPU time, which other
+load on the machine disturbs less than wall time.
 
 stdout: `sync_log_attempts_per_s`, `raw_insert_rows_per_s`, `sync_log_ratio_to_raw` (goal >= 0.20).
 """
 from __future__ import annotations
 
 import random
+import re
 import sqlite3
 import statistics
 import sys
@@ -101,6 +104,7 @@ def run(box: harness.Sandbox) -> tuple[float, float]:
         app_rates: list[float] = []
         raw_rates: list[float] = []
         replay_rates: list[float] = []
+        replay_parts: dict[str, float] = {}
         cpu_ratios: list[float] = []
         batch_number = 0
         try:
@@ -123,7 +127,7 @@ def run(box: harness.Sandbox) -> tuple[float, float]:
                     cpu = time.process_time()
                     raw_s += write_raw_batch(raw, rows)
                     raw_cpu += time.process_time() - cpu
-                    replay_s += replay_batch(replay, statements)
+                    replay_s += replay_batch(replay, statements, replay_parts if run_index >= WARMUP_RUNS else None)
                 label = "warm-up" if run_index < WARMUP_RUNS else f"run {run_index - WARMUP_RUNS + 1}/{RUNS}"
                 progress(f"{label}: app {attempts / app_s:,.0f} attempts/s, raw insert {attempts / raw_s:,.0f} rows/s, "
                          f"raw replay of the app's SQL {attempts / replay_s:,.0f} attempts/s; "
@@ -139,6 +143,9 @@ def run(box: harness.Sandbox) -> tuple[float, float]:
             replay.close()
             harness.release_connections()
     app_rate, raw_rate, replay_rate = (statistics.median(r) for r in (app_rates, raw_rates, replay_rates))
+    batches = RUNS * BATCHES_PER_RUN
+    progress("the replay's time per batch by statement (ms): " + ", ".join(
+        f"{kind} {seconds * 1000 / batches:.2f}" for kind, seconds in sorted(replay_parts.items(), key=lambda p: -p[1])))
     progress(f"what limits it: the app's own SQL statements replayed with raw sqlite3 (same parameters, one "
              f"transaction per batch) run at {replay_rate:,.0f} attempts/s = {replay_rate / raw_rate:.3f} of the raw "
              f"insert; the app reaches {app_rate / replay_rate:.3f} of that replay. Ratio by process CPU time "
@@ -247,17 +254,40 @@ def write_raw_batch(raw: sqlite3.Connection, rows: list[tuple]) -> float:
     return time.perf_counter() - started
 
 
-def replay_batch(replay: sqlite3.Connection, statements: list[tuple[str, object, bool]]) -> float:
-    """Diagnostic floor: every statement the app sent for the batch, with its parameters, on raw sqlite3."""
+def replay_batch(replay: sqlite3.Connection, statements: list[tuple[str, object, bool]],
+                 parts: dict[str, float] | None = None) -> float:
+    """Diagnostic floor: every statement the app sent for the batch, with its parameters, on raw sqlite3.
+
+    `parts` adds up the time of each kind of statement (see `statement_kind`)."""
     started = time.perf_counter()
     replay.execute("BEGIN IMMEDIATE")
     for statement, parameters, many in statements:
+        begun = time.perf_counter()
         if many:
             replay.executemany(statement, parameters)
         else:
             replay.execute(statement, parameters).fetchall()
+        if parts is not None:
+            kind = statement_kind(statement)
+            parts[kind] = parts.get(kind, 0.0) + time.perf_counter() - begun
+    begun = time.perf_counter()
     replay.execute("COMMIT")
+    if parts is not None:
+        parts["COMMIT"] = parts.get("COMMIT", 0.0) + time.perf_counter() - begun
     return time.perf_counter() - started
+
+
+def statement_kind(statement: str) -> str:
+    """The statement's verb and table; a record update also says whether it sets the status (so moves the
+    record in every index that holds the status)."""
+    words = statement.replace("(", " ").split()
+    verb = words[0].upper()
+    table = words[2] if verb in ("INSERT", "DELETE") else words[1] if verb == "UPDATE" else \
+        words[words.index("FROM") + 1] if "FROM" in words else "?"
+    if verb == "UPDATE" and table == "sync_records":
+        sets_status = re.search(r"(?:SET|,)\s*status\s*=", statement.split(" WHERE ")[0])
+        return f"UPDATE sync_records {'setting' if sets_status else 'keeping'} the status"
+    return f"{verb} {table}"
 
 
 def copy_database(source: Path, target: Path) -> None:
