@@ -80,6 +80,9 @@ from tests.alerting import T0, alerts, log_batch, notifications, run
 CONSECUTIVE = 3
 ERROR_THRESHOLD = 4
 """The 5th failure of an organization within the window crosses."""
+REARM_LEVEL = ERROR_THRESHOLD // 2
+"""After an error-threshold alert resolves, a new one may be raised only once the window's failures fell to this
+(the default re-arm level, half the threshold: "quiet under real traffic")."""
 WINDOW = timedelta(hours=24)
 TYPES = ("expense_claim", "mileage_claim")
 MAPPING, VAT = "account_mapping_missing", "invalid_vat_code"
@@ -259,6 +262,7 @@ class ReferenceModel:
         self.streak: Counter = Counter()
         self.logged: list[Attempt] = []
         self.alerts: list[ModelAlert] = []
+        self.threshold_resolved_at: dict[int, datetime] = {}
 
     def open_alert(self, fingerprint: tuple) -> ModelAlert | None:
         found = [a for a in self.alerts if a.fingerprint == fingerprint and a.open]
@@ -291,8 +295,9 @@ class ReferenceModel:
         failures = [a for a in batch.attempts if a.failed]
         alert = self.open_alert((C2, org))
         if alert is None:
-            crossing = next((a for a in failures
-                             if len(failures_in_window(self.logged, org, a.at)) == ERROR_THRESHOLD + 1), None)
+            armed = self.threshold_armed_since(org, failures[-1].at) if failures else None
+            crossing = next((a for a in failures if armed is not None and a.at > armed
+                             and len(failures_in_window(self.logged, org, a.at)) == ERROR_THRESHOLD + 1), None)
             if crossing is not None:
                 alert = raise_alert(C2, (C2, org))
                 alert.records |= {f.key for f in failures_in_window(self.logged, org, crossing.at)}
@@ -306,6 +311,8 @@ class ReferenceModel:
             if alert.open and alert.org == org and all(self.status[r] == "synced" for r in alert.records):
                 self.resolve(alert, now)
                 resolved = True
+                if alert.rule == C2:
+                    self.threshold_resolved_at[org] = now
 
         # Rule 5: the platform alert follows the organizations with open alerts.
         if raised or resolved:
@@ -331,6 +338,16 @@ class ReferenceModel:
         for alert in raised:
             if alert.open and (alert.rule == PLATFORM or (alert.rule == C2 and not platform_open)):
                 alert.raised_to.add(GLOBAL)
+
+    def threshold_armed_since(self, org: int, until: datetime) -> datetime | None:
+        """Since when a crossing may raise: always before the first resolution; after one, from the first instant
+        in [resolution, until] at which the window's failures are at most REARM_LEVEL (None: not yet)."""
+        resolved_at = self.threshold_resolved_at.get(org)
+        if resolved_at is None:
+            return datetime.min
+        instants = [resolved_at] + sorted(f.at + WINDOW for f in self.logged
+                                          if f.org == org and f.failed and resolved_at < f.at + WINDOW <= until)
+        return next((t for t in instants if len(failures_in_window(self.logged, org, t)) <= REARM_LEVEL), None)
 
     @staticmethod
     def resolve(alert: ModelAlert, now: datetime) -> None:
@@ -426,8 +443,9 @@ def observe(world: World) -> list[Observed]:
             "error_threshold": lambda: (C2, org),
             "platform_incident": lambda: (PLATFORM,),
         }[alert.rule]()
-        observed.append(Observed(alert, fingerprint, members[alert.id], sent[(alert.id, "raised")],
-                                 sent[(alert.id, "resolved")]))
+        # A flapping alert's raise is told as "keeps coming back" (a flapping notification): it is its raise.
+        raised_to = sent[(alert.id, "raised")] | sent[(alert.id, "flapping")]
+        observed.append(Observed(alert, fingerprint, members[alert.id], raised_to, sent[(alert.id, "resolved")]))
     return observed
 
 
