@@ -14,9 +14,9 @@ from dashboard.sync.volunteers import VolunteerCount
 from dashboard.web.access import org_view
 from dashboard.web.alert_summaries import (
     AlertSummary,
-    alert_volunteers,
     open_alert_totals,
     open_alerts,
+    volunteers_by_alert,
     worst_first,
 )
 from dashboard.web.connector_status import connector_panel
@@ -55,7 +55,8 @@ def show(org: Organization):
     """What needs attention first (open alerts, worst first, and their totals), then the connectors' health,
     then the records counted by status; "all is well" when nothing is open."""
     summaries = worst_first(open_alerts(org))
-    attention = [Attention(s, alert_volunteers(s.alert), remedy(s.alert)) for s in summaries]
+    volunteers = volunteers_by_alert([s.alert for s in summaries])
+    attention = [Attention(s, volunteers[s.alert.id], remedy(s.alert)) for s in summaries]
     totals = open_alert_totals(org, len(summaries)) if summaries else None
     counts = dict(
         db.session.execute(
