@@ -83,22 +83,23 @@ def open_alert_totals(organization: Organization, alerts: int) -> OpenAlertTotal
     """The distinct records of the organization's open alerts: affected, still waiting, their money and
     volunteers (two alerts of one cause share most of their records).
 
-    One statement: the distinct records from the alerts' affected-record index, each read once by its primary
-    key, counted by currency (the waiting ones apart)."""
+    One statement: the records whose id is in the alerts' affected-record index, counted by currency (the
+    waiting ones apart). `IN` rather than a join with the distinct ids: each record is read once either way, but
+    SQLite then reads them in id order from the IN list's own index, about a fifth quicker than from a
+    materialized DISTINCT (PostgreSQL plans both as a semi-join)."""
     open_ids = sa.select(Alert.id).where(Alert.organization_id == organization.id, Alert.status == AlertStatus.OPEN)
-    distinct_ids = sa.select(AlertRecord.record_id).where(AlertRecord.alert_id.in_(open_ids)).distinct().subquery()
+    affected = SyncRecord.id.in_(sa.select(AlertRecord.record_id).where(AlertRecord.alert_id.in_(open_ids)))
     waiting = SyncRecord.status.in_(WAITING_STATUSES)
     rows = db.session.execute(
         sa.select(SyncRecord.currency, sa.func.count(), sa.func.count(sa.case((waiting, 1))),
                   sa.func.sum(sa.case((waiting, SyncRecord.amount_minor))),
                   sa.func.count(sa.distinct(sa.case((waiting, SyncRecord.volunteer_ref)))),
                   sa.func.count(sa.case((sa.and_(waiting, SyncRecord.volunteer_ref.is_(None)), 1))))
-        .join(distinct_ids, distinct_ids.c.record_id == SyncRecord.id).group_by(SyncRecord.currency)
+        .where(affected).group_by(SyncRecord.currency)
     ).all()
     owed = [row for row in rows if row[2]]
     if len(owed) > 1:  # a volunteer may be owed money in two currencies: counted over all of them at once
-        volunteers = waiting_volunteers(sa.select(distinct_ids.c.record_id).join(
-            SyncRecord, SyncRecord.id == distinct_ids.c.record_id).where(waiting))
+        volunteers = waiting_volunteers(sa.select(SyncRecord.id).where(affected, waiting).correlate(None))
     else:  # one currency, as usual: its row counted the volunteers of every waiting record
         volunteers = (VolunteerCount(count=owed[0][4], unknown=owed[0][5]) if owed
                       else VolunteerCount(count=0, unknown=0))
