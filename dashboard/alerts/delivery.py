@@ -5,8 +5,9 @@ platform's) lock. Summaries are unique per person and digest key, so two evaluat
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, Iterable
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ from flask_babel import ngettext
 
 from dashboard.alerts import quiet, rules
 from dashboard.extensions import db
-from dashboard.models import Alert, Notification, Organization
+from dashboard.models import Alert, Notification, Organization, User
 from dashboard.vocabulary import NotificationEvent
 
 Gather = Callable[[int], "Notification | None"]
@@ -85,22 +86,39 @@ def into_platform_summary(now: datetime, period: timedelta) -> Gather:
     return gather
 
 
-def over_budget(user_id: int, organization: Organization, now: datetime) -> Notification | None:
-    """The person's summary of the organization's day once its budget is spent, else None (announce)."""
+@dataclass(frozen=True)
+class DaySoFar:
+    """A person's notifications of an organization's day so far: how many were announced, and the day's summary
+    once it is made."""
+
+    announced: int
+    summary_id: int | None
+
+
+def days_so_far(user_ids: Iterable[int], organization: Organization, now: datetime) -> dict[int, DaySoFar]:
+    """Each person's day so far, for all the people of one notification round in one statement (each count
+    and summary read through its own index). A person's day changes only by their own notifications, so it
+    holds for the round: the writer notifies each person once in it."""
     day, start, end = local_day(organization, now)
-    key = quiet.day_digest_key(organization.id, day)
-    summary = _existing_summary(user_id, key)
-    if summary is not None:
-        return summary
-    announced = db.session.scalar(
-        sa.select(sa.func.count()).select_from(Notification).where(
-            Notification.user_id == user_id, Notification.organization_id == organization.id,
-            Notification.created_at >= start, Notification.created_at < end,
-            Notification.gathered_into_id.is_(None))
-    ) or 0
-    if quiet.announces(announced, organization.daily_notification_budget):
+    announced = sa.select(sa.func.count()).select_from(Notification).where(
+        Notification.user_id == User.id, Notification.organization_id == organization.id,
+        Notification.created_at >= start, Notification.created_at < end,
+        Notification.gathered_into_id.is_(None)).scalar_subquery()
+    summary = sa.select(Notification.id).where(
+        Notification.user_id == User.id,
+        Notification.digest_key == quiet.day_digest_key(organization.id, day)).scalar_subquery()
+    rows = db.session.execute(sa.select(User.id, announced, summary).where(User.id.in_(set(user_ids))))
+    return {user_id: DaySoFar(count or 0, summary_id) for user_id, count, summary_id in rows}
+
+
+def over_budget(user_id: int, organization: Organization, now: datetime, so_far: DaySoFar) -> Notification | None:
+    """The person's summary of the organization's day once its budget is spent, else None (announce)."""
+    if so_far.summary_id is not None:
+        return db.session.get(Notification, so_far.summary_id)
+    if quiet.announces(so_far.announced, organization.daily_notification_budget):
         return None
-    return _summary(user_id, key, organization.id, now)
+    return _summary(user_id, quiet.day_digest_key(organization.id, local_day(organization, now)[0]), organization.id,
+                    now)
 
 
 def local_day(organization: Organization, now: datetime) -> tuple:

@@ -9,14 +9,17 @@ from dashboard.vocabulary import NotificationEvent
 
 
 def organization_admins(organization_id: int) -> list[int]:
-    return list(db.session.scalars(
-        sa.select(Membership.user_id).where(Membership.organization_id == organization_id, Membership.role == "admin")
-        .order_by(Membership.user_id)
-    ))
+    """Read without flushing the caller's pending changes first: no writer of alerts changes memberships."""
+    with db.session.no_autoflush:
+        return list(db.session.scalars(
+            sa.select(Membership.user_id).where(Membership.organization_id == organization_id,
+                                                Membership.role == "admin").order_by(Membership.user_id)
+        ))
 
 
 def global_admins() -> list[int]:
-    return list(db.session.scalars(sa.select(User.id).where(User.is_global_admin.is_(True)).order_by(User.id)))
+    with db.session.no_autoflush:  # as organization_admins: the people are not what a writer changes
+        return list(db.session.scalars(sa.select(User.id).where(User.is_global_admin.is_(True)).order_by(User.id)))
 
 
 def for_raise(alert: Alert) -> list[int]:

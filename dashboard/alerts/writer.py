@@ -149,9 +149,10 @@ def join(ev: Evaluation, alert: Alert, record_ids: list[int]) -> None:
     db.session.execute(sa.insert(AlertRecord.__table__),  # plain rows: no objects to track, nothing to flush first
                        [{"alert_id": alert.id, "record_id": r, "joined_at": ev.now} for r in new])
     if alert.id not in ev.raised:
-        db.session.execute(sa.insert(AlertEvent), [{"alert_id": alert.id, "kind": AlertEventKind.JOINED, "at": ev.now,
+        db.session.execute(sa.insert(AlertEvent.__table__), [{"alert_id": alert.id, "kind": AlertEventKind.JOINED, "at": ev.now,
                                                     "record_id": r, "detail": ""} for r in new])
-    alert.last_seen_at = ev.now
+    if alert.last_seen_at != ev.now:  # an unchanged object leaves the next query nothing to flush
+        alert.last_seen_at = ev.now
     ev.touched.add(alert.id)
 
 
@@ -197,14 +198,17 @@ def notify(alert: Alert, user_ids: list[int], event: str, now: datetime, *, titl
         sa.select(Notification.user_id).where(Notification.alert_id == alert.id, Notification.event == event)
     ))
     organization = db.session.get(Organization, alert.organization_id) if alert.organization_id else None
-    if set(user_ids) - already:  # one read of the people for all their notifications' live events
-        db.session.scalars(sa.select(User).where(User.id.in_(set(user_ids) - already))).all()
+    # One read of the people for all their notifications' live events and email choices (held here: the
+    # session's identity map keeps an object only while something refers to it).
+    people = {person.id: person for person in db.session.scalars(
+        sa.select(User).where(User.id.in_(set(user_ids) - already)))} if set(user_ids) - already else {}
+    days = delivery.days_so_far(people, organization, now) if organization is not None and people else {}
     for user_id in user_ids:
         if user_id in already:
             continue
         into = gather(user_id) if gather else None
         if into is None and organization is not None:
-            into = delivery.over_budget(user_id, organization, now)
+            into = delivery.over_budget(user_id, organization, now, days[user_id])
         notification = Notification(user_id=user_id, alert_id=alert.id, event=event,
                                     organization_id=alert.organization_id, title=title or alert.title,
                                     created_at=now, gathered_into_id=into.id if into else None)
@@ -212,36 +216,35 @@ def notify(alert: Alert, user_ids: list[int], event: str, now: datetime, *, titl
         db.session.flush()
         if into is None:
             record_event(alert, AlertEventKind.NOTIFIED, now, user_id=user_id, detail=event)
-            _announce(notification)
+            _announce(notification, people[user_id])
         else:
             record_event(alert, AlertEventKind.GATHERED, now, user_id=user_id,
                          detail=f"{event} into notification {into.id}")
-            _gathered_into(into)
+            _gathered_into(into, people[user_id])
 
 
-def _gathered_into(into: Notification) -> None:
+def _gathered_into(into: Notification, person: User) -> None:
     """A summary is announced when it first gathers something; later it only changes its count, quietly."""
     if into.event == NotificationEvent.SUMMARY:
         into.title = delivery.summary_title(into)
     elif into.event == NotificationEvent.FLAPPING and into.alert is not None:
         into.title = delivery.flap_title(into.alert)
     if into.event == NotificationEvent.SUMMARY and delivery.gathered_count(into) == 1:
-        _announce(into)
+        _announce(into, person)
     else:
         queue_event(user_channel(into.user_id), LiveEvent.TRAY_CHANGED, {"id": into.id})
 
 
-def _announce(notification: Notification) -> None:
-    """An announced notification is pushed to open pages now, and emailed if it stays unread."""
-    _push(notification)
+def _announce(notification: Notification, person: User) -> None:
+    """An announced notification is pushed to the person's open pages now, and emailed if it stays unread."""
+    _push(notification, person)
     mail_outbox.queue_for(notification, notification.created_at)
 
 
-def _push(notification: Notification) -> None:
+def _push(notification: Notification, person: User) -> None:
     """Tell the person's open pages: the event carries the tray item, rendered for them (`tray_item`)."""
     if not current_app.config.get("LIVE_EVENTS", True):
         return  # a replay's scratch app: nobody watches, so nothing to render
-    person = db.session.get(User, notification.user_id)  # in the session's identity map already (`notify`)
     organization = db.session.get(Organization, notification.organization_id) if notification.organization_id \
         else None
     queue_event(user_channel(notification.user_id), LiveEvent.NOTIFICATION,
@@ -250,9 +253,16 @@ def _push(notification: Notification) -> None:
 
 
 def record_event(alert: Alert, kind: str, at: datetime, *, record_id: int | None = None, user_id: int | None = None,
-           detail: str = "") -> None:
-    db.session.add(AlertEvent(alert_id=alert.id, kind=kind, at=at, record_id=record_id, user_id=user_id,
-                              detail=detail[:1000]))
+                 detail: str = "") -> None:
+    """Write an alert's event now, as a plain row: nothing reads it back as an object, and a pending one would
+    make the next query of the transaction flush first. A resolution stays an object: the metrics count it when
+    it is flushed (`dashboard.metrics`)."""
+    row = {"alert_id": alert.id, "kind": kind, "at": at, "record_id": record_id, "user_id": user_id,
+           "detail": detail[:1000]}
+    if kind == AlertEventKind.RESOLVED:
+        db.session.add(AlertEvent(**row))
+    else:
+        db.session.execute(sa.insert(AlertEvent.__table__), row)
 
 
 def refresh_content(alert: Alert, now: datetime) -> None:

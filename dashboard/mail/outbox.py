@@ -37,13 +37,13 @@ class Choice:
 
 def choice_of(user_id: int) -> Choice:
     """The person's choice, cached in the session until its transaction ends (an evaluation notifies the same
-    admins of many alerts)."""
+    admins of many alerts). The person is read through the session: the writer has loaded them already in this
+    transaction (`writer.notify`), so that costs no query."""
     cache: dict[int, Choice] = db.session.info.setdefault(_CHOICES, {})
     if user_id not in cache:
-        row = db.session.execute(
-            sa.select(User.email_raised, User.email_resolved, User.email_delay_minutes).where(User.id == user_id)
-        ).one()
-        cache[user_id] = Choice(*row)
+        user = db.session.get(User, user_id)
+        assert user is not None
+        cache[user_id] = Choice(user.email_raised, user.email_resolved, user.email_delay_minutes)
     return cache[user_id]
 
 
@@ -53,15 +53,14 @@ def queue_for(notification: Notification, now: datetime) -> None:
     if choice.for_event(notification.event) != EmailChoice.IMMEDIATE:
         return
     config = current_app.config
-    row = EmailMessage(
+    row_id = db.session.execute(sa.insert(EmailMessage.__table__).values(  # a plain row: no object, no flush
         user_id=notification.user_id, kind=EmailKind.NOTIFICATION, notification_id=notification.id,
         message_id=message_id(mail_domain(config["MAIL_FROM"], config["PUBLIC_BASE_URL"]), notification.user_id,
                               notification.event, alert_id=notification.alert_id, notification_id=notification.id),
         status=DeliveryStatus.PENDING, due_at=now + timedelta(minutes=choice.delay_minutes), created_at=now)
-    db.session.add(row)
-    db.session.flush()
+    ).inserted_primary_key[0]
     if choice.delay_minutes == 0:
-        deliver_after_commit("jobs.email.send_email", row.id, job_id=send_job_id(row.id, 0))
+        deliver_after_commit("jobs.email.send_email", row_id, job_id=send_job_id(row_id, 0))
 
 
 def send_job_id(row_id: int, attempts: int) -> str:
