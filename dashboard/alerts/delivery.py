@@ -33,12 +33,15 @@ def flap_policy() -> quiet.FlapPolicy:
 
 def earlier_alerts(fingerprint: str, before_id: int, policy: quiet.FlapPolicy) -> list[quiet.Recurrence]:
     """The fingerprint's alerts before this one, oldest first: as many as a flap decision reads."""
-    rows = db.session.execute(
-        sa.select(Alert.opened_at, Alert.resolved_at, Alert.flapping)
-        .where(Alert.fingerprint == fingerprint, Alert.id != before_id)
-        .order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(policy.raises)
-    ).all()
+    rows = db.session.execute(_EARLIER, {"fingerprint": fingerprint, "before_id": before_id,
+                                         "raises": policy.raises}).all()
     return [quiet.Recurrence(*row) for row in reversed(rows)]
+
+
+_EARLIER = (sa.select(Alert.opened_at, Alert.resolved_at, Alert.flapping)
+            .where(Alert.fingerprint == sa.bindparam("fingerprint"), Alert.id != sa.bindparam("before_id"))
+            .order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(sa.bindparam("raises")))
+"""Built once, as the writer's statements (`writer._OPEN_ALERTS`)."""
 
 
 # Gathering --------------------------------------------------------------------------------------------------
@@ -100,15 +103,21 @@ def days_so_far(user_ids: Iterable[int], organization: Organization, now: dateti
     and summary read through its own index). A person's day changes only by their own notifications, so it
     holds for the round: the writer notifies each person once in it."""
     day, start, end = local_day(organization, now)
-    announced = sa.select(sa.func.count()).select_from(Notification).where(
-        Notification.user_id == User.id, Notification.organization_id == organization.id,
-        Notification.created_at >= start, Notification.created_at < end,
-        Notification.gathered_into_id.is_(None)).scalar_subquery()
-    summary = sa.select(Notification.id).where(
-        Notification.user_id == User.id,
-        Notification.digest_key == quiet.day_digest_key(organization.id, day)).scalar_subquery()
-    rows = db.session.execute(sa.select(User.id, announced, summary).where(User.id.in_(set(user_ids))))
+    rows = db.session.execute(_DAYS_SO_FAR, {
+        "user_ids": sorted(set(user_ids)), "organization_id": organization.id, "start": start, "end": end,
+        "key": quiet.day_digest_key(organization.id, day)})
     return {user_id: DaySoFar(count or 0, summary_id) for user_id, count, summary_id in rows}
+
+
+_DAYS_SO_FAR = sa.select(
+    User.id,
+    sa.select(sa.func.count()).select_from(Notification).where(
+        Notification.user_id == User.id, Notification.organization_id == sa.bindparam("organization_id"),
+        Notification.created_at >= sa.bindparam("start"), Notification.created_at < sa.bindparam("end"),
+        Notification.gathered_into_id.is_(None)).scalar_subquery(),
+    sa.select(Notification.id).where(Notification.user_id == User.id,
+                                     Notification.digest_key == sa.bindparam("key")).scalar_subquery(),
+).where(User.id.in_(sa.bindparam("user_ids", expanding=True)))
 
 
 def over_budget(user_id: int, organization: Organization, now: datetime, so_far: DaySoFar) -> Notification | None:

@@ -5,6 +5,9 @@ the facts (`facts`), applies the pure rules (`rules`), has `writer` open, join,
 resolve and notify, and commits; live events and jobs follow the commit.
 Evaluation is idempotent: a batch already evaluated is skipped, and the
 database's unique indexes back "exactly once" under races.
+
+The statements every evaluation runs are built once, with bind parameters:
+building one and its cache key costs more CPU than SQLite takes to run it.
 """
 from __future__ import annotations
 
@@ -123,12 +126,13 @@ def announce(now: datetime | None = None) -> None:
     db.session.commit()
 
 
+_DUE = (sa.select(Alert).where(Alert.global_due_at.is_not(None), Alert.global_announced_at.is_(None),
+                               Alert.global_due_at <= sa.bindparam("now")).order_by(Alert.global_due_at, Alert.id))
+
+
 def announce_due(now: datetime) -> None:
     """Tell global admins of alerts whose grouping wait has ended. Runs in the caller's transaction."""
-    due = db.session.scalars(
-        sa.select(Alert).where(Alert.global_due_at.is_not(None), Alert.global_announced_at.is_(None),
-                               Alert.global_due_at <= now).order_by(Alert.global_due_at, Alert.id)
-    ).all()
+    due = db.session.scalars(_DUE, {"now": now}).all()
     if not due:
         return
     platform_settings = writer.lock_platform()
@@ -227,6 +231,11 @@ def _apply_threshold(ev: Evaluation, batch_facts: list[rules.AttemptFact]) -> No
     writer.join(ev, alert, [f.record_id for f in failures])
 
 
+_LAST_RESOLVED = (sa.select(Alert).where(Alert.fingerprint == sa.bindparam("fingerprint"),
+                                         Alert.status == AlertStatus.RESOLVED)
+                  .order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(1))
+
+
 def _threshold_armed_since(ev: Evaluation, fingerprint: str, window: timedelta, until: datetime
                            ) -> datetime | None:
     """Since when a crossing may raise the error-threshold alert: always for the organization's first one;
@@ -234,10 +243,7 @@ def _threshold_armed_since(ev: Evaluation, fingerprint: str, window: timedelta, 
 
     The instant found (or how far the search has reached) is kept in the resolved alert's details, so each
     search reads only the failures since the last one."""
-    last = db.session.scalars(
-        sa.select(Alert).where(Alert.fingerprint == fingerprint, Alert.status == AlertStatus.RESOLVED)
-        .order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(1)
-    ).first()
+    last = db.session.scalars(_LAST_RESOLVED, {"fingerprint": fingerprint}).first()
     if last is None or last.resolved_at is None:
         return datetime.min
     rearm = last.details.get("rearm", {})
@@ -263,50 +269,51 @@ def _apply_stale(ev: Evaluation, connector: Connector) -> None:
         if alert is not None:
             writer.resolve(ev, alert)
         return
-    cutoff = rules.stale_cutoff(ev.now, org.stale_after_hours)
-    waiting = sa.select(SyncRecord.id).where(
-        SyncRecord.connector_id == connector.id, SyncRecord.status.in_(WAITING_STATUSES),
-        SyncRecord.approved_at < cutoff,
-    )
+    params = {"connector_id": connector.id, "cutoff": rules.stale_cutoff(ev.now, org.stale_after_hours)}
     if alert is None:
-        stale_ids = list(db.session.scalars(waiting.order_by(SyncRecord.approved_at)))
+        stale_ids = list(db.session.scalars(_STALE, params))
         if not stale_ids:
             return
         alert = writer.raise_alert(ev, rules.STALE, fingerprint, connector_id=connector.id)
         writer.join(ev, alert, stale_ids)
         return
     if connector.enabled:
-        joined = sa.select(AlertRecord.record_id).where(AlertRecord.alert_id == alert.id,
-                                                        AlertRecord.record_id == SyncRecord.id)
-        writer.join(ev, alert, list(db.session.scalars(waiting.where(~joined.exists()))))
+        writer.join(ev, alert, list(db.session.scalars(_STALE_NOT_JOINED, {**params, "alert_id": alert.id})))
+
+
+_WAITING = sa.select(SyncRecord.id).where(
+    SyncRecord.connector_id == sa.bindparam("connector_id"), SyncRecord.status.in_(WAITING_STATUSES),
+    SyncRecord.approved_at < sa.bindparam("cutoff"))
+_STALE = _WAITING.order_by(SyncRecord.approved_at)
+"""A connector's records waiting since before the cutoff."""
+_STALE_NOT_JOINED = _WAITING.where(~sa.select(AlertRecord.record_id).where(
+    AlertRecord.alert_id == sa.bindparam("alert_id"), AlertRecord.record_id == SyncRecord.id).exists())
+"""Those not yet joined to the connector's stale-sync alert."""
 
 
 def _resolve_cleared(ev: Evaluation) -> None:
     """Resolve every open alert of the organization whose affected records are all synced or excluded
     (but for connector-wide causes, which resolve when the connector recovers)."""
-    waiting = (
-        sa.select(AlertRecord.alert_id)
-        .join(SyncRecord, SyncRecord.id == AlertRecord.record_id)
-        .where(AlertRecord.alert_id == Alert.id, SyncRecord.status.not_in(CLEARED_STATUSES))
-    )
-    cleared = db.session.scalars(
-        sa.select(Alert).where(Alert.organization_id == ev.organization.id, Alert.status == AlertStatus.OPEN,
-                               ~waiting.exists(),
-                               ~sa.and_(Alert.rule == rules.CONNECTOR, Alert.error_code.in_(CONNECTOR_WIDE)))
-        .order_by(Alert.id)
-    ).all()
-    for alert in cleared:
+    for alert in db.session.scalars(_CLEARED, {"organization_id": ev.organization.id}).all():
         writer.resolve(ev, alert)
+
+
+_CLEARED = sa.select(Alert).where(
+    Alert.organization_id == sa.bindparam("organization_id"), Alert.status == AlertStatus.OPEN,
+    ~sa.select(AlertRecord.alert_id).join(SyncRecord, SyncRecord.id == AlertRecord.record_id)
+    .where(AlertRecord.alert_id == Alert.id, SyncRecord.status.not_in(CLEARED_STATUSES)).exists(),
+    ~sa.and_(Alert.rule == rules.CONNECTOR, Alert.error_code.in_(CONNECTOR_WIDE))).order_by(Alert.id)
 
 
 def _touch_alerts_of_batch(ev: Evaluation, batch_id: int) -> None:
     """Open alerts holding a record of the batch: their figures (kept in details) change with its status."""
-    ev.touched.update(db.session.scalars(
-        sa.select(AlertRecord.alert_id.distinct())
-        .join(SyncAttempt, SyncAttempt.record_id == AlertRecord.record_id)
-        .join(Alert, Alert.id == AlertRecord.alert_id)
-        .where(SyncAttempt.batch_id == batch_id, Alert.status == AlertStatus.OPEN)
-    ))
+    ev.touched.update(db.session.scalars(_ALERTS_OF_BATCH, {"batch_id": batch_id}))
+
+
+_ALERTS_OF_BATCH = (sa.select(AlertRecord.alert_id.distinct())
+                    .join(SyncAttempt, SyncAttempt.record_id == AlertRecord.record_id)
+                    .join(Alert, Alert.id == AlertRecord.alert_id)
+                    .where(SyncAttempt.batch_id == sa.bindparam("batch_id"), Alert.status == AlertStatus.OPEN))
 
 
 def _finish(ev: Evaluation) -> None:
@@ -336,12 +343,7 @@ def _update_platform(now: datetime) -> None:
     maintenance window holds back do not count (the window's end clears their mark)."""
     settings = writer.lock_platform()
     platform = writer.open_alert(rules.PLATFORM_FINGERPRINT)
-    rows = db.session.execute(
-        sa.select(Organization.id, Organization.slug, Organization.name, Alert.rule)
-        .join(Alert, Alert.organization_id == Organization.id)
-        .where(Alert.status == AlertStatus.OPEN, Alert.muted_by_window_id.is_(None))
-        .distinct().order_by(Organization.name)
-    ).all()
+    rows = db.session.execute(_ORGANIZATIONS_ALERTING).all()
     organizations: dict[int, dict] = {}
     for org_id, slug, name, rule in rows:
         entry = organizations.setdefault(org_id, {"id": org_id, "slug": slug, "name": name, "rules": []})
@@ -368,6 +370,13 @@ def _update_platform(now: datetime) -> None:
     if platform is not None:
         writer.refresh_content(platform, now)
         queue_event(PLATFORM_CHANNEL, LiveEvent.PLATFORM_CHANGED, {"alert_id": platform.id})
+
+
+_ORGANIZATIONS_ALERTING = (sa.select(Organization.id, Organization.slug, Organization.name, Alert.rule)
+                           .join(Alert, Alert.organization_id == Organization.id)
+                           .where(Alert.status == AlertStatus.OPEN, Alert.muted_by_window_id.is_(None))
+                           .distinct().order_by(Organization.name))
+"""The organizations with open alerts that count (none a maintenance window holds back), and their rules."""
 
 
 def _names(organizations: dict[int, dict]) -> str:

@@ -14,17 +14,20 @@ from dashboard.vocabulary import AttemptOutcome
 
 def batch_facts(batch_id: int) -> list[rules.AttemptFact]:
     """The batch's failed attempts in log order, late ones left out: the only attempts the rules read."""
-    rows = db.session.execute(
-        sa.select(SyncAttempt.id, SyncAttempt.record_id, SyncRecord.record_type, SyncAttempt.attempted_at,
-                  SyncAttempt.outcome, SyncAttempt.error_code, SyncAttempt.failure_streak)
-        .join(SyncRecord, SyncRecord.id == SyncAttempt.record_id)
-        .where(SyncAttempt.batch_id == batch_id, SyncAttempt.outcome == AttemptOutcome.FAILURE,
-               SyncAttempt.late.is_(False))
-        .order_by(SyncAttempt.attempted_at, SyncAttempt.id)
-    ).all()
+    rows = db.session.execute(_BATCH_FAILURES, {"batch_id": batch_id}).all()
     return [rules.AttemptFact(attempt_id, record_id, record_type, attempted_at, outcome == AttemptOutcome.FAILURE,
                               error_code, failure_streak)
             for attempt_id, record_id, record_type, attempted_at, outcome, error_code, failure_streak in rows]
+
+
+_BATCH_FAILURES = (sa.select(SyncAttempt.id, SyncAttempt.record_id, SyncRecord.record_type, SyncAttempt.attempted_at,
+                             SyncAttempt.outcome, SyncAttempt.error_code, SyncAttempt.failure_streak)
+                   .join(SyncRecord, SyncRecord.id == SyncAttempt.record_id)
+                   .where(SyncAttempt.batch_id == sa.bindparam("batch_id"),
+                          SyncAttempt.outcome == AttemptOutcome.FAILURE, SyncAttempt.late.is_(False))
+                   .order_by(SyncAttempt.attempted_at, SyncAttempt.id))
+"""This module's statements that every evaluation runs are built once, with bind parameters: building one and
+its cache key costs more CPU than SQLite takes to run it."""
 
 
 def failures_around(organization_id: int, keys: list[tuple[datetime, int]], threshold: int
@@ -36,20 +39,25 @@ def failures_around(organization_id: int, keys: list[tuple[datetime, int]], thre
     first and last, whatever the size of the history.
     """
     first, last = min(keys), max(keys)
-    failure = sa.and_(SyncAttempt.organization_id == organization_id, SyncAttempt.outcome == AttemptOutcome.FAILURE)
-    before = db.session.execute(
-        sa.select(SyncAttempt.attempted_at, SyncAttempt.id).where(
-            failure, sa.or_(SyncAttempt.attempted_at < first[0],
-                            sa.and_(SyncAttempt.attempted_at == first[0], SyncAttempt.id < first[1])))
-        .order_by(SyncAttempt.attempted_at.desc(), SyncAttempt.id.desc()).limit(threshold + 1)
-    ).all()
-    between = db.session.execute(
-        sa.select(SyncAttempt.attempted_at, SyncAttempt.id).where(
-            failure, SyncAttempt.attempted_at >= first[0], SyncAttempt.attempted_at <= last[0])
-        .order_by(SyncAttempt.attempted_at, SyncAttempt.id)
-    ).all()
+    before = db.session.execute(_FAILURES_BEFORE, {"organization_id": organization_id, "time": first[0],
+                                                   "id": first[1], "rows": threshold + 1}).all()
+    between = db.session.execute(_FAILURES_BETWEEN, {"organization_id": organization_id, "first": first[0],
+                                                     "last": last[0]}).all()
     merged = {(t, i) for t, i in before} | {(t, i) for t, i in between if (t, i) >= first}
     return sorted(merged)
+
+
+_FAILURE = sa.and_(SyncAttempt.organization_id == sa.bindparam("organization_id"),
+                   SyncAttempt.outcome == AttemptOutcome.FAILURE)
+_FAILURES_BEFORE = (sa.select(SyncAttempt.attempted_at, SyncAttempt.id)
+                    .where(_FAILURE, sa.or_(SyncAttempt.attempted_at < sa.bindparam("time"),
+                                            sa.and_(SyncAttempt.attempted_at == sa.bindparam("time"),
+                                                    SyncAttempt.id < sa.bindparam("id"))))
+                    .order_by(SyncAttempt.attempted_at.desc(), SyncAttempt.id.desc()).limit(sa.bindparam("rows")))
+_FAILURES_BETWEEN = (sa.select(SyncAttempt.attempted_at, SyncAttempt.id)
+                     .where(_FAILURE, SyncAttempt.attempted_at >= sa.bindparam("first"),
+                            SyncAttempt.attempted_at <= sa.bindparam("last"))
+                     .order_by(SyncAttempt.attempted_at, SyncAttempt.id))
 
 
 def records_failed_between(organization_id: int, start: datetime, end: tuple[datetime, int]) -> list[int]:

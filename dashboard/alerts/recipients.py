@@ -11,10 +11,13 @@ from dashboard.vocabulary import NotificationEvent
 def organization_admins(organization_id: int) -> list[int]:
     """Read without flushing the caller's pending changes first: no writer of alerts changes memberships."""
     with db.session.no_autoflush:
-        return list(db.session.scalars(
-            sa.select(Membership.user_id).where(Membership.organization_id == organization_id,
-                                                Membership.role == "admin").order_by(Membership.user_id)
-        ))
+        return list(db.session.scalars(_ADMINS, {"organization_id": organization_id}))
+
+
+_ADMINS = (sa.select(Membership.user_id)
+           .where(Membership.organization_id == sa.bindparam("organization_id"), Membership.role == "admin")
+           .order_by(Membership.user_id))
+"""Built once: every raise reads it."""
 
 
 def global_admins() -> list[int]:

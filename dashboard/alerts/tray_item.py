@@ -25,11 +25,13 @@ TRAY_ID_PREFIX = "tray-"
 
 def unread_count(user_id: int) -> int:
     """Unread announced notifications: gathered ones are counted by the summary that holds them."""
-    return db.session.scalar(
-        sa.select(sa.func.count()).select_from(Notification)
-        .where(Notification.user_id == user_id, Notification.read_at.is_(None),
-               Notification.gathered_into_id.is_(None))
-    ) or 0
+    return db.session.scalar(_UNREAD, {"user_id": user_id}) or 0
+
+
+_UNREAD = (sa.select(sa.func.count()).select_from(Notification)
+           .where(Notification.user_id == sa.bindparam("user_id"), Notification.read_at.is_(None),
+                  Notification.gathered_into_id.is_(None)))
+"""Built once: every announced notification's live event reads it."""
 
 
 def tray_event(notification: Notification, person: User, organization: Organization | None) -> dict[str, Any]:

@@ -45,28 +45,36 @@ class Evaluation:
         opening or resolving them meanwhile, and `raise_alert` and `resolve` keep the map."""
         if self._open is None:
             self._open = {alert.fingerprint: alert for alert in db.session.scalars(
-                sa.select(Alert).where(Alert.organization_id == self.organization.id,
-                                       Alert.status == AlertStatus.OPEN).order_by(Alert.id))}
+                _OPEN_ALERTS, {"organization_id": self.organization.id})}
         return self._open
 
     def open_alert(self, fingerprint: str) -> Alert | None:
         return self.open_alerts().get(fingerprint)
 
 
+_OPEN_ALERTS = sa.select(Alert).where(Alert.organization_id == sa.bindparam("organization_id"),
+                                      Alert.status == AlertStatus.OPEN).order_by(Alert.id)
+"""An organization's open alerts. This module's statements are built once, with bind parameters: building one
+and its cache key costs more CPU than SQLite takes to run it."""
+_LOCK_ORGANIZATION = (sa.select(Organization).where(Organization.id == sa.bindparam("organization_id"))
+                      .with_for_update().execution_options(populate_existing=True))
+_LOCK_PLATFORM = sa.select(PlatformSettings).where(PlatformSettings.id == 1).with_for_update()
+_OPEN_BY_FINGERPRINT = sa.select(Alert).where(Alert.fingerprint == sa.bindparam("fingerprint"),
+                                              Alert.status == AlertStatus.OPEN)
+_TOLD = sa.select(Notification.user_id).where(Notification.alert_id == sa.bindparam("alert_id"),
+                                              Notification.event == sa.bindparam("event"))
+"""Who has a notification of this alert and event."""
+_PEOPLE = sa.select(User).where(User.id.in_(sa.bindparam("user_ids", expanding=True)))
+
+
 def lock_organization(organization_id: int) -> Organization:
     """Serialize evaluations of one organization (FOR UPDATE on PostgreSQL; SQLite writers are serial)."""
-    organization = db.session.scalars(
-        sa.select(Organization).where(Organization.id == organization_id).with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
-    return organization
+    return db.session.scalars(_LOCK_ORGANIZATION, {"organization_id": organization_id}).one()
 
 
 def lock_platform() -> PlatformSettings:
     """Serialize changes to the platform alert; the settings row is created with its defaults if missing."""
-    settings = db.session.scalars(
-        sa.select(PlatformSettings).where(PlatformSettings.id == 1).with_for_update()
-    ).one_or_none()
+    settings = db.session.scalars(_LOCK_PLATFORM).one_or_none()
     if settings is None:
         settings = PlatformSettings.defaults()
         db.session.add(settings)
@@ -75,9 +83,7 @@ def lock_platform() -> PlatformSettings:
 
 
 def open_alert(fingerprint: str) -> Alert | None:
-    return db.session.scalars(
-        sa.select(Alert).where(Alert.fingerprint == fingerprint, Alert.status == AlertStatus.OPEN)
-    ).one_or_none()
+    return db.session.scalars(_OPEN_BY_FINGERPRINT, {"fingerprint": fingerprint}).one_or_none()
 
 
 def raise_alert(ev: Evaluation, rule: str, fingerprint: str, *, opened_at: datetime | None = None,
@@ -194,14 +200,12 @@ def notify(alert: Alert, user_ids: list[int], event: str, now: datetime, *, titl
                                        else event, now)
     if not user_ids:
         return
-    already = set(db.session.scalars(
-        sa.select(Notification.user_id).where(Notification.alert_id == alert.id, Notification.event == event)
-    ))
+    already = set(db.session.scalars(_TOLD, {"alert_id": alert.id, "event": event}))
     organization = db.session.get(Organization, alert.organization_id) if alert.organization_id else None
     # One read of the people for all their notifications' live events and email choices (held here: the
     # session's identity map keeps an object only while something refers to it).
     people = {person.id: person for person in db.session.scalars(
-        sa.select(User).where(User.id.in_(set(user_ids) - already)))} if set(user_ids) - already else {}
+        _PEOPLE, {"user_ids": sorted(set(user_ids) - already)})} if set(user_ids) - already else {}
     days = delivery.days_so_far(people, organization, now) if organization is not None and people else {}
     for user_id in user_ids:
         if user_id in already:

@@ -64,8 +64,9 @@ def _webhooks(organization_id: int | None) -> list[tuple[int, list[str]]]:
     if organization_id not in cache:
         scope = Webhook.organization_id.is_(None) if organization_id is None \
             else Webhook.organization_id == organization_id
-        cache[organization_id] = [(row.id, list(row.events or [])) for row in db.session.execute(
-            sa.select(Webhook.id, Webhook.events).where(scope, Webhook.enabled, Webhook.removed_at.is_(None)))]
+        with db.session.no_autoflush:  # the writer's pending changes are alerts, never webhooks
+            cache[organization_id] = [(row.id, list(row.events or [])) for row in db.session.execute(
+                sa.select(Webhook.id, Webhook.events).where(scope, Webhook.enabled, Webhook.removed_at.is_(None)))]
     return cache[organization_id]
 
 
