@@ -11,10 +11,10 @@ from __future__ import annotations
 import functools
 import json
 from datetime import datetime
+from operator import methodcaller
 from typing import Any, Callable
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from dashboard.database import CHUNK_ROWS
 from dashboard.extensions import db
@@ -60,8 +60,7 @@ def bind_processor(column: sa.Column) -> Callable[[Any], Any]:
     return process
 
 
-def _iso_text(value: datetime) -> str:
-    return value.isoformat(" ", "microseconds")
+_iso_text: Callable[[datetime], str] = methodcaller("isoformat", " ", "microseconds")
 
 
 def _unchanged(value: Any) -> Any:
@@ -69,42 +68,40 @@ def _unchanged(value: Any) -> Any:
 
 
 def select_records(columns: tuple[str, ...], ids: list[int]) -> list[tuple]:
-    """The columns of the records with these ids, in id order, each row locked on PostgreSQL (FOR UPDATE).
+    """The columns of the records with these ids as the driver gives them, in id order, each row locked on
+    PostgreSQL (FOR UPDATE: two batches of one record take turns, and in id order they cannot deadlock).
 
     The ids travel as one parameter (an array on PostgreSQL, a JSON list that SQLite reads with json_each):
     rendering an IN list of a thousand parameters costs more than running the query.
     """
+    if not ids:
+        return []
     dialect = _dialect().name
     ids_value: Any = ids if dialect == "postgresql" else json.dumps(ids)
-    return db.session.connection().execute(_select_records(dialect, columns), {"ids": ids_value}).all()
+    return db.session.connection().exec_driver_sql(_select_records(dialect, columns), (ids_value,)).fetchall()
 
 
 @functools.cache
-def _select_records(dialect: str, columns: tuple[str, ...]) -> sa.Select:
-    if dialect == "postgresql":
-        listed = SyncRecord.id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Integer)))
-    else:
-        ids = sa.func.json_each(sa.bindparam("ids", type_=sa.String)).table_valued("value")
-        listed = SyncRecord.id.in_(sa.select(ids.c.value))
+def _select_records(dialect: str, columns: tuple[str, ...]) -> str:
     table = SyncRecord.__table__
-    return (sa.select(*(table.c[c] for c in columns)).where(listed).order_by(table.c.id)
-            .with_for_update())  # PostgreSQL: two batches of one record take turns (in id order: no deadlock)
+    names = ", ".join(table.c[c].name for c in columns)
+    if dialect == "postgresql":
+        return f"SELECT {names} FROM {table.name} WHERE id = ANY(%s::integer[]) ORDER BY id FOR UPDATE"
+    return f"SELECT {names} FROM {table.name} WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id"
 
 
-def hourly_upsert() -> sa.Insert:
-    """INSERT of an hour's counts that adds them to the counters already there."""
-    return _hourly_upsert(_dialect().name)
+def result_processor(column: sa.Column) -> Callable[[Any], Any]:
+    """How this database's driver value of the column becomes the type's Python value (None stays None)."""
+    return column.type._cached_result_processor(_dialect(), None) or _unchanged
 
 
-@functools.cache
-def _hourly_upsert(dialect: str) -> sa.Insert:
+def hourly_upsert() -> str:
+    """The INSERT of an hour's (organization_id, hour, successes, failures) that adds them to the counters
+    already there (the same SQL on SQLite and PostgreSQL)."""
     table = HourlyAttemptCount.__table__
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-    return statement.on_conflict_do_update(
-        index_elements=["organization_id", "hour"],
-        set_={"successes": table.c.successes + statement.excluded.successes,
-              "failures": table.c.failures + statement.excluded.failures},
-    )
+    added = ", ".join(f"{name} = {table.name}.{name} + excluded.{name}" for name in ("successes", "failures"))
+    return (f"{insert_sql(table, ('organization_id', 'hour', 'successes', 'failures'))} "
+            f"ON CONFLICT (organization_id, hour) DO UPDATE SET {added}")
 
 
 def _dialect() -> sa.Dialect:
