@@ -15,7 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 import redis as redis_lib
@@ -61,11 +61,15 @@ def redis_url(tmp_root: Path) -> Iterator[str]:
 
 
 def _worker_redis_url(url: str, worker: int | None) -> str:
-    """A worker's own database number on a shared Redis server (1 + its number), so flushdb stays its own."""
+    """A worker's own database number on a shared Redis server (1 + its number), so flushdb stays its own:
+    the path of a redis:// URL, the `db` parameter of a unix:// one (which also overrides a path)."""
     if worker is None:
         return url
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{worker + 1}"))
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"]
+    if parts.scheme == "unix":
+        return f"unix://{parts.netloc}{parts.path}?{urlencode(query + [('db', str(worker + 1))])}"
+    return urlunsplit(parts._replace(path=f"/{worker + 1}", query=urlencode(query)))
 
 
 @pytest.fixture(scope="session")
