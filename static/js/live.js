@@ -63,7 +63,8 @@
    * server for this person (the event came on their own channel). The item goes in the list by time, in place
    * of an item of the same notification; the list keeps its size. Without an item, or one in another language
    * than the page, the list is fetched instead, as after a (re)connect and on TRAY_CHANGED. A fetch answered
-   * before the notification was committed can take a delivered item away: then the list is fetched again. */
+   * before the notification was committed can take a delivered item away: then the list is fetched again; and
+   * a second after an insert the list is fetched to confirm it (confirmSoon, below). */
   var delivered = {}; /* notification id -> when its item was inserted */
   var DELIVERED_MS = 10000;
 
@@ -84,9 +85,12 @@
     template.innerHTML = data.html.trim();
     var item = template.content.firstElementChild;
     if (!item || item.dataset.notificationId !== String(data.id)) { return false; }
-    var token = document.querySelector("meta[name='csrf-token']");
+    /* The freshest token: a fetched tray form's (signed minutes ago), else the page's (signed when it loaded). */
+    var fetched = list.querySelector("input[name='csrf_token']");
+    var meta = document.querySelector("meta[name='csrf-token']");
+    var token = fetched ? fetched.value : (meta ? meta.getAttribute("content") : "");
     Array.prototype.forEach.call(item.querySelectorAll("input[name='csrf_token']"), function (input) {
-      input.value = token ? token.getAttribute("content") : "";
+      input.value = token;
     });
     var items = Array.prototype.slice.call(list.querySelectorAll(":scope > li[data-notification-id]"));
     var old = items.filter(function (li) { return li.dataset.notificationId === String(data.id); })[0];
@@ -117,7 +121,23 @@
       if (window.htmx) { window.htmx.process(item); }
       delivered[String(data.id)] = Date.now();
     }
+    confirmSoon();
     return true;
+  }
+
+  /* The event's item and count were rendered inside the transaction that made the notification: another
+   * transaction committing meanwhile (a notification of another organization, "Mark all as read") can make the
+   * count stale. Shortly after the insert, once the title is on screen, the list is fetched from what is
+   * committed, which also renews the forms' tokens; arrivals close together share one fetch. */
+  var CONFIRM_MS = 1000;
+  var confirmTimer = null;
+
+  function confirmSoon() {
+    if (confirmTimer) { clearTimeout(confirmTimer); }
+    confirmTimer = setTimeout(function () {
+      confirmTimer = null;
+      document.body.dispatchEvent(new CustomEvent("live:tray", { bubbles: true }));
+    }, CONFIRM_MS);
   }
 
   function watchDelivered(wrap) {

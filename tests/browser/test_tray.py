@@ -300,7 +300,8 @@ def test_an_alert_arriving_while_reading_the_list_does_not_move_focus(world, sig
 def test_a_new_alert_is_inserted_from_its_event_without_fetching_the_list(world, signed_in, axe_check):
     """Given the open panel with one older notification, when a batch raises an alert, its item appears at the
     top with the count, from the live event alone (no request for the list), once, with a working Mark as read
-    button, focus where it was, and axe finding nothing in the panel."""
+    button, focus where it was, and axe finding nothing in the panel; the confirming fetch a second later
+    changes nothing."""
     (older,) = _raise_alerts(world.connector_a, TYPES[:1])
     records = _primed(world.connector_a, TYPES[1:2])
     page = signed_in(world.admin_a)
@@ -318,8 +319,42 @@ def test_a_new_alert_is_inserted_from_its_event_without_fetching_the_list(world,
     expect(items).to_have_count(2)
     expect(items.first).to_contain_text(new.title)
     expect(items.nth(1)).to_contain_text(older.title)
-    expect(page.locator(f"#tray-list a[href$='{items.nth(1).get_attribute('data-notification-id')}']")).to_be_focused()
-    assert fetched == []
+    assert fetched == []  # the item and count came with the event
+    older_link = page.locator(f"#tray-list a[href$='{items.nth(1).get_attribute('data-notification-id')}']")
+    expect(older_link).to_be_focused()
+
+    # A second later the list is fetched to confirm the count from what is committed; nothing moves.
+    page.wait_for_event("response", lambda response: "/notifications/tray" in response.url, timeout=5_000)
+    page.wait_for_timeout(200)  # swapped and settled
+    expect(items).to_have_count(2)
+    expect(older_link).to_be_focused()
+    _unread(page, 2)
     axe_check(page, "#tray-panel")
     _mark_read(page, new.title).click()
     _unread(page, 1)
+
+
+def test_a_count_the_event_could_not_see_is_corrected_from_what_is_committed(world, signed_in):
+    """Given an open page with one unread notification, when a notification's event arrives whose count was taken
+    before another transaction committed (here: a second notification made unread meanwhile), then the item is
+    inserted with the event's count, and a moment later the button says the committed count."""
+    from dashboard.alerts.tray_item import tray_event
+    from dashboard.live.publish import publish_now, user_channel
+    from dashboard.models import Notification
+    from dashboard.vocabulary import LiveEvent
+
+    (older,) = _raise_alerts(world.connector_a, TYPES[:1])
+    page = signed_in(world.admin_a)
+    wait_live(page)
+    _unread(page, 1)
+    hidden = Notification(user_id=world.admin_a.id, alert_id=older.id, event="resolved", title="Cleared: test",
+                          organization_id=world.org_a.id)
+    db.session.add(hidden)
+    db.session.commit()  # 2 unread now; the event's transaction saw 1 (another one committed meanwhile)
+    event = {"id": hidden.id, "alert_id": older.id, "event": hidden.event, "link": f"/notifications/{hidden.id}",
+             **tray_event(hidden, world.admin_a, world.org_a, 1)}
+
+    publish_now(user_channel(world.admin_a.id), LiveEvent.NOTIFICATION.value, event)
+
+    expect(page.locator(f"#tray-list > li[data-notification-id='{hidden.id}']")).to_have_count(1, timeout=LIVE_TIMEOUT)
+    _unread(page, 2)
