@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask_migrate import upgrade
 
 from dashboard.extensions import db as _db
-from dashboard.models import SyncRecord
+from dashboard.models import HourlyAttemptCount, SyncRecord
 from dashboard.sync.log import Outcome, record_batch
 from tests import factories
 from tests.integration.test_seed_and_schema import _scratch_app
@@ -134,6 +134,52 @@ def test_given_a_synced_record_when_it_syncs_again_then_its_update_names_no_inde
     assert len(updates) == 1
     for column in ("status", "last_error_code", "next_attempt_at", "retry_requested_by_id"):
         assert f"{column} =" not in updates[0]
+
+
+def test_given_a_connector_in_the_session_when_batches_are_written_then_it_reads_their_times_never_an_older_success(
+        world, db):
+    """The connector's times are written by plain SQL and set as the session's loaded values: nothing left to flush,
+    the same values after the commit, and an older success than the one noted does not move it back."""
+    connector, record = world.connector_a, _synced(world.connector_a)
+    connector.last_success_at = T + timedelta(minutes=5)
+    db.session.commit()
+
+    record_batch(connector, [_ok(record, 2)], source="orchestrator", started_at=T, finished_at=T + timedelta(minutes=3),
+                 max_auto_attempts=5)
+
+    assert connector not in db.session.dirty
+    assert (connector.last_batch_at, connector.last_success_at) == (T + timedelta(minutes=3), T + timedelta(minutes=5))
+    record_batch(connector, [_ok(record, 7)], source="orchestrator", started_at=T, finished_at=T + timedelta(minutes=8),
+                 max_auto_attempts=5)
+    db.session.commit()
+    db.session.expire_all()
+    assert (connector.last_batch_at, connector.last_success_at) == (T + timedelta(minutes=8), T + timedelta(minutes=7))
+
+
+def test_given_records_loaded_in_the_session_when_a_batch_moves_them_then_they_read_their_new_state(world, db):
+    """The records' rows change behind the ORM: their loaded objects must not keep the old state."""
+    failing, synced = _failing(world.connector_a), _synced(world.connector_a)
+    db.session.commit()
+    assert (failing.status, synced.status) == ("failed", "synced")
+
+    record_batch(world.connector_a, [_ok(failing, 1, "V-9"), _failed(synced, 2, "invalid_vat_code")],
+                 source="orchestrator", started_at=T, finished_at=T + timedelta(minutes=3), max_auto_attempts=5)
+
+    assert (failing.status, failing.external_id, failing.next_attempt_at) == ("synced", "V-9", None)
+    assert (synced.status, synced.last_error_code, synced.consecutive_failures) == ("failed", "invalid_vat_code", 1)
+
+
+def test_given_counts_for_an_hour_when_a_batch_spans_it_and_the_next_then_each_hour_adds_its_attempts(world, db):
+    record, other = _synced(world.connector_a), _synced(world.connector_a)
+    _write(world.connector_a, [_failed(record, 50)])
+
+    _write(world.connector_a, [_ok(record, 55), _failed(other, 56), _ok(other, 61), _ok(record, 62)])
+
+    rows = db.session.execute(sa.select(HourlyAttemptCount.hour, HourlyAttemptCount.successes,
+                                        HourlyAttemptCount.failures)
+                              .where(HourlyAttemptCount.organization_id == world.connector_a.organization_id)
+                              .order_by(HourlyAttemptCount.hour)).all()
+    assert [tuple(r) for r in rows] == [(T, 1, 2), (T + timedelta(hours=1), 2, 0)]
 
 
 def test_given_the_migrations_when_they_build_a_database_then_its_record_indexes_are_the_models(app, tmp_path):
