@@ -31,17 +31,24 @@ def unread_count(user_id: int) -> int:
 _UNREAD = (sa.select(sa.func.count()).select_from(Notification)
            .where(Notification.user_id == sa.bindparam("user_id"), Notification.read_at.is_(None),
                   Notification.gathered_into_id.is_(None)))
-"""Built once: every announced notification's live event reads it."""
+"""Built once: the tray's label reads it on every page."""
+
+UNREAD_OF_PERSON = (sa.select(sa.func.count()).select_from(Notification)
+                    .where(Notification.user_id == User.id, Notification.read_at.is_(None),
+                           Notification.gathered_into_id.is_(None)).scalar_subquery())
+"""`unread_count` as a column of a query of people (the writer reads it with the people it notifies)."""
 
 
-def tray_event(notification: Notification, person: User, organization: Organization | None) -> dict[str, Any]:
-    """The live event's data: the spoken title, the item, the tray button's label, and their language."""
+def tray_event(notification: Notification, person: User, organization: Organization | None, unread: int
+               ) -> dict[str, Any]:
+    """The live event's data: the spoken title, the item, the tray button's label (`unread`: the person's
+    unread count with this notification), and their language."""
     env = current_app.jinja_env
     with force_locale(language_for(person, organization)):
         item = env.get_template("notifications/_item.html").render(
             n=notification, org_name=organization.name if organization else None, id_prefix=TRAY_ID_PREFIX,
             url_for=_site_links(), csrf_token=lambda: "")
-        label = env.get_template("notifications/_tray_label.html").render(unread_count=unread_count(person.id))
+        label = env.get_template("notifications/_tray_label.html").render(unread_count=unread)
         return {"title": notification_title(notification), "lang": str(get_locale()), "html": item, "label": label}
 
 

@@ -17,7 +17,7 @@ from flask import current_app
 
 from dashboard.alerts import delivery, maintenance, quiet, recipients, rules
 from dashboard.alerts.content import alert_link, describe
-from dashboard.alerts.tray_item import tray_event
+from dashboard.alerts.tray_item import UNREAD_OF_PERSON, tray_event
 from dashboard.extensions import db
 from dashboard.live.publish import queue_event, user_channel
 from dashboard.mail import outbox as mail_outbox
@@ -64,7 +64,8 @@ _OPEN_BY_FINGERPRINT = sa.select(Alert).where(Alert.fingerprint == sa.bindparam(
 _TOLD = sa.select(Notification.user_id).where(Notification.alert_id == sa.bindparam("alert_id"),
                                               Notification.event == sa.bindparam("event"))
 """Who has a notification of this alert and event."""
-_PEOPLE = sa.select(User).where(User.id.in_(sa.bindparam("user_ids", expanding=True)))
+_PEOPLE = sa.select(User, UNREAD_OF_PERSON).where(User.id.in_(sa.bindparam("user_ids", expanding=True)))
+"""The people of a notification round, each with their unread count before it."""
 
 
 def lock_organization(organization_id: int) -> Organization:
@@ -155,8 +156,9 @@ def join(ev: Evaluation, alert: Alert, record_ids: list[int]) -> None:
     db.session.execute(sa.insert(AlertRecord.__table__),  # plain rows: no objects to track, nothing to flush first
                        [{"alert_id": alert.id, "record_id": r, "joined_at": ev.now} for r in new])
     if alert.id not in ev.raised:
-        db.session.execute(sa.insert(AlertEvent.__table__), [{"alert_id": alert.id, "kind": AlertEventKind.JOINED, "at": ev.now,
-                                                    "record_id": r, "detail": ""} for r in new])
+        db.session.execute(sa.insert(AlertEvent.__table__), [
+            {"alert_id": alert.id, "kind": AlertEventKind.JOINED, "at": ev.now, "record_id": r, "detail": ""}
+            for r in new])
     if alert.last_seen_at != ev.now:  # an unchanged object leaves the next query nothing to flush
         alert.last_seen_at = ev.now
     ev.touched.add(alert.id)
@@ -204,7 +206,7 @@ def notify(alert: Alert, user_ids: list[int], event: str, now: datetime, *, titl
     organization = db.session.get(Organization, alert.organization_id) if alert.organization_id else None
     # One read of the people for all their notifications' live events and email choices (held here: the
     # session's identity map keeps an object only while something refers to it).
-    people = {person.id: person for person in db.session.scalars(
+    people = {person.id: (person, unread) for person, unread in db.session.execute(
         _PEOPLE, {"user_ids": sorted(set(user_ids) - already)})} if set(user_ids) - already else {}
     days = delivery.days_so_far(people, organization, now) if organization is not None and people else {}
     for user_id in user_ids:
@@ -220,32 +222,35 @@ def notify(alert: Alert, user_ids: list[int], event: str, now: datetime, *, titl
         db.session.flush()
         if into is None:
             record_event(alert, AlertEventKind.NOTIFIED, now, user_id=user_id, detail=event)
-            _announce(notification, people[user_id])
+            _announce(notification, *people[user_id])
         else:
             record_event(alert, AlertEventKind.GATHERED, now, user_id=user_id,
                          detail=f"{event} into notification {into.id}")
-            _gathered_into(into, people[user_id])
+            _gathered_into(into, *people[user_id])
 
 
-def _gathered_into(into: Notification, person: User) -> None:
+def _gathered_into(into: Notification, person: User, unread: int) -> None:
     """A summary is announced when it first gathers something; later it only changes its count, quietly."""
     if into.event == NotificationEvent.SUMMARY:
         into.title = delivery.summary_title(into)
     elif into.event == NotificationEvent.FLAPPING and into.alert is not None:
         into.title = delivery.flap_title(into.alert)
     if into.event == NotificationEvent.SUMMARY and delivery.gathered_count(into) == 1:
-        _announce(into, person)
+        _announce(into, person, unread)
     else:
         queue_event(user_channel(into.user_id), LiveEvent.TRAY_CHANGED, {"id": into.id})
 
 
-def _announce(notification: Notification, person: User) -> None:
-    """An announced notification is pushed to the person's open pages now, and emailed if it stays unread."""
-    _push(notification, person)
+def _announce(notification: Notification, person: User, unread: int) -> None:
+    """An announced notification is pushed to the person's open pages now, and emailed if it stays unread.
+
+    `unread` is the person's unread count before this round: a round announces one notification to a person (the
+    one made, or the summary first gathering it), so theirs is one more now."""
+    _push(notification, person, unread + 1)
     mail_outbox.queue_for(notification, notification.created_at)
 
 
-def _push(notification: Notification, person: User) -> None:
+def _push(notification: Notification, person: User, unread: int) -> None:
     """Tell the person's open pages: the event carries the tray item, rendered for them (`tray_item`)."""
     if not current_app.config.get("LIVE_EVENTS", True):
         return  # a replay's scratch app: nobody watches, so nothing to render
@@ -253,7 +258,8 @@ def _push(notification: Notification, person: User) -> None:
         else None
     queue_event(user_channel(notification.user_id), LiveEvent.NOTIFICATION,
                 {"id": notification.id, "alert_id": notification.alert_id, "event": notification.event,
-                 "link": f"/notifications/{notification.id}", **tray_event(notification, person, organization)})
+                 "link": f"/notifications/{notification.id}",
+                 **tray_event(notification, person, organization, unread)})
 
 
 def record_event(alert: Alert, kind: str, at: datetime, *, record_id: int | None = None, user_id: int | None = None,
