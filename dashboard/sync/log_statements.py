@@ -4,7 +4,8 @@ A batch writes hundreds of rows. Building and converting them one by one
 through the ORM, or through Core's per-row parameter handling, cost more than
 the database's own work, so the sync log sends plain tuples of values already
 in the driver's form, one executemany per statement (in `CHUNK_ROWS` chunks,
-through the session's connection: its transaction and its engine events).
+through the session's connection: its transaction and its engine events), and
+reads the records' states as the driver returns them.
 """
 from __future__ import annotations
 
