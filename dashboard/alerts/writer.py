@@ -202,13 +202,16 @@ def notify(alert: Alert, user_ids: list[int], event: str, now: datetime, *, titl
                                        else event, now)
     if not user_ids:
         return
-    already = set(db.session.scalars(_TOLD, {"alert_id": alert.id, "event": event}))
     organization = db.session.get(Organization, alert.organization_id) if alert.organization_id else None
-    # One read of the people for all their notifications' live events and email choices (held here: the
-    # session's identity map keeps an object only while something refers to it).
-    people = {person.id: (person, unread) for person, unread in db.session.execute(
-        _PEOPLE, {"user_ids": sorted(set(user_ids) - already)})} if set(user_ids) - already else {}
-    days = delivery.days_so_far(people, organization, now) if organization is not None and people else {}
+    # Read without flushing first: notifications are flushed as they are made, so pending changes (an alert's
+    # text) change nothing these reads count; the first notification's flush writes them.
+    with db.session.no_autoflush:
+        already = set(db.session.scalars(_TOLD, {"alert_id": alert.id, "event": event}))
+        # One read of the people for all their notifications' live events and email choices (held here: the
+        # session's identity map keeps an object only while something refers to it).
+        people = {person.id: (person, unread) for person, unread in db.session.execute(
+            _PEOPLE, {"user_ids": sorted(set(user_ids) - already)})} if set(user_ids) - already else {}
+        days = delivery.days_so_far(people, organization, now) if organization is not None and people else {}
     for user_id in user_ids:
         if user_id in already:
             continue
