@@ -19,7 +19,7 @@ import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import attrgetter, itemgetter
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -69,7 +69,8 @@ class _RecordState:
     """The columns of WRITTEN_WHEN_CHANGED as stored before this batch."""
     moved: bool = False
     next_attempt_at: datetime | None = None
-    last_attempt_at: str | None = None
+    last_attempt_at: Any = None
+    """In the driver's form, as the attempt row has it."""
     last_error_code: str | None = None
     last_error_message: str | None = None
     synced: tuple | None = None
@@ -215,7 +216,7 @@ def _update_records(states: dict[int, _RecordState]) -> None:
             continue
         moved.add(record_id)
         status, error_code, stored_next_at, retry_by = s.stored
-        next_at = s.next_attempt_at and stamp(s.next_attempt_at)
+        next_at = None if s.next_attempt_at is None else stamp(s.next_attempt_at)
         synced = s.synced or NOT_SYNCED
         columns, pick = _update_shape((s.status != status, s.last_error_code != error_code, next_at != stored_next_at,
                                        retry_by is not None, synced is not NOT_SYNCED))
