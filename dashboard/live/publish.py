@@ -49,23 +49,31 @@ def queue_event(channel: str, event: str, data: dict[str, Any] | None = None) ->
 
 def publish_now(channel: str, event: str, data: dict[str, Any]) -> None:
     """Publish one event at once; logs and drops it when Redis is unreachable."""
+    _publish([(channel, event, data)])
+
+
+def _publish(events: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """Publish events in order, in one round trip to Redis; logs and drops them when Redis is unreachable."""
     from dashboard.extensions import redis_ext
 
-    event_id = f"{time.time_ns()}-{next(_sequence)}"
-    message = Message({**data, "channel": channel}, type=event, id=event_id)
+    pipe = redis_ext.client.pipeline(transaction=False)
+    for channel, event, data in events:
+        message = Message({**data, "channel": channel}, type=event, id=f"{time.time_ns()}-{next(_sequence)}")
+        pipe.publish(CHANNEL_PREFIX + channel, json.dumps(message.to_dict()))
     try:
-        redis_ext.client.publish(CHANNEL_PREFIX + channel, json.dumps(message.to_dict()))
+        pipe.execute()
     except Exception:  # noqa: BLE001 - the database has it; browsers re-fetch on reconnect
-        log.warning("live event %s on %s not published (Redis unreachable)", event, channel)
+        log.warning("%d live event(s) not published (Redis unreachable): %s", len(events),
+                    ", ".join(f"{event} on {channel}" for channel, event, _ in events))
 
 
 @sa.event.listens_for(Session, "after_commit")
 def _publish_after_commit(session: Session) -> None:
+    """A transaction's events go out together once it has committed (one round trip, however many)."""
     pending = session.info.pop(_KEY, None)
     if not pending or not current_app:
         return
-    for channel, event, data in pending:
-        publish_now(channel, event, data)
+    _publish(pending)
 
 
 @sa.event.listens_for(Session, "after_rollback")
