@@ -13,6 +13,7 @@ from dashboard.models import Membership, utcnow
 from dashboard.vocabulary import LiveEvent
 from tests import factories
 from tests.alerting import notifications, run
+from tests.sql_capture import statements as sql_statements
 
 
 def _raise(connector, code: str) -> list[str]:  # type: ignore[no-untyped-def]
@@ -22,15 +23,8 @@ def _raise(connector, code: str) -> list[str]:  # type: ignore[no-untyped-def]
     start = utcnow() - timedelta(minutes=30)
     run(connector, [(record, code)], at=start)
     run(connector, [(record, code)], at=start + timedelta(minutes=10))
-    seen: list[str] = []
-
-    def listener(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
-        seen.append(statement)
-    sa.event.listen(db.engine, "before_cursor_execute", listener)
-    try:
+    with sql_statements(db.engine) as seen:
         run(connector, [(record, code)], at=start + timedelta(minutes=20))
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", listener)
     return seen
 
 

@@ -2,26 +2,18 @@
 one count of volunteers per alert made the status screen's SQL grow with its open alerts)."""
 from __future__ import annotations
 
-import sqlalchemy as sa
 
 from dashboard.models import Organization
 from dashboard.sync.volunteers import VolunteerCount
 from dashboard.web.alert_summaries import alert_volunteers, open_alert_totals, open_alerts, open_alerts_panel
 from tests import factories
 from tests import status_factories as sf
+from tests.sql_capture import statements as sql_statements
 
 
 def _statements(db, run):  # type: ignore[no-untyped-def]
-    seen: list[str] = []
-
-    def count(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
-        seen.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", count)
-    try:
+    with sql_statements(db.engine) as seen:
         result = run()
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", count)
     return result, len(seen)
 
 

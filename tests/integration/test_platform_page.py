@@ -5,7 +5,6 @@ import re
 from datetime import timedelta
 
 import pytest
-import sqlalchemy as sa
 from redis import Redis
 from rq import Queue, Worker
 from rq.cron import CronScheduler
@@ -13,6 +12,7 @@ from rq.cron import CronScheduler
 from dashboard.extensions import db
 from dashboard.models import Alert, HourlyAttemptCount, SyncBatch, utcnow
 from tests import factories
+from tests.sql_capture import statements as sql_statements
 
 PLATFORM_PATHS = ["/platform", "/platform/organizations", "/platform/incidents", "/platform/health",
                   "/platform/settings"]
@@ -176,13 +176,8 @@ def test_the_page_costs_the_same_queries_for_many_organizations(client, world, l
 
     def statements() -> int:
         db.session.commit()  # the tests and the requests share a session: start each count afresh
-        seen: list[str] = []
-        listener = lambda *args: seen.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
-        sa.event.listen(db.engine, "before_cursor_execute", listener)
-        try:
+        with sql_statements(db.engine) as seen:
             assert client.get("/platform").status_code == 200
-        finally:
-            sa.event.remove(db.engine, "before_cursor_execute", listener)
         return len(seen)
 
     few = statements()

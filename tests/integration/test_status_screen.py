@@ -13,6 +13,7 @@ from dashboard.models import Connector, SyncRecord, utcnow
 from tests import factories
 from tests import status_factories as sf
 from tests.status_factories import HTMX
+from tests.sql_capture import statements as sql_statements
 
 SCREEN = "/orgs/{org}/integration"
 GET_PATHS = [
@@ -497,16 +498,8 @@ def test_a_page_costs_the_same_queries_for_5_or_50_rows(client, world, login, ap
         db.session.execute(sa.delete(SyncRecord))
         sf.records(world.connector_a, n, status="failed", last_error_code="account_mapping_missing")
         db.session.commit()
-        statements: list[str] = []
-
-        def count(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
-            statements.append(statement)
-
-        sa.event.listen(db.engine, "before_cursor_execute", count)
-        try:
+        with sql_statements(db.engine) as statements:
             assert client.get("/orgs/org-a/integration").status_code == 200
-        finally:
-            sa.event.remove(db.engine, "before_cursor_execute", count)
         counts.append(len(statements))
     assert counts[0] == counts[1]
 

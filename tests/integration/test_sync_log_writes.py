@@ -15,6 +15,7 @@ from dashboard.models import HourlyAttemptCount, SyncRecord
 from dashboard.sync.log import Outcome, record_batch
 from tests import factories
 from tests.integration.test_seed_and_schema import _scratch_app
+from tests.sql_capture import statements as sql_statements
 
 T = datetime(2026, 11, 20, 12, 0, 0)
 STATE = ("status", "consecutive_failures", "auto_attempts", "next_attempt_at", "last_attempt_at", "last_error_code",
@@ -119,16 +120,8 @@ def test_given_a_synced_record_when_it_syncs_again_then_its_update_names_no_inde
     """The write's cost is index maintenance: naming a column rewrites its index entries even to the same value."""
     record = _synced(world.connector_a)
     db.session.commit()
-    statements: list[str] = []
-
-    def capture(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
-        statements.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", capture)
-    try:
+    with sql_statements(db.engine) as statements:
         _write(world.connector_a, [_ok(record, 1)])
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", capture)
 
     updates = [s for s in statements if s.startswith("UPDATE sync_records")]
     assert len(updates) == 1

@@ -15,6 +15,7 @@ from dashboard.sync.ingest import _name_volunteers
 from dashboard.sync.payload import PayloadRejected
 from dashboard.sync.volunteers import VolunteerCount, waiting_volunteers
 from tests import factories, status_factories
+from tests.sql_capture import statements as sql_statements
 
 
 def _ids(*records: SyncRecord) -> sa.Select:
@@ -56,16 +57,8 @@ def test_given_a_record_in_two_open_alerts_when_their_records_are_counted_togeth
 
 def test_the_count_is_one_statement_that_finds_the_records_by_their_primary_key(world, db):
     records = [factories.record(world.connector_a, volunteer_ref=f"vol-{i}") for i in range(20)]
-    statements: list[str] = []
-
-    def listener(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
-        statements.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", listener)
-    try:
+    with sql_statements(db.engine) as statements:
         waiting_volunteers(_ids(*records))
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", listener)
 
     assert len(statements) == 1
     if db.engine.dialect.name == "sqlite":
