@@ -54,12 +54,13 @@ OVERFLOW_JS = """() => {
 @pytest.fixture()
 def pages(world, redis_url) -> dict[str, list[str]]:
     """The pages each user sees, over data that makes them wide: an alert over records with long errors,
-    their history, notifications, and a registered worker with a long name."""
+    their history, notifications, a connector failing since yesterday, and a registered worker with a long name."""
     records = [factories.record(world.connector_a, record_type="mileage_claim", source_ref=f"MIL-2026-{i:05d}")
                for i in range(3)]
     db.session.commit()
-    for minutes in (30, 20, 10):
-        run(world.connector_a, [(r, "account_mapping_missing") for r in records], at=utcnow() - timedelta(minutes=minutes))
+    # Failing since yesterday: the connector's badge then carries a date too (its widest form).
+    for ago in (timedelta(days=1, minutes=30), timedelta(minutes=20), timedelta(minutes=10)):
+        run(world.connector_a, [(r, "account_mapping_missing") for r in records], at=utcnow() - ago)
     for r in records:
         db.session.get(SyncRecord, r.id).last_error_message = LONG_ERROR
     db.session.commit()

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from dashboard.extensions import db
 from dashboard.models import Connector, SyncRecord, utcnow
+from dashboard.web.formatting import clock
 from tests import factories
 from tests import status_factories as sf
 from tests.status_factories import HTMX
@@ -141,9 +142,9 @@ def test_connector_badge_says_failing_since_when_every_attempt_fails(client, wor
 
     html = client.get("/orgs/org-a/integration/connectors", headers=HTMX).get_data(as_text=True)
 
-    from dashboard.formatting import localtime
+    # The time alone today, with its date just after midnight: as the screen's clocks say it.
     assert (f'<span class="badge bad"><span aria-hidden="true">✗</span> Enabled · failing since '
-            f'{localtime(first_failure)[11:]}</span>') in html
+            f'{clock(first_failure, world.org_a)}</span>') in html
     assert 'class="badge ok"' not in html
 
 
