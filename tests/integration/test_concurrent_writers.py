@@ -346,6 +346,8 @@ def test_pages_and_the_api_are_served_while_the_worker_writes_a_long_batch(
             assert pct([a.ms for a in answers], 95) <= (HEALTHZ_P95_MS if name == "healthz" else PAGE_P95_MS), \
                 latency(name, answers)
         assert len(during["healthz"]) >= 10, "too few probes during the long write to judge"
+        # The job sets its end signal after the commit; RQ marks it finished a moment later, when the function returns.
+        wait_until(lambda: job.get_status(refresh=True) in ("finished", "failed"), 30, "the long write's job never ended")
         assert job.get_status(refresh=True) == "finished", job.exc_info
         db.session.rollback()
         assert db.session.scalar(sa.select(sa.func.count()).select_from(SyncAttempt)
