@@ -28,14 +28,16 @@ def unread_count(user_id: int) -> int:
     return db.session.scalar(_UNREAD, {"user_id": user_id}) or 0
 
 
-_UNREAD = (sa.select(sa.func.count()).select_from(Notification)
-           .where(Notification.user_id == sa.bindparam("user_id"), Notification.read_at.is_(None),
-                  Notification.gathered_into_id.is_(None)))
+def _unread_of(user_id: sa.ColumnElement[int]) -> sa.Select:
+    return (sa.select(sa.func.count()).select_from(Notification)
+            .where(Notification.user_id == user_id, Notification.read_at.is_(None),
+                   Notification.gathered_into_id.is_(None)))
+
+
+_UNREAD = _unread_of(sa.bindparam("user_id"))
 """Built once: the tray's label reads it on every page."""
 
-UNREAD_OF_PERSON = (sa.select(sa.func.count()).select_from(Notification)
-                    .where(Notification.user_id == User.id, Notification.read_at.is_(None),
-                           Notification.gathered_into_id.is_(None)).scalar_subquery())
+UNREAD_OF_PERSON = _unread_of(User.id).scalar_subquery()
 """`unread_count` as a column of a query of people (the writer reads it with the people it notifies)."""
 
 
